@@ -1,0 +1,248 @@
+"""Run configuration: YAML files, dotted ``--set`` overrides, validation with clear errors.
+
+Sections are defaulted dataclasses. Unknown keys and wrongly typed values raise
+:class:`ConfigError` naming the key and, for typos, the closest valid key. The
+``model`` section belongs to the detector and is validated against its
+``config_class`` (see :func:`build_section`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from radar.errors import ConfigError
+from radar.fsutil import atomic_write_text
+
+
+@dataclass
+class TrainingConfig:
+    batch_size: int = 32
+    learning_rate: float = 2e-5
+    weight_decay: float = 0.01
+    num_epochs: int = 3
+    total_steps: int = 10000
+    warmup_ratio: float = 0.05
+    min_lr: float = 1e-6
+    max_grad_norm: float = 1.0
+    mask_prob: float = 0.15
+    grad_accum_steps: int = 1
+    log_interval: int = 50
+    save_interval: int = 500
+    eval_interval: int = 0          # 0: validate at each epoch end only
+    keep_checkpoints: int = 3       # newest step checkpoints kept; 0 keeps all
+    num_workers: int = 4
+    precision: str = "auto"         # auto | fp32 | bf16 | fp16
+    gradient_checkpointing: bool = False
+    compile: bool = False
+    device: str = "auto"            # auto | cpu | cuda | cuda:N
+    seed: int = 42
+
+
+@dataclass
+class DataConfig:
+    preprocessed_dir: str = "../output"
+    file_pattern: str = "preprocessed_logs_*.json"
+    max_seq_length: int = 512
+    limit_files: int = 0            # 0: all files; N: the N most recent
+    cache_dir: str = "radar_cache"
+    split: str = "date"             # date: latest days validate | random
+    val_fraction: float = 0.1
+    split_seed: int = 42
+    calibration_fraction: float = 0.1   # of training sessions held out to set thresholds
+    train_filter: str = "no_error"  # no_error | no_error_no_warn | all | labels
+    label_file: str | None = None
+    input_field: str = "event_sequence"
+    strict: bool = False
+
+
+CHOICES = {
+    "training.precision": ("auto", "fp32", "bf16", "fp16"),
+    "data.split": ("date", "random"),
+    "data.train_filter": ("no_error", "no_error_no_warn", "all", "labels"),
+    "data.input_field": ("event_sequence", "token_ids"),
+}
+
+
+@dataclass
+class RadarConfig:
+    model: dict = field(default_factory=dict)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    output_dir: str = "runs/default"
+    detectors: list[str] = field(default_factory=lambda: ["logbert"])
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against annotation ``tp``; return it, converted where lossless."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in typing.get_args(tp):
+            if option is type(None):
+                if value is None:
+                    return None
+                continue
+            try:
+                return _coerce(value, option, key)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise ConfigError(f"config key {key!r} expects {_type_name(tp)}, got {value!r}")
+    if origin is list:
+        (item_type,) = typing.get_args(tp) or (Any,)
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list):
+            raise ConfigError(f"config key {key!r} expects a list, got {value!r}")
+        return [_coerce(item, item_type, f"{key}[{i}]") for i, item in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {key!r} expects a mapping, got {value!r}")
+        return value
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):   # YAML 1.1 reads "2e-5" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif dataclasses.is_dataclass(tp):
+        if isinstance(value, dict):
+            return build_section(tp, value, key)
+        raise ConfigError(f"config section {key!r} must be a mapping, got {value!r}")
+    else:
+        return value
+    raise ConfigError(f"config key {key!r} expects {_type_name(tp)}, got {value!r} "
+                      f"({type(value).__name__})")
+
+
+def _unknown_key(key: str, valid: list[str], prefix: str) -> ConfigError:
+    full = f"{prefix}.{key}" if prefix else key
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    hint = (f"; did you mean '{prefix + '.' if prefix else ''}{close[0]}'?" if close
+            else f"; valid keys: {', '.join(sorted(valid))}")
+    return ConfigError(f"unknown config key {full!r}{hint}")
+
+
+def build_section(cls: type, data: dict | None, prefix: str = "") -> Any:
+    """Instantiate dataclass ``cls`` from ``data``, rejecting unknown keys and bad types."""
+    data = data or {}
+    if cls is dict:
+        return dict(data)
+    if not isinstance(data, dict):
+        raise ConfigError(f"config section {prefix or 'root'!r} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    valid = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        if key not in valid:
+            raise _unknown_key(str(key), valid, prefix)
+        full = f"{prefix}.{key}" if prefix else key
+        kwargs[key] = _coerce(value, hints[key], full)
+        choices = CHOICES.get(full)
+        if choices and kwargs[key] not in choices:
+            raise ConfigError(f"config key {full!r} must be one of {', '.join(choices)}; "
+                              f"got {kwargs[key]!r}")
+    return cls(**kwargs)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``a.b=value`` into (["a", "b"], parsed YAML value)."""
+    if "=" not in text:
+        raise ConfigError(f"--set expects section.key=value, got {text!r} "
+                          "(for example --set training.batch_size=16)")
+    key, raw = text.split("=", 1)
+    path = [part for part in key.strip().split(".") if part]
+    if not path:
+        raise ConfigError(f"--set {text!r} names no key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text!r}: value is not valid YAML ({exc})") from None
+    return path, value
+
+
+def apply_overrides(raw: dict, overrides: list[str] | tuple[str, ...]) -> dict:
+    """Apply dotted overrides to a raw config mapping (validated later by :func:`build_config`)."""
+    raw = dict(raw)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = raw
+        for i, part in enumerate(path[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"--set {text!r}: {'.'.join(path[:i + 1])!r} is not a section")
+            node[part] = child = dict(child)
+            node = child
+        node[path[-1]] = value
+    return raw
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist; configs/ has examples"
+                          ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections")
+    return data
+
+
+def build_config(raw: dict) -> RadarConfig:
+    return build_section(RadarConfig, raw)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
+                ) -> RadarConfig:
+    """Read ``path`` (or defaults), apply ``--set`` overrides, validate."""
+    raw = read_yaml(path) if path is not None else {}
+    return build_config(apply_overrides(raw, overrides))
+
+
+def dump_config(config: RadarConfig) -> str:
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+def save_config(config: RadarConfig, output_dir: str | Path, name: str = "config.yaml") -> Path:
+    """Write the resolved config into ``output_dir`` atomically; return its path."""
+    target = Path(output_dir) / name
+    atomic_write_text(target, dump_config(config))
+    return target

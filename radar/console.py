@@ -1,0 +1,6 @@
+"""The one rich console RADAR prints through (stderr for progress, stdout for results)."""
+
+from rich.console import Console
+
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)

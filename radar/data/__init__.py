@@ -1,0 +1,1 @@
+"""The data layer: streaming reader, validation, prepared cache, split, synthetic data."""

@@ -1,0 +1,97 @@
+"""The detector contract every detector plugin implements, and the batch it receives.
+
+A detector supplies three things: ``build_model`` (a plain ``nn.Module`` from its
+config), ``training_loss`` (a scalar; the shared Trainer owns backward, AMP, DDP and
+the optimiser) and ``score_sessions`` (one score per session, higher = more
+anomalous). Detectors never run their own training loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+
+if TYPE_CHECKING:
+    from radar.data.vocab import EventVocab
+
+
+@dataclass
+class SessionBatch:
+    """A batch of sessions padded to its longest member (not to ``max_seq_length``).
+
+    ``input_ids`` hold vocabulary indices (see :class:`radar.data.vocab.EventVocab`:
+    0 is padding, unseen events are UNK) of the event sequence itself, without
+    CLS/SEP; a detector that wants specials adds them.
+    """
+
+    input_ids: torch.Tensor        # (B, L) int64, padded with 0
+    lengths: torch.Tensor          # (B,) int64, >= 1
+    index: torch.Tensor            # (B,) int64, row in the dataset the batch came from
+    service: torch.Tensor          # (B,) int64, service index (see dataset.services)
+    has_error: torch.Tensor        # (B,) bool
+    has_warn: torch.Tensor         # (B,) bool
+
+    @property
+    def attention_mask(self) -> torch.Tensor:
+        """(B, L) bool, True on real positions."""
+        positions = torch.arange(self.input_ids.shape[1], device=self.input_ids.device)
+        return positions[None, :] < self.lengths[:, None]
+
+    def __len__(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "SessionBatch":
+        return SessionBatch(**{f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
+                               for f in dataclasses.fields(self)})
+
+
+@dataclass
+class SessionScores:
+    """What ``score_sessions`` returns: the anomaly score plus anything that explains it.
+
+    ``extras`` holds alternative per-session scores (each shape (B,)) kept in the
+    results for reports; ``explanations`` holds, per session, a list of the most
+    surprising positions as plain dicts (e.g. ``{"position", "event_id", "rank",
+    "probability"}``).
+    """
+
+    score: torch.Tensor                                   # (B,) float, higher = more anomalous
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+    explanations: list[list[dict[str, Any]]] | None = None
+
+
+class Detector:
+    """Base class for detector plugins.
+
+    ``__init__`` only stores the config (an instance of ``config_class``); everything
+    learned lives in the model returned by ``build_model`` so it is checkpointed with it.
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    config_class: ClassVar[type] = dict
+
+    def __init__(self, config: Any = None):
+        self.config = config if config is not None else self.config_class()
+
+    def build_model(self, vocab: "EventVocab") -> torch.nn.Module:
+        """Return a freshly initialised ``nn.Module`` for ``vocab`` (never downloaded)."""
+        raise NotImplementedError
+
+    def training_loss(self, model: torch.nn.Module, batch: SessionBatch) -> torch.Tensor:
+        """Return the scalar loss for one batch of normal sessions."""
+        raise NotImplementedError
+
+    def score_sessions(self, model: torch.nn.Module, batch: SessionBatch) -> SessionScores:
+        """Score each session; shape (B,), higher = more anomalous, deterministic."""
+        raise NotImplementedError
+
+    def validation_loss(self, model: torch.nn.Module, batch: SessionBatch) -> torch.Tensor:
+        """Loss reported on validation data; defaults to ``training_loss`` under no_grad."""
+        return self.training_loss(model, batch)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, config={self.config!r})"

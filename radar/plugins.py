@@ -1,0 +1,173 @@
+"""The plugin manager: entry-point loading, allow-lists, and name registries.
+
+Built-in detectors and third-party packages both load from the ``radar``
+entry-point group. Local modules load from ``RADAR_PLUGINS`` (comma-separated
+module paths) or ``--plugin module.path``. ``RADAR_LOAD_PLUGINS`` (comma-separated
+entry-point names) restricts which entry points load; set it empty to load none.
+A plugin that fails to import is recorded by name and the rest still work.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pluggy
+
+from radar import hookspecs
+from radar.errors import RadarError, UnknownNameError
+
+ENTRY_POINT_GROUP = "radar"
+
+
+@dataclass
+class PluginFailure:
+    name: str
+    error: str
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    version: str | None
+    hooks: list[str]
+    detectors: list[str] = field(default_factory=list)
+    scorers: list[str] = field(default_factory=list)
+
+
+def _split_env(name: str) -> list[str] | None:
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+class RadarPluginManager(pluggy.PluginManager):
+    """A pluggy manager that also remembers failures and plugin versions."""
+
+    def __init__(self) -> None:
+        super().__init__("radar")
+        self.add_hookspecs(hookspecs)
+        self.failures: list[PluginFailure] = []
+        self.versions: dict[str, str | None] = {}
+
+    def load_entry_points(self) -> None:
+        allowed = _split_env("RADAR_LOAD_PLUGINS")
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if allowed is not None and ep.name not in allowed:
+                continue
+            if self.get_plugin(ep.name) is not None:
+                continue
+            try:
+                module = ep.load()
+            except Exception as exc:  # noqa: BLE001 - any import failure is reported by name
+                self.failures.append(PluginFailure(ep.name, f"{type(exc).__name__}: {exc}"))
+                continue
+            self.register(module, name=ep.name)
+            self.versions[ep.name] = ep.dist.version if ep.dist else None
+
+    def load_module(self, path: str) -> None:
+        """Register a local module (``package.module``) as a plugin."""
+        if self.get_plugin(path) is not None:
+            return
+        try:
+            module = importlib.import_module(path)
+        except Exception as exc:  # noqa: BLE001
+            self.failures.append(PluginFailure(path, f"{type(exc).__name__}: {exc}"))
+            return
+        self.register(module, name=path)
+        self.versions[path] = getattr(module, "__version__", None)
+
+    def _collect(self, hook: str) -> dict[str, type]:
+        found: dict[str, type] = {}
+        owners: dict[str, str] = {}
+        for impl in getattr(self.hook, hook).get_hookimpls():
+            registered: list[type] = []
+            impl.function(registered.append)
+            for cls in registered:
+                name = getattr(cls, "name", None)
+                if not name:
+                    raise RadarError(f"plugin {impl.plugin_name!r} registered {cls!r} "
+                                     "without a 'name' class attribute")
+                if name in found and found[name] is not cls:
+                    raise RadarError(f"two plugins register {hook[9:-1]} {name!r}: "
+                                     f"{owners[name]!r} and {impl.plugin_name!r}; "
+                                     "uninstall one or restrict RADAR_LOAD_PLUGINS")
+                found[name], owners[name] = cls, impl.plugin_name
+        return found
+
+    def detectors(self) -> dict[str, type]:
+        return self._collect("register_detectors")
+
+    def scorers(self) -> dict[str, type]:
+        return self._collect("register_scorers")
+
+    def plugin_infos(self) -> list[PluginInfo]:
+        infos = []
+        for name, plugin in sorted(self.list_name_plugin(), key=lambda item: item[0]):
+            hooks = sorted(impl.name for impl in self.get_hookcallers(plugin) or [])
+            info = PluginInfo(name=name, version=self.versions.get(name), hooks=hooks)
+            for hook, target in (("register_detectors", info.detectors),
+                                 ("register_scorers", info.scorers)):
+                impl = getattr(plugin, hook, None)
+                if impl is not None:
+                    collected: list[type] = []
+                    impl(collected.append)
+                    target.extend(cls.name for cls in collected)
+            infos.append(info)
+        return infos
+
+
+def make_plugin_manager(extra_modules: list[str] | tuple[str, ...] = ()) -> RadarPluginManager:
+    """Build a fresh manager with entry points, ``RADAR_PLUGINS`` and ``extra_modules`` loaded."""
+    pm = RadarPluginManager()
+    pm.load_entry_points()
+    for path in [*(_split_env("RADAR_PLUGINS") or []), *extra_modules]:
+        pm.load_module(path)
+    return pm
+
+
+_default: RadarPluginManager | None = None
+
+
+def get_plugin_manager() -> RadarPluginManager:
+    """The process-wide manager, created on first use."""
+    global _default
+    if _default is None:
+        _default = make_plugin_manager()
+    return _default
+
+
+def add_plugin_modules(paths: list[str] | tuple[str, ...]) -> None:
+    """Load extra local plugin modules into the process-wide manager (``--plugin``)."""
+    pm = get_plugin_manager()
+    for path in paths:
+        pm.load_module(path)
+
+
+def reset_plugin_manager() -> None:
+    """Forget the process-wide manager (tests use this for a fresh one)."""
+    global _default
+    _default = None
+
+
+def _lookup(kind: str, registry: dict[str, Any], name: str) -> Any:
+    try:
+        return registry[name]
+    except KeyError:
+        raise UnknownNameError(kind, name, list(registry)) from None
+
+
+def get_detector_class(name: str, pm: RadarPluginManager | None = None) -> type:
+    """The registered detector class called ``name``, or an error listing the available ones."""
+    return _lookup("detector", (pm or get_plugin_manager()).detectors(), name)
+
+
+def get_scorer_class(name: str, pm: RadarPluginManager | None = None) -> type:
+    return _lookup("scorer", (pm or get_plugin_manager()).scorers(), name)
+
+
+Register = Callable[[type], None]

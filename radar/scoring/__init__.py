@@ -1,0 +1,1 @@
+"""Score calibration, ensemble combination and severity."""
