@@ -63,7 +63,15 @@ class DataConfig:
     strict: bool = False
 
 
+@dataclass
+class DetectionConfig:
+    threshold_percentile: float = 99.5   # of held-out normal sessions' scores
+    batch_size: int = 128
+    format: str = "json"                 # json | jsonl
+
+
 CHOICES = {
+    "detection.format": ("json", "jsonl"),
     "training.precision": ("auto", "fp32", "bf16", "fp16"),
     "data.split": ("date", "random"),
     "data.train_filter": ("no_error", "no_error_no_warn", "all", "labels"),
@@ -76,6 +84,7 @@ class RadarConfig:
     model: dict = field(default_factory=dict)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    detection: DetectionConfig = field(default_factory=DetectionConfig)
     output_dir: str = "runs/default"
     detectors: list[str] = field(default_factory=lambda: ["logbert"])
 
@@ -246,3 +255,13 @@ def save_config(config: RadarConfig, output_dir: str | Path, name: str = "config
     target = Path(output_dir) / name
     atomic_write_text(target, dump_config(config))
     return target
+
+
+def shipped_config(name: str) -> Path:
+    """Path of a YAML config shipped with RADAR (``configs/NAME.yaml`` in the repo)."""
+    from importlib.resources import files
+
+    path = Path(str(files("radar_configs") / f"{name}.yaml"))
+    if not path.is_file():
+        raise ConfigError(f"no shipped config named {name!r}")
+    return path

@@ -2,5 +2,5 @@
 
 from rich.console import Console
 
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+console = Console(soft_wrap=True, log_path=False)
+err_console = Console(stderr=True, soft_wrap=True, log_path=False)

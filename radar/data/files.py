@@ -1,0 +1,58 @@
+"""Finding the day files: ``preprocessed_logs_YYYY-MM-DD.json`` in a folder, in date order.
+
+The user's preprocessing writes one JSON array per day; the date in the file name
+orders the files (a split by date and ``--limit-files N`` both rely on it). JSON
+Lines files (``*.jsonl``) are accepted beside ``*.json``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from pathlib import Path
+
+from radar.errors import DataError
+
+DEFAULT_PATTERN = "preprocessed_logs_*.json"
+_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+
+
+def day_of(path: str | os.PathLike) -> dt.date | None:
+    """The ``YYYY-MM-DD`` date in a file's name (the last one if several), or None."""
+    for match in reversed(list(_DATE.finditer(Path(path).name))):
+        try:
+            return dt.date(*(int(part) for part in match.groups()))
+        except ValueError:      # 2025-13-40 is a number, not a date
+            continue
+    return None
+
+
+def sort_by_day(paths: list[Path]) -> list[Path]:
+    """Files ordered by the date in their names; undated files first, by name."""
+    return sorted(paths, key=lambda p: (day_of(p) or dt.date.min, p.name))
+
+
+def find_day_files(path_or_dir: str | os.PathLike,
+                   pattern: str = DEFAULT_PATTERN) -> list[Path]:
+    """The day files under a folder (matching ``pattern``, and its ``.jsonl`` twin) by date.
+
+    A path to a single file returns ``[that file]``.
+    """
+    path = Path(path_or_dir)
+    if path.is_file():
+        return [path]
+    if not path.exists():
+        raise DataError(f"{path} does not exist; pass the folder holding the day files "
+                        f"({pattern}), or make demo data with `radar synth DIR`")
+    if not path.is_dir():
+        raise DataError(f"{path} is neither a file nor a folder")
+    patterns = [pattern]
+    if pattern.endswith(".json"):
+        patterns.append(pattern + "l")
+    found = {p for pat in patterns for p in path.glob(pat) if p.is_file()}
+    if not found:
+        raise DataError(f"no files matching {' or '.join(patterns)} in {path}; point at the "
+                        f"folder holding the day files, pass --pattern for other names, "
+                        f"or make demo data with `radar synth DIR`")
+    return sort_by_day(list(found))

@@ -1,0 +1,60 @@
+"""Shared fixtures: a fresh plugin manager per test, and installable fake plugin packages."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from radar import plugins
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def fresh_plugin_manager():
+    """Every test starts (and ends) with no process-wide plugin manager."""
+    plugins.reset_plugin_manager()
+    yield
+    plugins.reset_plugin_manager()
+
+
+@pytest.fixture
+def fake_dist(tmp_path, monkeypatch):
+    """Install a throwaway distribution with ``radar`` entry points onto sys.path.
+
+    ``fake_dist("radar-fake", {"fake": "fake_radar_plugin"}, {"fake_radar_plugin": SRC})``
+    writes the modules and a ``.dist-info`` folder, exactly what pip would leave, so
+    plugins load through the real entry-point mechanism.
+    """
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+
+    def install(dist_name: str, entry_points: dict[str, str], modules: dict[str, str],
+                version: str = "0.1.0") -> Path:
+        for module, source in modules.items():
+            (site / f"{module}.py").write_text(textwrap.dedent(source))
+        info = site / f"{dist_name.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: {version}\n")
+        lines = "\n".join(f"{name} = {target}" for name, target in entry_points.items())
+        (info / "entry_points.txt").write_text(f"[radar]\n{lines}\n")
+        for module in modules:
+            sys.modules.pop(module, None)
+        return site
+
+    yield install
+    for path in site.glob("*.py"):
+        sys.modules.pop(path.stem, None)
+
+
+def shared_data(relative: str) -> Path:
+    """A path under ../shared/data, skipping the test when it is absent (a user's clone)."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"{path} not available (only the developers' checkout has ../shared)")
+    return path
