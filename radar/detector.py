@@ -54,8 +54,9 @@ class SessionScores:
 
     ``extras`` holds alternative per-session scores (each shape (B,)) kept in the
     results for reports; ``explanations`` holds, per session, a list of the most
-    surprising positions as plain dicts (e.g. ``{"position", "event_id", "rank",
-    "probability"}``).
+    surprising positions as plain dicts with the keys ``position`` (index in the
+    batch row), ``event_id`` (raw id, or None), ``rank``, ``probability`` (or None)
+    and ``kind`` (``"event"``, ``"unseen"`` or ``"end"``).
     """
 
     score: torch.Tensor                                   # (B,) float, higher = more anomalous
@@ -88,6 +89,9 @@ class Detector:
     def score_sessions(self, model: torch.nn.Module, batch: SessionBatch) -> SessionScores:
         """Score each session; shape (B,), higher = more anomalous, deterministic."""
         raise NotImplementedError
+
+    def on_epoch_end(self, model: torch.nn.Module) -> None:
+        """Called by the Trainer after each training epoch (e.g. to refresh a centre)."""
 
     def validation_loss(self, model: torch.nn.Module, batch: SessionBatch) -> torch.Tensor:
         """Loss reported on validation data; defaults to ``training_loss`` under no_grad."""

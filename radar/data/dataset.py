@@ -1,0 +1,127 @@
+"""Sessions from prepared days, seen as one indexable set of model-sized windows.
+
+A session longer than the window is split into windows (stride = window, the
+last one aligned to the session's end); each window is one training or scoring
+item, and a session's score is the maximum over its windows. Indexing with an
+array of item numbers returns a padded :class:`SessionBatch` through the cache's
+vectorised gather, so batches are built at memory speed with no per-item Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from radar.data.cache import PreparedDay
+from radar.data.vocab import EventVocab
+from radar.detector import SessionBatch
+
+ERROR_BIT, WARN_BIT = 1, 2
+
+
+def window_starts(length: int, window: int) -> list[int]:
+    """Start offsets covering a session of ``length`` with windows of ``window`` events."""
+    if length <= window:
+        return [0]
+    starts = list(range(0, length - window, window))
+    starts.append(length - window)
+    return starts
+
+
+@dataclass
+class SessionTable:
+    """One row per selected session (not per window)."""
+
+    day: np.ndarray          # int32, index into corpus.days
+    row: np.ndarray          # int64, row inside that day's cache
+    service: np.ndarray      # int64, index into corpus.services
+    flags: np.ndarray        # uint8, bit0 has_error, bit1 has_warn
+    length: np.ndarray       # int64, events in the session
+
+
+class SessionCorpus:
+    """Selected sessions of several prepared days, windowed for a model."""
+
+    def __init__(self, days: Sequence[PreparedDay], vocab: EventVocab, window: int,
+                 row_masks: Sequence[np.ndarray | None] | None = None):
+        if window < 1:
+            raise ValueError("window must be >= 1")
+        self.days, self.vocab, self.window = list(days), vocab, window
+        self.services = sorted({name for day in self.days for name in day.services})
+        service_index = {name: i for i, name in enumerate(self.services)}
+        parts = []
+        for d, day in enumerate(self.days):
+            mask = None if row_masks is None else row_masks[d]
+            rows = np.arange(day.n_sessions) if mask is None else np.flatnonzero(mask)
+            remap = np.array([service_index[name] for name in day.services] or [0],
+                             dtype=np.int64)
+            parts.append((np.full(rows.size, d, dtype=np.int32), rows,
+                          remap[np.asarray(day.service)[rows].astype(np.int64)],
+                          np.asarray(day.flags)[rows], day.lengths[rows]))
+        cat = [np.concatenate(column) if parts else np.zeros(0) for column in zip(*parts)]
+        self.sessions = SessionTable(*cat) if parts else SessionTable(
+            np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.int64),
+            np.zeros(0, np.uint8), np.zeros(0, np.int64))
+        self._build_windows()
+
+    def _build_windows(self) -> None:
+        lengths = self.sessions.length
+        n = lengths.size
+        session = np.arange(n, dtype=np.int64)
+        start = np.zeros(n, dtype=np.int64)
+        long_rows = np.flatnonzero(lengths > self.window)
+        if long_rows.size:   # rare: a Python loop over long sessions only
+            extra_session, extra_start = [], []
+            for i in long_rows:
+                starts = window_starts(int(lengths[i]), self.window)[1:]
+                extra_session.extend([i] * len(starts))
+                extra_start.extend(starts)
+            session = np.concatenate([session, np.asarray(extra_session, dtype=np.int64)])
+            start = np.concatenate([start, np.asarray(extra_start, dtype=np.int64)])
+            order = np.lexsort((start, session))
+            session, start = session[order], start[order]
+        self.window_session = session
+        self.window_start = start
+        self.window_length = np.minimum(lengths[session] - start, self.window)
+
+    @property
+    def n_sessions(self) -> int:
+        return int(self.sessions.length.size)
+
+    def __len__(self) -> int:
+        return int(self.window_session.size)
+
+    def __getitem__(self, items: np.ndarray | Sequence[int]) -> SessionBatch:
+        items = np.asarray(items, dtype=np.int64)
+        sessions = self.window_session[items]
+        lengths = self.window_length[items]
+        width = int(lengths.max()) if items.size else 0
+        ids = np.zeros((items.size, width), dtype=np.int64)
+        day_of = self.sessions.day[sessions]
+        for d in np.unique(day_of):
+            pick = np.flatnonzero(day_of == d)
+            rows = self.sessions.row[sessions[pick]]
+            raw, raw_len = self.days[d].gather(rows, self.window_start[items[pick]], self.window)
+            ids[pick, :raw.shape[1]] = np.where(
+                np.arange(raw.shape[1])[None, :] < raw_len[:, None], self.vocab.encode(raw), 0)
+        flags = self.sessions.flags[sessions]
+        return SessionBatch(
+            input_ids=torch.from_numpy(ids),
+            lengths=torch.from_numpy(lengths.astype(np.int64)),
+            index=torch.from_numpy(items),
+            service=torch.from_numpy(self.sessions.service[sessions].astype(np.int64)),
+            has_error=torch.from_numpy((flags & ERROR_BIT) != 0),
+            has_warn=torch.from_numpy((flags & WARN_BIT) != 0),
+        )
+
+    def padding_fraction(self, batches: Sequence[np.ndarray]) -> float:
+        """Share of padded positions if these batches are padded to their longest item."""
+        real = padded = 0
+        for batch in batches:
+            lengths = self.window_length[batch]
+            real += int(lengths.sum())
+            padded += int(lengths.max()) * lengths.size if lengths.size else 0
+        return 1.0 - real / padded if padded else 0.0

@@ -1,0 +1,49 @@
+"""Device and precision choice: CUDA when present, bf16 where supported, else fp16."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from radar.errors import ConfigError
+
+
+def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda", local_rank) if torch.cuda.is_available() else \
+            torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for but CUDA is not available; "
+                          "use --device cpu or install a CUDA build of torch")
+    return device
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` → bf16 on CUDA with bf16 support, fp16 on older CUDA, fp32 on CPU."""
+    if precision != "auto":
+        if precision == "fp16" and device.type != "cuda":
+            raise ConfigError("training.precision=fp16 needs a CUDA device; use bf16 or fp32")
+        return precision
+    if device.type != "cuda":
+        return "fp32"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def autocast_context(precision: str, device: torch.device):
+    """The autocast context for a precision, or a no-op context for fp32."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def memory_gb(device: torch.device) -> float | None:
+    """Peak CUDA memory allocated on ``device`` in GB, None on CPU."""
+    if device.type != "cuda":
+        return None
+    return torch.cuda.max_memory_allocated(device) / 1e9

@@ -1,0 +1,297 @@
+"""The one Trainer every detector uses: AMP, accumulation, clipping, schedule, DDP, checkpoints.
+
+Reads top to bottom like nanoGPT's loop: a detector supplies the loss; the
+Trainer owns backward, precision, the optimiser, the schedule, logging,
+validation and checkpoints. Rank 0 alone logs and saves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from radar.checkpoint import (load_checkpoint, prune_step_checkpoints, rng_state,
+                              save_checkpoint, set_rng_state)
+from radar.config import RadarConfig
+from radar.data.dataset import SessionCorpus
+from radar.data.sampling import BucketBatchSampler
+from radar.detector import Detector
+from radar.device import autocast_context, resolve_precision
+from radar.distributed import DistInfo, all_reduce_sum
+from radar.errors import RadarError
+from radar.metrics_log import MetricsLog
+
+
+@dataclass
+class TrainResult:
+    step: int
+    epoch: int
+    best_val_loss: float | None
+    last_train_loss: float | None
+    last_val_loss: float | None
+    interrupted: bool
+    checkpoint: Path | None
+
+
+def build_optimizer(model: torch.nn.Module, lr: float, weight_decay: float,
+                    device: torch.device) -> torch.optim.AdamW:
+    """AdamW with no decay on biases and LayerNorm/embedding-norm weights (1-D params)."""
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            (decay if param.ndim >= 2 else no_decay).append(param)
+    groups = [{"params": decay, "weight_decay": weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, fused=device.type == "cuda")
+
+
+def build_scheduler(optimizer, lr: float, min_lr: float, total_steps: int, warmup_steps: int):
+    """Linear warm-up to ``lr``, then linear decay to ``min_lr`` at ``total_steps``."""
+    floor = min_lr / lr if lr > 0 else 0.0
+
+    def factor(step: int) -> float:
+        if warmup_steps > 0 and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        span = max(1, total_steps - warmup_steps)
+        progress = min(1.0, (step - warmup_steps) / span)
+        return floor + (1.0 - floor) * (1.0 - progress)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _identity(batch):
+    return batch
+
+
+class Trainer:
+    """Trains ``model`` with ``detector.training_loss`` on a corpus of normal sessions."""
+
+    def __init__(self, detector: Detector, model: torch.nn.Module, config: RadarConfig,
+                 train_data: SessionCorpus, val_data: SessionCorpus | None, *,
+                 device: torch.device, output_dir: str | Path, dist_info: DistInfo = DistInfo(),
+                 extra_state: dict[str, Any] | None = None,
+                 on_step: Callable[["Trainer"], None] | None = None,
+                 log: Callable[[str], None] = print):
+        self.detector, self.config, self.tc = detector, config, config.training
+        self.train_data, self.val_data = train_data, val_data
+        self.device, self.dist = device, dist_info
+        self.output_dir = Path(output_dir)
+        self.extra_state = extra_state or {}
+        self.on_step, self.log = on_step, log
+        self.precision = resolve_precision(self.tc.precision, device)
+        self.raw_model = model.to(device)
+        if self.tc.gradient_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
+            model.gradient_checkpointing_enable()
+        self.model = model
+        if self.tc.compile:
+            self.model = torch.compile(self.model)
+        if dist_info.enabled:
+            self.model = DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.optimizer = build_optimizer(self.raw_model, self.tc.learning_rate,
+                                         self.tc.weight_decay, device)
+        self.scheduler = build_scheduler(self.optimizer, self.tc.learning_rate, self.tc.min_lr,
+                                         self.tc.total_steps,
+                                         int(self.tc.warmup_ratio * self.tc.total_steps))
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
+        self.sampler = BucketBatchSampler(train_data.window_length, self.tc.batch_size,
+                                          seed=self.tc.seed, rank=dist_info.rank,
+                                          world_size=dist_info.world_size)
+        self.step = self.epoch = self.batch_in_epoch = 0
+        self.best_val: float | None = None
+        self.last_val: float | None = None
+        self._stop_reason: str | None = None
+        self.metrics = MetricsLog(self.output_dir, enabled=dist_info.is_main)
+
+    # ----------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "detector": self.detector.name,
+            "model": self.raw_model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler else None,
+            "rng": rng_state(),
+            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+            "best_val_loss": self.best_val,
+            "config": self.config.to_dict(),
+            **self.extra_state,
+        }
+
+    def load_state(self, path: str | Path) -> None:
+        payload = load_checkpoint(path, map_location=self.device)
+        if payload.get("detector") != self.detector.name:
+            raise RadarError(f"{path} holds a {payload.get('detector')!r} checkpoint, "
+                             f"not {self.detector.name!r}")
+        self.raw_model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.scheduler.load_state_dict(payload["scheduler"])
+        if self.scaler and payload.get("scaler"):
+            self.scaler.load_state_dict(payload["scaler"])
+        set_rng_state(payload["rng"])
+        self.step, self.epoch = payload["step"], payload["epoch"]
+        self.batch_in_epoch = payload["batch_in_epoch"]
+        self.best_val = payload.get("best_val_loss")
+        self.metrics.truncate_after(self.step)
+        self.log(f"resumed from {path} at epoch {self.epoch + 1}, step {self.step}")
+
+    def save(self, name: str) -> Path | None:
+        if not self.dist.is_main:
+            return None
+        return save_checkpoint(self.output_dir / name, self.state_dict())
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """Ask the loop to save and stop after the current optimiser step."""
+        self._stop_reason = reason
+
+    # ------------------------------------------------------------------ loop
+    def fit(self, resume: str | Path | None = None) -> TrainResult:
+        if resume is not None:
+            self.load_state(resume)
+        previous = {sig: signal.signal(sig, self._on_signal)
+                    for sig in (signal.SIGINT, signal.SIGTERM)} if _main_thread() else {}
+        try:
+            self._run_epochs()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.metrics.close()
+        checkpoint = self.save("last.pt")
+        if self._stop_reason and self.dist.is_main:
+            self.log(f"{self._stop_reason}: saved {checkpoint}; continue with --resume auto")
+        return TrainResult(self.step, self.epoch, self.best_val, self.metrics.last_train_loss,
+                           self.last_val, self._stop_reason is not None, checkpoint)
+
+    def _on_signal(self, signum, frame) -> None:  # noqa: ARG002 - signal API
+        self.request_stop(f"received {signal.Signals(signum).name}")
+
+    def _done(self) -> bool:
+        return self.step >= self.tc.total_steps or self._stop_reason is not None
+
+    def _run_epochs(self) -> None:
+        loader = torch.utils.data.DataLoader(
+            self.train_data, sampler=self.sampler, batch_size=None, collate_fn=_identity,
+            num_workers=self.tc.num_workers, pin_memory=self.device.type == "cuda",
+            # Its own generator: each new iterator draws a seed, and drawing it from the
+            # global RNG would make a resumed run diverge from an uninterrupted one.
+            generator=torch.Generator().manual_seed(self.tc.seed))
+        while self.epoch < self.tc.num_epochs and not self._done():
+            self.sampler.set_epoch(self.epoch, skip=self.batch_in_epoch)
+            self.raw_model.train()
+            for batch in loader:
+                self._train_step(batch)
+                if self._done():
+                    break
+            else:   # the epoch ran to its end
+                self._end_epoch()
+                continue
+            if self.step >= self.tc.total_steps:
+                if self.dist.is_main:
+                    self.log(f"reached total_steps={self.tc.total_steps}")
+                self._validate()
+            if self._stop_reason:
+                self.save(f"checkpoint_step_{self.step}.pt")
+            break
+
+    def _end_epoch(self) -> None:
+        self.detector.on_epoch_end(self.model)
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        self._validate()
+        self.save(f"epoch_{self.epoch}.pt")
+
+    def _train_step(self, batch) -> None:
+        accum = self.tc.grad_accum_steps
+        batch = batch.to(self.device, non_blocking=True)
+        sync = (self.batch_in_epoch + 1) % accum == 0
+        context = self.model.no_sync() if self.dist.enabled and not sync else \
+            contextlib.nullcontext()
+        try:
+            with context:
+                with autocast_context(self.precision, self.device):
+                    loss = self.detector.training_loss(self.model, batch)
+                scaled = loss / accum
+                (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+        except torch.OutOfMemoryError:
+            raise RadarError(self._oom_message(batch)) from None
+        if not torch.isfinite(loss):
+            raise RadarError(f"loss became {loss.item()} at step {self.step}; lower "
+                             "training.learning_rate or use training.precision=fp32")
+        self.batch_in_epoch += 1
+        self.metrics.observe_batch(loss.item(), len(batch), int(batch.lengths.sum()),
+                                   batch.input_ids.numel())
+        if sync:
+            self._optimizer_step()
+
+    def _optimizer_step(self) -> None:
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        if self.tc.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), self.tc.max_grad_norm)
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        self.step += 1
+        if self.step % self.tc.log_interval == 0:
+            self.metrics.log_train(self, self.log)
+        if self.tc.eval_interval and self.step % self.tc.eval_interval == 0:
+            self._validate()
+            self.raw_model.train()
+        if self.tc.save_interval and self.step % self.tc.save_interval == 0:
+            self.save(f"checkpoint_step_{self.step}.pt")
+            if self.dist.is_main:
+                prune_step_checkpoints(self.output_dir, self.tc.keep_checkpoints)
+        if self.on_step:
+            self.on_step(self)
+
+    @torch.no_grad()
+    def evaluate(self, data: SessionCorpus) -> float:
+        """Mean validation loss over ``data`` (weighted by sessions, summed over ranks)."""
+        self.raw_model.eval()
+        sampler = BucketBatchSampler(data.window_length, self.tc.batch_size, shuffle=False,
+                                     rank=self.dist.rank, world_size=self.dist.world_size)
+        total = count = 0.0
+        for items in sampler:
+            batch = data[items].to(self.device)
+            with autocast_context(self.precision, self.device):
+                loss = self.detector.validation_loss(self.raw_model, batch)
+            total += float(loss) * len(batch)
+            count += len(batch)
+        total, count = all_reduce_sum([total, count], self.device)
+        return total / count if count else math.nan
+
+    def _validate(self) -> None:
+        if self.val_data is None or len(self.val_data) == 0:
+            return
+        self.last_val = self.evaluate(self.val_data)
+        improved = self.best_val is None or self.last_val < self.best_val
+        if improved:
+            self.best_val = self.last_val
+        self.metrics.log_val(self, self.last_val, self.log)
+        if improved:
+            self.save("best_model.pt")
+
+    def _oom_message(self, batch) -> str:
+        size, width = len(batch), batch.input_ids.shape[1]
+        return (f"CUDA out of memory on a batch of {size} sessions x {width} events "
+                f"(training.batch_size={self.tc.batch_size}). Try "
+                f"--set training.batch_size={max(1, self.tc.batch_size // 2)} with "
+                f"--set training.grad_accum_steps={self.tc.grad_accum_steps * 2} to keep "
+                "the effective batch, or --set training.gradient_checkpointing=true, "
+                "or a smaller data.max_seq_length.")
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()

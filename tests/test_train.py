@@ -1,0 +1,193 @@
+"""The shared Trainer: exact resume, checkpoints, schedule, signals, DDP equivalence."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from radar.checkpoint import load_checkpoint, step_checkpoints
+from radar.config import load_config
+from radar.data.cache import cache_dir_for, open_prepared, prepare_files
+from radar.data.dataset import SessionCorpus
+from radar.data.vocab import EventVocab
+from radar.distributed import DistInfo
+from radar.metrics_log import read_metrics
+from radar.train import Trainer, build_optimizer, build_scheduler
+
+from toy import ToyDetector, pattern_sessions, write_day
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    return make_corpus(tmp_path)
+
+
+def make_corpus(root, n=40):
+    day = write_day(root / "data" / "preprocessed_logs_2025-02-24.json", pattern_sessions(n))
+    prepare_files([day], root / "cache", workers=1, max_seq_length=64, strict=False)
+    prepared = open_prepared(cache_dir_for(day, root / "cache"))
+    vocab = EventVocab(np.arange(1, 7))
+    return SessionCorpus([prepared], vocab, window=16)
+
+
+def config_for(out, **training):
+    overrides = [f"output_dir={out}", "training.num_workers=0", "training.learning_rate=0.05",
+                 "training.warmup_ratio=0.0", "training.log_interval=2",
+                 "training.save_interval=4", "training.keep_checkpoints=0",
+                 "training.batch_size=8", "training.num_epochs=5", "training.total_steps=12"]
+    overrides += [f"training.{k}={v}" for k, v in training.items()]
+    return load_config(None, overrides)
+
+
+def train(corpus, out, *, noisy=True, resume=None, stop_at=None, **training):
+    torch.manual_seed(0)
+    detector = ToyDetector(noisy=noisy)
+    model = detector.build_model(corpus.vocab)
+
+    def on_step(trainer):
+        if stop_at is not None and trainer.step == stop_at:
+            trainer.request_stop("test stop")
+
+    trainer = Trainer(detector, model, config_for(out, **training), corpus, corpus,
+                      device=torch.device("cpu"), output_dir=out, on_step=on_step,
+                      log=lambda message: None)
+    return trainer, trainer.fit(resume=resume)
+
+
+def weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("stop_at", [3, 5])   # 5 batches per epoch: mid-epoch and boundary
+def test_stopped_and_resumed_run_matches_uninterrupted(corpus, tmp_path, stop_at):
+    straight, result = train(corpus, tmp_path / "a")
+    assert result.step == 12 and not result.interrupted
+
+    stopped, partial = train(corpus, tmp_path / "b", stop_at=stop_at)
+    assert partial.interrupted and partial.step == stop_at
+    resumed, final = train(corpus, tmp_path / "b", resume=tmp_path / "b" / "last.pt")
+    assert final.step == 12
+    for key, value in weights(straight.raw_model).items():
+        torch.testing.assert_close(resumed.raw_model.state_dict()[key], value)
+    # The metrics file continues without duplicate steps.
+    steps = [r["step"] for r in read_metrics(tmp_path / "b") if r["kind"] == "train"]
+    assert steps == sorted(set(steps))
+
+
+def test_checkpoints_hold_everything_and_load_safely(corpus, tmp_path):
+    trainer, _ = train(corpus, tmp_path, keep_checkpoints=2)
+    names = {p.name for p in tmp_path.glob("*.pt")}
+    assert {"last.pt", "best_model.pt", "epoch_1.pt", "epoch_2.pt"} <= names
+    assert [step for step, _ in step_checkpoints(tmp_path)] == [8, 12]   # newest 2 kept
+    payload = load_checkpoint(tmp_path / "last.pt")
+    for key in ("model", "optimizer", "scheduler", "rng", "step", "epoch", "batch_in_epoch",
+                "best_val_loss", "config", "detector"):
+        assert key in payload
+    assert payload["detector"] == "toy" and payload["step"] == 12
+    assert payload["config"]["training"]["batch_size"] == 8
+    assert not list(tmp_path.glob(".*.tmp"))       # atomic writes left no temp files
+
+
+def test_loss_decreases_and_metrics_are_logged(corpus, tmp_path):
+    _, result = train(corpus, tmp_path, noisy=False, total_steps=40, num_epochs=20)
+    records = read_metrics(tmp_path)
+    train_losses = [r["loss"] for r in records if r["kind"] == "train"]
+    assert train_losses[-1] < train_losses[0] * 0.7
+    first = next(r for r in records if r["kind"] == "train")
+    for key in ("epoch", "loss", "avg_loss", "lr", "sessions_per_s", "tokens_per_s",
+                "padding_fraction"):
+        assert key in first
+    assert any(r["kind"] == "val" for r in records)
+    assert result.best_val_loss is not None
+
+
+def test_schedule_warms_up_then_decays_to_min_lr():
+    param = torch.nn.Parameter(torch.zeros(2, 2))
+    optimizer = torch.optim.AdamW([param], lr=1.0)
+    scheduler = build_scheduler(optimizer, lr=1.0, min_lr=0.1, total_steps=20, warmup_steps=5)
+    lrs = []
+    for _ in range(25):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[0] == pytest.approx(0.2) and lrs[4] == pytest.approx(1.0)
+    assert lrs[5] == pytest.approx(1.0) and lrs[20] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:]))
+
+
+def test_no_weight_decay_on_biases_and_norms():
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
+    groups = build_optimizer(model, 1e-3, 0.01, torch.device("cpu")).param_groups
+    assert [len(g["params"]) for g in groups] == [1, 3]
+    assert groups[1]["weight_decay"] == 0.0
+
+
+def test_sigterm_saves_and_reports_interrupted(corpus, tmp_path):
+    torch.manual_seed(0)
+    detector = ToyDetector()
+    model = detector.build_model(corpus.vocab)
+
+    def on_step(trainer):
+        if trainer.step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    trainer = Trainer(detector, model, config_for(tmp_path), corpus, None,
+                      device=torch.device("cpu"), output_dir=tmp_path, on_step=on_step,
+                      log=lambda message: None)
+    result = trainer.fit()
+    assert result.interrupted and result.step == 2
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 2
+    assert (tmp_path / "checkpoint_step_2.pt").is_file()
+    assert signal.getsignal(signal.SIGTERM) is not trainer._on_signal
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _ddp_worker(rank, world, port, root, out, queue):
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        corpus = make_corpus(root)
+        torch.manual_seed(0)
+        detector = ToyDetector(noisy=False)
+        model = detector.build_model(corpus.vocab)
+        trainer = Trainer(detector, model, config_for(out, batch_size=4), corpus, corpus,
+                          device=torch.device("cpu"), output_dir=out,
+                          dist_info=DistInfo(rank, rank, world), log=lambda message: None)
+        trainer.fit()
+        if rank == 0:
+            queue.put({k: v.numpy() for k, v in trainer.raw_model.state_dict().items()})
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_two_process_gloo_matches_single_process_on_same_global_batch(tmp_path):
+    make_corpus(tmp_path / "ddp")     # prepare once, before the workers read it
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    port = _free_port()
+    procs = [ctx.Process(target=_ddp_worker,
+                         args=(r, 2, port, tmp_path / "ddp", tmp_path / "ddp-out", queue))
+             for r in range(2)]
+    for proc in procs:
+        proc.start()
+    ddp_weights = queue.get(timeout=120)
+    for proc in procs:
+        proc.join(timeout=60)
+        assert proc.exitcode == 0
+    single, _ = train(make_corpus(tmp_path / "single"), tmp_path / "single-out", noisy=False,
+                      batch_size=8)
+    for key, value in single.raw_model.state_dict().items():
+        np.testing.assert_allclose(ddp_weights[key], value.numpy(), rtol=1e-5, atol=1e-6)
+    assert not (tmp_path / "ddp-out" / "rank1").exists()
