@@ -6,7 +6,8 @@ from radar.commands.data import (
     synth_command,
     validate_command,
 )
+from radar.commands.jobs import detect_command, run_command, train_command
 from radar.commands.plugins import plugins_command
 
-ALL_COMMANDS = [plugins_command,
+ALL_COMMANDS = [plugins_command, train_command, detect_command, run_command,
                 synth_command, validate_command, split_command, prepare_command]

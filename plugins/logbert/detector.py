@@ -1,0 +1,226 @@
+"""The LogBERT detector (Guo et al., 2021): masked log-key prediction plus a hypersphere.
+
+Training masks events and asks a BERT encoder to predict them, while pulling
+each session's CLS (DIST) state towards a centre. Scoring masks every event once
+(in a few strided passes) and measures how surprised the model is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from radar.data.vocab import CLS, FIRST_EVENT, MASK, PAD, SEP, UNK, EventVocab
+from radar.detector import Detector, SessionBatch, SessionScores
+from radar.errors import ConfigError
+
+from .config import LogBERTConfig
+from .inputs import scoring_mask, training_mask, with_specials
+from .model import LogBERTModel
+
+# NLL given to unseen (UNK) events and the ceiling for every other position:
+# the NLL of a probability of 1e-8, so one unseen event dominates a short session.
+MAX_NLL = 18.420680743952367
+# Seed of the fixed validation mask, so validation losses compare across epochs.
+VALIDATION_SEED = 1234
+
+
+def unwrap(model: torch.nn.Module) -> LogBERTModel:
+    """The LogBERTModel inside DDP / torch.compile wrappers (for its buffers)."""
+    while not isinstance(model, LogBERTModel):
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if inner is None:
+            raise TypeError(f"expected a LogBERTModel (possibly wrapped), got {type(model)}")
+        model = inner
+    return model
+
+
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    """Run without dropout or centre updates, then restore the caller's mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
+class LogBERT(Detector):
+    """BERT masked log-key prediction with a volume-of-hypersphere loss.
+
+    Attributes set by the caller (not config keys of this detector):
+    ``mask_prob`` (training.mask_prob, default 0.15) and ``max_seq_length``
+    (data.max_seq_length, CLS and SEP included; when set, :meth:`build_model`
+    checks that its windows fit ``max_position_embeddings``).
+    ``vocab`` is stored by :meth:`build_model` to decode explanations.
+    """
+
+    name = "logbert"
+    description = "BERT masked log-key prediction + hypersphere (Guo et al. 2021)"
+    config_class = LogBERTConfig
+
+    def __init__(self, config: LogBERTConfig | None = None):
+        super().__init__(config)
+        self.mask_prob: float = 0.15
+        self.max_seq_length: int | None = None
+        self.vocab: EventVocab | None = None
+        self.last_loss_parts: dict[str, torch.Tensor] = {}
+
+    def build_model(self, vocab: EventVocab) -> LogBERTModel:
+        """A randomly initialised model with one embedding row per vocabulary entry."""
+        config = self.config
+        if config.vocab_size and len(vocab) > config.vocab_size:
+            raise ConfigError(
+                f"the event vocabulary has {len(vocab)} entries ({len(vocab) - FIRST_EVENT} "
+                f"events + {FIRST_EVENT} specials) but model.vocab_size caps it at "
+                f"{config.vocab_size}; raise model.vocab_size (0 disables the cap)")
+        # data.max_seq_length counts CLS and SEP, like the user's token_ids: the data
+        # layer cuts sessions into windows of max_seq_length - 2 events.
+        window = None if self.max_seq_length is None else self.max_seq_length - 2
+        if window is not None and window > config.max_events:
+            raise ConfigError(
+                f"data.max_seq_length ({self.max_seq_length}) does not fit "
+                f"model.max_position_embeddings ({config.max_position_embeddings}): windows "
+                f"of {window} events + {config.num_specials} LogBERT special token(s) need "
+                f"{window + config.num_specials} positions; set data.max_seq_length <= "
+                f"{config.max_events + 2} or raise model.max_position_embeddings")
+        self.vocab = vocab
+        return LogBERTModel(config, len(vocab))
+
+    def on_epoch_end(self, model: torch.nn.Module) -> None:
+        """Adopt this epoch's mean CLS state as the hypersphere centre for the next one."""
+        unwrap(model).refresh_center()
+
+    def _inputs(self, batch: SessionBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if batch.input_ids.shape[1] > self.config.max_events:
+            raise ConfigError(
+                f"a batch holds sessions of {batch.input_ids.shape[1]} events but "
+                f"model.max_position_embeddings ({self.config.max_position_embeddings}) fits "
+                f"{self.config.max_events}; set data.max_seq_length <= "
+                f"{self.config.max_events + 2} (it counts CLS and SEP)")
+        return with_specials(batch.input_ids, batch.lengths, self.config.append_sep,
+                             self.config.predict_end)
+
+    def _mlm_and_vhm(self, model: torch.nn.Module, batch: SessionBatch,
+                     generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, attention, targets = self._inputs(batch)
+        core = unwrap(model)
+        corrupted, chosen = training_mask(ids, targets, self.mask_prob, core.vocab_size,
+                                          generator)
+        logits, cls_hidden = model(corrupted, attention, chosen)
+        mlm = F.cross_entropy(_rule_out_specials(logits.float()), ids[chosen])
+        # The centre is read after the forward pass, which folded this batch into
+        # the running mean (the stand-in centre before the first refresh).
+        center = core.center_for_loss().detach()
+        vhm = (cls_hidden.float() - center).pow(2).mean(dim=1).mean()
+        return mlm, vhm
+
+    def training_loss(self, model: torch.nn.Module, batch: SessionBatch) -> torch.Tensor:
+        """MLM cross-entropy on masked events + ``vhm_weight`` * hypersphere loss."""
+        mlm, vhm = self._mlm_and_vhm(model, batch, generator=None)
+        self.last_loss_parts = {"mlm": mlm.detach(), "vhm": vhm.detach()}
+        return mlm + self.config.vhm_weight * vhm
+
+    def validation_loss(self, model: torch.nn.Module, batch: SessionBatch) -> torch.Tensor:
+        """The MLM loss alone, under a fixed seeded mask, in eval mode.
+
+        Only the MLM part is reported so it compares directly with the training
+        MLM loss (``last_loss_parts["mlm"]``), which is what the success bar uses.
+        """
+        generator = torch.Generator(device=batch.input_ids.device).manual_seed(VALIDATION_SEED)
+        with eval_mode(model):
+            mlm, _ = self._mlm_and_vhm(model, batch, generator)
+        return mlm
+
+    def score_sessions(self, model: torch.nn.Module, batch: SessionBatch) -> SessionScores:
+        """Per session: max and mean NLL of its targets, miss ratio, and CLS distance.
+
+        Targets are the events plus, with ``predict_end``, the session end (SEP).
+        """
+        ids, attention, targets = self._inputs(batch)
+        with eval_mode(model):
+            rank, nll = self._position_stats(model, ids, attention, targets)
+            _, cls_hidden = model(ids, attention, torch.zeros_like(targets))
+            center = unwrap(model).center_for_loss()
+        unseen = targets & (ids == UNK)
+        nll = torch.where(unseen, torch.full_like(nll, MAX_NLL), nll)
+        miss = (unseen | (rank > self.config.top_g)) & targets
+        n_targets = targets.sum(dim=1).clamp(min=1).float()
+        scores = {
+            "max_nll": nll.masked_fill(~targets, 0.0).amax(dim=1),
+            "mean_nll": (nll * targets).sum(dim=1) / n_targets,
+            "miss_ratio": miss.sum(dim=1).float() / n_targets,
+            "distance": (cls_hidden.float() - center).norm(dim=1),
+        }
+        extras = {key: value for key, value in scores.items() if key != self.config.score}
+        explanations = self._explain(ids, targets, rank, nll)
+        return SessionScores(score=scores[self.config.score], extras=extras,
+                             explanations=explanations)
+
+    def _position_stats(self, model, ids, attention, targets) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rank (1 = top prediction) and NLL of every target, each predicted while masked."""
+        rank = torch.zeros(ids.shape, dtype=torch.long, device=ids.device)
+        nll = torch.zeros(ids.shape, dtype=torch.float32, device=ids.device)
+        passes = min(self.config.scoring_passes, max(int(targets.sum(dim=1).max()), 1))
+        for pass_index in range(passes):
+            masked = scoring_mask(targets, passes, pass_index)
+            rows = masked.any(dim=1)   # sessions too short for this pass sit it out
+            if not bool(rows.any()):
+                continue
+            masked_ids = torch.where(masked, torch.full_like(ids, MASK), ids)
+            logits, _ = model(masked_ids[rows], attention[rows], masked[rows])
+            logits = _rule_out_specials(logits.float())
+            target = ids[masked]
+            true_logit = logits.gather(1, target[:, None])
+            rank[masked] = 1 + (logits > true_logit).sum(dim=1)
+            log_probs = true_logit[:, 0] - torch.logsumexp(logits, dim=1)
+            nll[masked] = (-log_probs).clamp(max=MAX_NLL)
+        return rank, nll
+
+    def _explain(self, ids, targets, rank, nll) -> list[list[dict[str, Any]]] | None:
+        """The ``explain_top_k`` highest-NLL targets of each session, as plain dicts.
+
+        ``kind`` is ``"event"``, ``"unseen"`` (an event missing from the training
+        vocabulary; no raw id survives) or ``"end"`` (the session ended where the
+        model expected more events; ``position`` is then the session length).
+        """
+        k = min(self.config.explain_top_k, ids.shape[1])
+        if k == 0:
+            return None
+        top_nll, top_pos = nll.masked_fill(~targets, -1.0).topk(k, dim=1)
+        top_ids = ids.gather(1, top_pos).cpu().numpy()
+        top_rank = rank.gather(1, top_pos).cpu().tolist()
+        raw = self.vocab.decode(top_ids).tolist() if self.vocab is not None else top_ids.tolist()
+        explanations = []
+        for row, nll_row in enumerate(top_nll.cpu().tolist()):
+            items = []
+            for j, value in enumerate(nll_row):
+                if value < 0:   # the session has fewer than k targets
+                    break
+                kind = _KINDS.get(int(top_ids[row, j]), "event")
+                items.append({
+                    "position": int(top_pos[row, j]) - 1,   # index within the session
+                    "event_id": int(raw[row][j]) if kind == "event" else None,
+                    "kind": kind,
+                    "rank": None if kind == "unseen" else int(top_rank[row][j]),
+                    "probability": 0.0 if kind == "unseen" else math.exp(-value),
+                })
+            explanations.append(items)
+        return explanations
+
+
+_KINDS = {UNK: "unseen", SEP: "end"}
+
+
+def _rule_out_specials(logits: torch.Tensor) -> torch.Tensor:
+    """PAD, CLS and MASK are never targets; SEP (the session end) and UNK may be."""
+    logits = logits.clone()
+    logits[:, [PAD, CLS, MASK]] = float("-inf")
+    return logits

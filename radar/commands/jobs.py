@@ -1,0 +1,181 @@
+"""`radar train`, `radar detect` and `radar run`: thin commands over :mod:`radar.pipeline`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from radar.console import console
+
+
+def config_options(func):
+    """--config FILE and repeatable --set section.key=value, shared by job commands."""
+    func = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                        help="Override a config value, e.g. --set training.batch_size=16.")(func)
+    return click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                        help="YAML config (see configs/).")(func)
+
+
+def data_options(func):
+    func = click.option("--device", help="auto, cpu, cuda or cuda:N (training.device).")(func)
+    func = click.option("--labels", type=click.Path(dir_okay=False),
+                        help="Label CSV: file,session_id,label or BlockId,Label "
+                             "(data.label_file).")(func)
+    func = click.option("--data", type=click.Path(),
+                        help="Folder of day files (data.preprocessed_dir).")(func)
+    return click.option("--detector", "detectors", multiple=True,
+                        help="Detector to use (repeatable); see `radar plugins`.")(func)
+
+
+def load_job_config(config_path, overrides, detectors=(), data=None, labels=None, device=None):
+    """The config file (or defaults) with --set overrides and the option shortcuts applied."""
+    from radar.config import load_config
+
+    extra = list(overrides)
+    if detectors:
+        extra.append("detectors=" + ",".join(detectors))
+    if data:
+        extra.append(f"data.preprocessed_dir={data}")
+    if labels:
+        extra.append(f"data.label_file={labels}")
+    if device:
+        extra.append(f"training.device={device}")
+    return load_config(config_path, extra)
+
+
+def print_config(config) -> None:
+    from rich.syntax import Syntax
+
+    from radar.config import dump_config
+
+    console.print(Syntax(dump_config(config), "yaml", background_color="default"))
+
+
+def prepare_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+@click.command("train")
+@config_options
+@data_options
+@click.option("--resume", help="Checkpoint to continue from, or 'auto' for the newest.")
+def train_command(config_path, overrides, detectors, data, labels, device, resume):
+    """Train detectors on the training days of a config; checkpoints go to output_dir.
+
+    The threshold is calibrated at the end on normal sessions of the training days
+    held out from training, and stored in the best checkpoint.
+    """
+    from radar import pipeline
+
+    config = load_job_config(config_path, overrides, detectors, data, labels, device)
+    print_config(config)
+    output_dir = pipeline.start_run(config)
+    dist_info, dev = pipeline.init_device(config)
+    train, val = pipeline.split_and_prepare(
+        config, Path(config.data.preprocessed_dir), output_dir, workers=prepare_workers(),
+        labels=pipeline.load_label_table(config.data.label_file), log=console.log)
+    sets = pipeline.training_sets(config, train, val)
+    trained = pipeline.train_all(config, sets, resume=resume, log=console.log,
+                                 dist_info=dist_info, device=dev)
+    if any(t.result.interrupted for t in trained):
+        raise SystemExit(130)
+    for item in trained:
+        console.log(f"{item.name}: best checkpoint {item.checkpoint}")
+
+
+@click.command("detect")
+@click.option("--checkpoint", required=True, type=click.Path(dir_okay=False),
+              help="Trained checkpoint (best_model.pt).")
+@click.option("--input", "input_path", required=True, type=click.Path(),
+              help="A day file or a folder of day files.")
+@click.option("--output", default="anomaly_results.json", show_default=True,
+              type=click.Path(dir_okay=False), help="Results file.")
+@click.option("--threshold", type=float, help="Override the calibrated threshold.")
+@click.option("--format", "fmt", type=click.Choice(["json", "jsonl"]), default="json",
+              show_default=True)
+@click.option("--cache-dir", help="Prepared-cache folder (default: the checkpoint's).")
+@click.option("--labels", type=click.Path(dir_okay=False),
+              help="Label CSV to print precision/recall/F1 against.")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--pattern", default="preprocessed_logs_*.json", show_default=True)
+def detect_command(checkpoint, input_path, output, threshold, fmt, cache_dir, labels, device,
+                   pattern):
+    """Score sessions with a trained detector and write one result per session."""
+    from radar import pipeline
+    from radar.data.files import find_day_files
+    from radar.detect import load_trained
+    from radar.device import resolve_device
+    from radar.report.summary import summarize, summary_table
+
+    dev = resolve_device(device)
+    loaded = load_trained(checkpoint, dev)
+    config = loaded.config
+    if cache_dir:
+        config.data.cache_dir = cache_dir
+    label_table = pipeline.load_label_table(labels)
+    data = pipeline.prepare_days(find_day_files(input_path, pattern), config,
+                                 workers=prepare_workers(), log=console.log, labels=label_table)
+    threshold = threshold if threshold is not None else pipeline.threshold_of(loaded)
+    corpus, scores = pipeline.detect_days(loaded, data, Path(output), threshold=threshold,
+                                          batch_size=config.detection.batch_size, device=dev,
+                                          fmt=fmt)
+    summary = summarize(corpus.services, corpus.sessions.service, scores, threshold,
+                        pipeline.session_labels(data, corpus), labels or "")
+    console.print(summary_table(summary))
+    console.log(f"wrote {corpus.n_sessions} results to {output}")
+
+
+@click.command("run")
+@config_options
+@data_options
+@click.option("--resume", help="Continue training from a checkpoint, or 'auto'.")
+def run_command(config_path, overrides, detectors, data, labels, device, resume):
+    """Prepare, split, train, calibrate and detect: the main job.
+
+    With neither --config nor --data it runs the built-in demo: it generates
+    labelled demo data and trains a small model, printing F1 at the end.
+    """
+    import json
+
+    from radar import pipeline
+    from radar.config import shipped_config
+    from radar.fsutil import atomic_write_text
+    from radar.report.summary import summary_table
+
+    demo = config_path is None and data is None
+    config = load_job_config(shipped_config("demo") if demo else config_path, overrides,
+                             detectors, data, labels, device)
+    if demo and not config.data.label_file:
+        config.data.label_file = str(pipeline.ensure_demo_data(config, console.log))
+    print_config(config)
+    output_dir = pipeline.start_run(config)
+    dist_info, dev = pipeline.init_device(config)
+    label_table = pipeline.load_label_table(config.data.label_file)
+    train, val = pipeline.split_and_prepare(config, Path(config.data.preprocessed_dir),
+                                            output_dir, workers=prepare_workers(),
+                                            labels=label_table, log=console.log)
+    sets = pipeline.training_sets(config, train, val)
+    trained = pipeline.train_all(config, sets, resume=resume, log=console.log,
+                                 dist_info=dist_info, device=dev)
+    if any(t.result.interrupted for t in trained):
+        raise SystemExit(130)
+    if not dist_info.is_main:
+        return
+    for item in trained:
+        output = item.directory / "anomaly_results.json"
+        summary = pipeline.detect_and_summarize(item, val, config, device=dev, output=output,
+                                                label_source=config.data.label_file or "")
+        summary["detector"] = item.name
+        summary["train_loss"] = item.result.last_train_loss
+        summary["val_loss"] = item.result.last_val_loss
+        atomic_write_text(item.directory / "summary.json", json.dumps(summary, indent=2))
+        console.print(summary_table(summary))
+        console.log(f"{item.name}: results in {output}")
+        if "metrics" in summary:
+            m = summary["metrics"]
+            console.print(f"[bold]{item.name}[/bold] on the validation days: precision "
+                          f"{m['precision']:.3f}, recall {m['recall']:.3f}, F1 {m['f1']:.3f}, "
+                          f"ROC-AUC {m['roc_auc'] if m['roc_auc'] is None else round(m['roc_auc'], 3)}"
+                          f" (labels: {summary['label_source']})")

@@ -1,0 +1,187 @@
+"""Scoring sessions with a trained detector and writing ``anomaly_results.json``.
+
+Windows are scored in length-sorted batches (little padding), then folded into
+one score per session (the maximum over its windows; the explanation comes from
+that window). Results stream to disk one record at a time, atomically.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+
+from radar.checkpoint import load_checkpoint
+from radar.config import RadarConfig, build_config
+from radar.data.dataset import ERROR_BIT, WARN_BIT, SessionCorpus
+from radar.data.sampling import BucketBatchSampler
+from radar.data.vocab import EventVocab
+from radar.detector import Detector
+from radar.device import autocast_context
+from radar.fsutil import atomic_write
+from radar.scoring.calibration import Calibration
+
+# Explanations are kept as a float array (n_sessions, k, 5) rather than dicts so a
+# day of millions of sessions stays small; NaN stands for "none" (e.g. no raw id
+# survives for an unseen event).
+EXPLAIN_KEYS = ("position", "event_id", "rank", "probability", "kind")
+EXPLAIN_KINDS = ("event", "unseen", "end")
+
+
+@dataclass
+class LoadedDetector:
+    detector: Detector
+    model: torch.nn.Module
+    vocab: EventVocab
+    config: RadarConfig
+    calibration: Calibration | None
+    checkpoint: Path
+
+
+def make_detector(name: str, config: RadarConfig) -> Detector:
+    """Instantiate detector ``name`` with the config's model section and run options."""
+    from radar.config import build_section
+    from radar.plugins import get_detector_class
+
+    cls = get_detector_class(name)
+    detector = cls(build_section(cls.config_class, config.model, "model"))
+    # Run-wide settings a detector may use (LogBERT's mask rate and window check).
+    detector.mask_prob = config.training.mask_prob
+    detector.max_seq_length = config.data.max_seq_length
+    return detector
+
+
+def load_trained(path: str | Path, device: torch.device) -> LoadedDetector:
+    """Rebuild detector, vocabulary and model from a checkpoint."""
+    payload = load_checkpoint(path, map_location="cpu")
+    config = build_config(payload["config"])
+    detector = make_detector(payload["detector"], config)
+    vocab = EventVocab.from_state_dict(payload["vocab"])
+    model = detector.build_model(vocab)
+    model.load_state_dict(payload["model"])
+    model.to(device).eval()
+    calibration = payload.get("calibration")
+    return LoadedDetector(detector, model, vocab, config,
+                          Calibration.from_dict(calibration) if calibration else None, Path(path))
+
+
+@dataclass
+class SessionResults:
+    """Per-session outputs of scoring a corpus (rows match ``corpus.sessions``)."""
+
+    score: np.ndarray                       # (n,) float64
+    extras: dict[str, np.ndarray]           # name -> (n,)
+    explain: np.ndarray                     # (n, k, 4) float64, NaN where absent
+
+
+def score_corpus(loaded: LoadedDetector, corpus: SessionCorpus, *, batch_size: int,
+                 device: torch.device, precision: str = "fp32",
+                 progress: Callable[[int], None] | None = None) -> SessionResults:
+    """Score every window of ``corpus`` and fold windows into sessions (max)."""
+    n = corpus.n_sessions
+    score = np.full(n, -np.inf)
+    extras: dict[str, np.ndarray] = {}
+    k = int(getattr(loaded.detector.config, "explain_top_k", 3) or 0)
+    explain = np.full((n, k, len(EXPLAIN_KEYS)), np.nan)
+    sampler = BucketBatchSampler(corpus.window_length, batch_size, shuffle=False)
+    for items in sampler:
+        batch = corpus[items].to(device)
+        with torch.no_grad(), autocast_context(precision, device):
+            out = loaded.detector.score_sessions(loaded.model, batch)
+        window_scores = out.score.float().cpu().numpy().astype(np.float64)
+        sessions = corpus.window_session[items]
+        better = window_scores > score[sessions]
+        # Windows of one session can share a batch; take each session's best window.
+        order = np.lexsort((-window_scores, sessions))
+        first = np.ones(order.size, dtype=bool)
+        first[1:] = sessions[order][1:] != sessions[order][:-1]
+        best = order[first]
+        best = best[better[best]]
+        score[sessions[best]] = window_scores[best]
+        for name, values in out.extras.items():
+            column = extras.setdefault(name, np.full(n, np.nan))
+            column[sessions[best]] = values.float().cpu().numpy()[best]
+        if out.explanations is not None and k:
+            rows = _explanations_array(out.explanations, best, k)
+            rows[:, :, 0] += corpus.window_start[items[best]][:, None]   # window → session
+            explain[sessions[best]] = rows
+        if progress:
+            progress(len(items))
+    return SessionResults(score, extras, explain)
+
+
+def _explanations_array(explanations: list[list[dict[str, Any]]], rows: np.ndarray, k: int
+                        ) -> np.ndarray:
+    out = np.full((rows.size, k, len(EXPLAIN_KEYS)), np.nan)
+    for i, row in enumerate(rows):
+        for j, item in enumerate(explanations[row][:k]):
+            kind = item.get("kind", "event")
+            values = [item.get(key) for key in EXPLAIN_KEYS[:-1]]
+            values.append(EXPLAIN_KINDS.index(kind) if kind in EXPLAIN_KINDS else None)
+            out[i, j] = [np.nan if value is None else float(value) for value in values]
+    return out
+
+
+def _explanation_dicts(rows: np.ndarray) -> list[dict[str, Any]]:
+    items = []
+    for position, event_id, rank, probability, kind in rows:
+        if np.isnan(position):
+            continue
+        items.append({"position": int(position),
+                      "event_id": None if np.isnan(event_id) else int(event_id),
+                      "kind": "event" if np.isnan(kind) else EXPLAIN_KINDS[int(kind)],
+                      "rank": None if np.isnan(rank) else int(rank),
+                      "probability": None if np.isnan(probability) else float(probability)})
+    return items
+
+
+def iter_result_records(corpus: SessionCorpus, results: SessionResults, threshold: float,
+                        file_names: list[str], session_ids: list[np.ndarray],
+                        session_keys: list[list[str] | None]) -> Iterator[dict[str, Any]]:
+    """One JSON-ready record per session, in corpus order."""
+    table = corpus.sessions
+    for i in range(corpus.n_sessions):
+        day, row = int(table.day[i]), int(table.row[i])
+        record: dict[str, Any] = {
+            "file": file_names[day],
+            "session_id": int(session_ids[day][row]),
+        }
+        keys = session_keys[day]
+        if keys is not None:
+            record["session_key"] = keys[row]
+        flags = int(table.flags[i])
+        record.update({
+            "service_name": corpus.services[int(table.service[i])],
+            "anomaly_score": float(results.score[i]),
+            "is_anomaly": bool(results.score[i] > threshold),
+            "has_error": bool(flags & ERROR_BIT),
+            "has_warn": bool(flags & WARN_BIT),
+            "length": int(table.length[i]),
+        })
+        for name, values in results.extras.items():
+            record[name] = None if np.isnan(values[i]) else float(values[i])
+        record["top_positions"] = _explanation_dicts(results.explain[i])
+        yield record
+
+
+def write_results(path: str | Path, records: Iterator[dict[str, Any]], fmt: str = "json"
+                  ) -> int:
+    """Stream records to ``path`` as a JSON array (or JSON Lines), atomically."""
+    count = 0
+    with atomic_write(path, "w") as handle:
+        if fmt == "json":
+            handle.write("[")
+        for record in records:
+            if fmt == "json":
+                handle.write(",\n" if count else "\n")
+            handle.write(json.dumps(record, ensure_ascii=False))
+            if fmt == "jsonl":
+                handle.write("\n")
+            count += 1
+        if fmt == "json":
+            handle.write("\n]\n")
+    return count

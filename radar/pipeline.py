@@ -1,0 +1,322 @@
+"""The jobs behind `radar train`, `radar detect` and `radar run`, as library calls.
+
+run = prepare → split → vocabulary → train → calibrate → detect on validation
+days → summary. Calibration uses only normal sessions of the *training* days that
+were held out from training (``data.calibration_fraction``), never the days the
+run reports on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from radar.checkpoint import load_checkpoint, save_checkpoint
+from radar.config import RadarConfig, save_config
+from radar.data.cache import PreparedDay, cache_dir_for, open_prepared, prepare_files
+from radar.data.dataset import ERROR_BIT, WARN_BIT, SessionCorpus
+from radar.data.files import find_day_files
+from radar.data.labels import LabelTable, read_labels
+from radar.data.split import split_files, write_split
+from radar.data.vocab import EventVocab
+from radar.detect import (LoadedDetector, iter_result_records, load_trained, make_detector,
+                          score_corpus, write_results)
+from radar.device import resolve_device, resolve_precision
+from radar.distributed import DistInfo, init_distributed
+from radar.errors import RadarError
+from radar.scoring.calibration import Calibration, percentile_threshold
+from radar.train import Trainer, TrainResult
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class DayData:
+    """Prepared days plus what joins them back to the source files and labels."""
+
+    files: list[Path]
+    days: list[PreparedDay]
+    labels: list[np.ndarray | None] = field(default_factory=list)   # per day: 1/0/-1
+
+    @property
+    def names(self) -> list[str]:
+        return [path.name for path in self.files]
+
+
+def window_length(config: RadarConfig) -> int:
+    """Events per model window: max_seq_length less the CLS and SEP positions."""
+    return max(1, config.data.max_seq_length - 2)
+
+
+def prepare_days(files: list[Path], config: RadarConfig, *, workers: int, log: Log,
+                 labels: LabelTable | None = None) -> DayData:
+    """Convert (or reuse) the prepared cache of ``files`` and open it."""
+    results = prepare_files(files, config.data.cache_dir, workers=workers,
+                            max_seq_length=config.data.max_seq_length,
+                            strict=config.data.strict)
+    done = sum(1 for result in results if not getattr(result, "skipped", False))
+    log(f"prepared {done} file(s), reused {len(results) - done} from {config.data.cache_dir}")
+    days = [open_prepared(cache_dir_for(path, config.data.cache_dir)) for path in files]
+    data = DayData(list(files), days)
+    data.labels = [labels.lookup(path.name, np.asarray(day.session_ids), _keys(day))
+                   if labels else None for path, day in zip(files, days)]
+    return data
+
+
+def _keys(day: PreparedDay) -> list[str] | None:
+    return getattr(day, "session_keys", None)
+
+
+def normal_mask(day: PreparedDay, labels: np.ndarray | None, train_filter: str) -> np.ndarray:
+    """Sessions treated as normal for training and calibration."""
+    flags = np.asarray(day.flags)
+    if train_filter == "labels":
+        if labels is None:
+            raise RadarError("data.train_filter=labels needs a label file (--labels FILE)")
+        return labels == 0
+    if train_filter == "all":
+        return np.ones(day.n_sessions, dtype=bool)
+    mask = (flags & ERROR_BIT) == 0
+    if train_filter == "no_error_no_warn":
+        mask &= (flags & WARN_BIT) == 0
+    return mask
+
+
+def holdout_mask(day_index: int, n: int, fraction: float, seed: int) -> np.ndarray:
+    """Deterministic per-day choice of sessions held out of training for calibration."""
+    return np.random.default_rng([seed, 7919, day_index]).random(n) < fraction
+
+
+def build_vocab(days: list[PreparedDay], masks: list[np.ndarray]) -> EventVocab:
+    """Vocabulary of the events in the selected (training) sessions."""
+    counts = np.zeros(1, dtype=np.int64)
+    for day, mask in zip(days, masks):
+        events = np.asarray(day.events)
+        if events.size == 0:
+            continue
+        keep = np.repeat(mask, day.lengths)
+        day_counts = np.bincount(events[keep].astype(np.int64))
+        if day_counts.size > counts.size:
+            day_counts[:counts.size] += counts
+            counts = day_counts
+        else:
+            counts[:day_counts.size] += day_counts
+    if not counts.any():
+        raise RadarError("the training days hold no normal sessions to learn from; check "
+                         "data.train_filter and the has_error share (`radar validate`)")
+    return EventVocab.from_counts(counts)
+
+
+@dataclass
+class TrainingSets:
+    train: SessionCorpus
+    calibration: SessionCorpus
+    validation: SessionCorpus | None
+    vocab: EventVocab
+
+
+def training_sets(config: RadarConfig, train: DayData, val: DayData | None) -> TrainingSets:
+    d = config.data
+    normal = [normal_mask(day, labels, d.train_filter)
+              for day, labels in zip(train.days, train.labels)]
+    held = [holdout_mask(i, day.n_sessions, d.calibration_fraction, d.split_seed)
+            for i, day in enumerate(train.days)]
+    train_masks = [n & ~h for n, h in zip(normal, held)]
+    vocab = build_vocab(train.days, train_masks)
+    window = window_length(config)
+    sets = TrainingSets(
+        train=SessionCorpus(train.days, vocab, window, train_masks),
+        calibration=SessionCorpus(train.days, vocab, window,
+                                  [n & h for n, h in zip(normal, held)]),
+        validation=None, vocab=vocab)
+    if val is not None:
+        val_masks = [normal_mask(day, labels, d.train_filter)
+                     for day, labels in zip(val.days, val.labels)]
+        sets.validation = SessionCorpus(val.days, vocab, window, val_masks)
+    if len(sets.train) == 0:
+        raise RadarError("no training sessions left after filtering; lower "
+                         "data.calibration_fraction or change data.train_filter")
+    return sets
+
+
+def train_detector(name: str, config: RadarConfig, sets: TrainingSets, *, output_dir: Path,
+                   resume: str | None, log: Log, dist_info: DistInfo | None = None,
+                   device: torch.device | None = None) -> TrainResult:
+    """Train detector ``name`` with the shared Trainer; checkpoints go to ``output_dir``."""
+    dist_info = dist_info or DistInfo()
+    device = device or resolve_device(config.training.device, dist_info.local_rank)
+    torch.manual_seed(config.training.seed)
+    detector = make_detector(name, config)
+    model = detector.build_model(sets.vocab)
+    extra = {"vocab": sets.vocab.state_dict(), "services": sets.train.services,
+             "window": sets.train.window}
+    trainer = Trainer(detector, model, config, sets.train, sets.validation, device=device,
+                      output_dir=output_dir, dist_info=dist_info, extra_state=extra, log=log)
+    log(f"training {name} on {sets.train.n_sessions} sessions ({len(sets.train)} windows, "
+        f"vocabulary {len(sets.vocab)}), device {device}, precision {trainer.precision}")
+    return trainer.fit(resume=resume)
+
+
+def best_checkpoint(output_dir: Path) -> Path:
+    for name in ("best_model.pt", "last.pt"):
+        if (output_dir / name).is_file():
+            return output_dir / name
+    raise RadarError(f"no trained checkpoint in {output_dir}")
+
+
+def calibrate(checkpoint: Path, corpus: SessionCorpus, *, percentile: float, device,
+              batch_size: int, log: Log) -> Calibration:
+    """Set the threshold from held-out normal sessions and store it in the checkpoint."""
+    loaded = load_trained(checkpoint, device)
+    results = score_corpus(loaded, corpus, batch_size=batch_size, device=device)
+    score_name = getattr(loaded.detector.config, "score", "anomaly_score")
+    calibration = percentile_threshold(
+        results.score, percentile, score_name=score_name,
+        data=f"{corpus.n_sessions} normal sessions of the training days held out from "
+             "training")
+    payload = load_checkpoint(checkpoint)
+    payload["calibration"] = calibration.to_dict()
+    save_checkpoint(checkpoint, payload)
+    log(f"threshold {calibration.threshold:.4g} = p{percentile:g} of {calibration.n_sessions} "
+        "held-out normal sessions")
+    return calibration
+
+
+def detect_days(loaded: LoadedDetector, data: DayData, output: Path, *, threshold: float,
+                batch_size: int, device, fmt: str = "json") -> tuple[SessionCorpus, np.ndarray]:
+    """Score every session of ``data`` and write the results file; return corpus and scores."""
+    corpus = SessionCorpus(data.days, loaded.vocab, window_length(loaded.config))
+    precision = resolve_precision("auto", device) if device.type == "cuda" else "fp32"
+    results = score_corpus(loaded, corpus, batch_size=batch_size, device=device,
+                           precision=precision)
+    records = iter_result_records(corpus, results, threshold, data.names,
+                                  [np.asarray(day.session_ids) for day in data.days],
+                                  [_keys(day) for day in data.days])
+    write_results(output, records, fmt)
+    return corpus, results.score
+
+
+def split_and_prepare(config: RadarConfig, data_dir: Path, output_dir: Path, *, workers: int,
+                      labels: LabelTable | None, log: Log) -> tuple[DayData, DayData]:
+    files = find_day_files(data_dir, config.data.file_pattern)
+    train_files, val_files = split_files(files, val_fraction=config.data.val_fraction,
+                                         method=config.data.split, seed=config.data.split_seed,
+                                         limit_files=config.data.limit_files)
+    write_split(train_files, val_files, output_dir)
+    log(f"{len(train_files)} training day(s), {len(val_files)} validation day(s)")
+    train = prepare_days(train_files, config, workers=workers, log=log, labels=labels)
+    val = prepare_days(val_files, config, workers=workers, log=log, labels=labels)
+    return train, val
+
+
+def start_run(config: RadarConfig) -> Path:
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, output_dir)
+    return output_dir
+
+
+def init_device(config: RadarConfig) -> tuple[DistInfo, torch.device]:
+    probe = resolve_device(config.training.device)
+    dist_info = init_distributed(probe.type)
+    return dist_info, resolve_device(config.training.device, dist_info.local_rank)
+
+
+def load_label_table(path: str | None) -> LabelTable | None:
+    return read_labels(path) if path else None
+
+
+@dataclass
+class TrainedDetector:
+    name: str
+    directory: Path
+    result: TrainResult
+    checkpoint: Path
+    calibration: Calibration | None
+
+
+def detector_dir(config: RadarConfig, name: str) -> Path:
+    """One detector trains into output_dir; several each into output_dir/NAME."""
+    base = Path(config.output_dir)
+    return base / name if len(config.detectors) > 1 else base
+
+
+def train_all(config: RadarConfig, sets: TrainingSets, *, resume: str | None, log: Log,
+              dist_info: DistInfo, device: torch.device) -> list[TrainedDetector]:
+    """Train and calibrate every configured detector (rank 0 calibrates)."""
+    from radar.checkpoint import resolve_resume
+
+    trained = []
+    for name in config.detectors:
+        target = detector_dir(config, name)
+        start = resolve_resume(resume, target) if resume else None
+        result = train_detector(name, config, sets, output_dir=target, resume=start, log=log,
+                                dist_info=dist_info, device=device)
+        if result.interrupted:
+            trained.append(TrainedDetector(name, target, result, result.checkpoint, None))
+            break
+        checkpoint = best_checkpoint(target)
+        calibration = None
+        if dist_info.is_main:
+            calibration = calibrate(checkpoint, sets.calibration,
+                                    percentile=config.detection.threshold_percentile,
+                                    device=device, batch_size=config.detection.batch_size,
+                                    log=log)
+        trained.append(TrainedDetector(name, target, result, checkpoint, calibration))
+    return trained
+
+
+DEMO_DAYS, DEMO_SESSIONS, DEMO_SEED = 4, 2000, 20260224
+
+
+def ensure_demo_data(config: RadarConfig, log: Log) -> Path:
+    """Generate the demo day files (and labels.csv) unless they are already there."""
+    from radar.data.synth import generate
+
+    data_dir = Path(config.data.preprocessed_dir)
+    labels = data_dir / "labels.csv"
+    if not (labels.is_file() and list(data_dir.glob(config.data.file_pattern))):
+        log(f"generating demo data in {data_dir} ({DEMO_DAYS} days x {DEMO_SESSIONS} sessions)")
+        generate(data_dir, days=DEMO_DAYS, sessions=DEMO_SESSIONS, anomaly_rate=0.05,
+                 seed=DEMO_SEED)
+    return labels
+
+
+def session_labels(data: DayData, corpus: SessionCorpus) -> np.ndarray | None:
+    """Labels (1/0/-1) in corpus session order, or None without a label file."""
+    if not any(labels is not None for labels in data.labels):
+        return None
+    per_day = [labels if labels is not None else np.full(day.n_sessions, -1, np.int8)
+               for labels, day in zip(data.labels, data.days)]
+    table = corpus.sessions
+    out = np.empty(corpus.n_sessions, dtype=np.int8)
+    for d, labels in enumerate(per_day):
+        rows = table.day == d
+        out[rows] = labels[table.row[rows]]
+    return out
+
+
+def detect_and_summarize(trained: TrainedDetector, data: DayData, config: RadarConfig, *,
+                         device, output: Path, threshold: float | None = None,
+                         label_source: str = "") -> dict:
+    """Score ``data`` with a trained detector, write results, return the summary dict."""
+    from radar.report.summary import summarize
+
+    loaded = load_trained(trained.checkpoint, device)
+    threshold = threshold if threshold is not None else threshold_of(loaded)
+    corpus, scores = detect_days(loaded, data, output, threshold=threshold,
+                                 batch_size=config.detection.batch_size, device=device,
+                                 fmt=config.detection.format)
+    return summarize(corpus.services, corpus.sessions.service, scores, threshold,
+                     session_labels(data, corpus), label_source)
+
+
+def threshold_of(loaded: LoadedDetector) -> float:
+    if loaded.calibration is None:
+        raise RadarError(f"{loaded.checkpoint} holds no calibrated threshold (training did not "
+                         "finish calibration); pass --threshold")
+    return loaded.calibration.threshold
