@@ -9,6 +9,7 @@ anomalous). Detectors never run their own training loop.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -43,7 +44,7 @@ class SessionBatch:
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> "SessionBatch":
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> SessionBatch:
         return SessionBatch(**{f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
                                for f in dataclasses.fields(self)})
 
@@ -78,7 +79,7 @@ class Detector:
     def __init__(self, config: Any = None):
         self.config = config if config is not None else self.config_class()
 
-    def build_model(self, vocab: "EventVocab") -> torch.nn.Module:
+    def build_model(self, vocab: EventVocab) -> torch.nn.Module:
         """Return a freshly initialised ``nn.Module`` for ``vocab`` (never downloaded)."""
         raise NotImplementedError
 
@@ -89,6 +90,14 @@ class Detector:
     def score_sessions(self, model: torch.nn.Module, batch: SessionBatch) -> SessionScores:
         """Score each session; shape (B,), higher = more anomalous, deterministic."""
         raise NotImplementedError
+
+    def fit_scoring(self, model: torch.nn.Module, batches: Iterable[SessionBatch]) -> None:
+        """Learn score normalisation from normal training sessions after training.
+
+        Called once, before the threshold is calibrated. Whatever it learns must
+        live in the model (buffers) so it is saved with the checkpoint. Default:
+        nothing to learn.
+        """
 
     def on_epoch_end(self, model: torch.nn.Module) -> None:
         """Called by the Trainer after each training epoch (e.g. to refresh a centre)."""

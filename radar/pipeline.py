@@ -8,9 +8,9 @@ run reports on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -23,8 +23,15 @@ from radar.data.files import find_day_files
 from radar.data.labels import LabelTable, read_labels
 from radar.data.split import split_files, write_split
 from radar.data.vocab import EventVocab
-from radar.detect import (LoadedDetector, iter_result_records, load_trained, make_detector,
-                          score_corpus, write_results)
+from radar.detect import (
+    LoadedDetector,
+    iter_result_records,
+    load_trained,
+    make_detector,
+    score_corpus,
+    write_results,
+)
+from radar.detector import Detector
 from radar.device import resolve_device, resolve_precision
 from radar.distributed import DistInfo, init_distributed
 from radar.errors import RadarError
@@ -168,17 +175,36 @@ def best_checkpoint(output_dir: Path) -> Path:
     raise RadarError(f"no trained checkpoint in {output_dir}")
 
 
-def calibrate(checkpoint: Path, corpus: SessionCorpus, *, percentile: float, device,
-              batch_size: int, log: Log) -> Calibration:
-    """Set the threshold from held-out normal sessions and store it in the checkpoint."""
+FIT_SCORING_WINDOWS = 20000
+
+
+def fit_scoring(loaded: LoadedDetector, corpus: SessionCorpus, *, batch_size: int,
+                device, seed: int) -> None:
+    """Let the detector learn score normalisation from a sample of training windows."""
+    if type(loaded.detector).fit_scoring is Detector.fit_scoring:
+        return
+    rng = np.random.default_rng(seed)
+    sample = rng.choice(len(corpus), size=min(len(corpus), FIT_SCORING_WINDOWS), replace=False)
+    sample = sample[np.argsort(corpus.window_length[sample], kind="stable")]
+    batches = (corpus[sample[i:i + batch_size]].to(device)
+               for i in range(0, sample.size, batch_size))
+    loaded.detector.fit_scoring(loaded.model, batches)
+
+
+def calibrate(checkpoint: Path, sets: TrainingSets, *, percentile: float, device,
+              batch_size: int, seed: int, log: Log) -> Calibration:
+    """Fit score normalisation on training data, set the threshold on held-out normal
+    sessions, and store both in the checkpoint."""
     loaded = load_trained(checkpoint, device)
-    results = score_corpus(loaded, corpus, batch_size=batch_size, device=device)
+    fit_scoring(loaded, sets.train, batch_size=batch_size, device=device, seed=seed)
+    results = score_corpus(loaded, sets.calibration, batch_size=batch_size, device=device)
     score_name = getattr(loaded.detector.config, "score", "anomaly_score")
     calibration = percentile_threshold(
         results.score, percentile, score_name=score_name,
-        data=f"{corpus.n_sessions} normal sessions of the training days held out from "
-             "training")
+        data=f"{sets.calibration.n_sessions} normal sessions of the training days held out "
+             "from training")
     payload = load_checkpoint(checkpoint)
+    payload["model"] = loaded.model.state_dict()
     payload["calibration"] = calibration.to_dict()
     save_checkpoint(checkpoint, payload)
     log(f"threshold {calibration.threshold:.4g} = p{percentile:g} of {calibration.n_sessions} "
@@ -262,10 +288,10 @@ def train_all(config: RadarConfig, sets: TrainingSets, *, resume: str | None, lo
         checkpoint = best_checkpoint(target)
         calibration = None
         if dist_info.is_main:
-            calibration = calibrate(checkpoint, sets.calibration,
+            calibration = calibrate(checkpoint, sets,
                                     percentile=config.detection.threshold_percentile,
                                     device=device, batch_size=config.detection.batch_size,
-                                    log=log)
+                                    seed=config.training.seed, log=log)
         trained.append(TrainedDetector(name, target, result, checkpoint, calibration))
     return trained
 

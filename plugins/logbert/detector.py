@@ -28,6 +28,10 @@ from .model import LogBERTModel
 MAX_NLL = 18.420680743952367
 # Seed of the fixed validation mask, so validation losses compare across epochs.
 VALIDATION_SEED = 1234
+# fit_scoring keeps a fixed-size NLL histogram per target index (memory does not
+# grow with the data) and trusts an index's median once it has this many samples.
+BASELINE_BINS = 256
+BASELINE_MIN_COUNT = 5
 
 
 def unwrap(model: torch.nn.Module) -> LogBERTModel:
@@ -139,6 +143,38 @@ class LogBERT(Detector):
             mlm, _ = self._mlm_and_vhm(model, batch, generator)
         return mlm
 
+    @torch.no_grad()
+    def fit_scoring(self, model: torch.nn.Module, batches) -> None:
+        """Learn each event's typical NLL in normal sessions (``event_nll_baseline``).
+
+        Some events are normal yet unpredictable by position: heartbeats, metric
+        flushes and GC lines interleaved into sessions at random points. Their raw
+        NLL is high in every session, so ``max_nll`` flags normal sessions for them.
+        ``max_excess_nll`` subtracts each event's median NLL over normal sessions, so
+        a session stands out only where an event is surprising *for that event*.
+        Indices seen fewer than BASELINE_MIN_COUNT times keep a baseline of 0 (raw NLL),
+        and UNK always does.
+        """
+        core = unwrap(model)
+        vocab = core.vocab_size
+        hist = torch.zeros(vocab * BASELINE_BINS, dtype=torch.float64)
+        with eval_mode(model):
+            for batch in batches:
+                ids, attention, targets = self._inputs(batch)
+                _, nll = self._position_stats(model, ids, attention, targets)
+                target_ids = ids[targets].cpu()
+                bins = (nll[targets].cpu() / MAX_NLL * BASELINE_BINS).long().clamp(
+                    0, BASELINE_BINS - 1)
+                hist.index_add_(0, target_ids * BASELINE_BINS + bins,
+                                torch.ones(bins.numel(), dtype=torch.float64))
+        hist = hist.view(vocab, BASELINE_BINS)
+        counts = hist.sum(dim=1)
+        median_bin = (hist.cumsum(dim=1) < (counts / 2)[:, None]).sum(dim=1)
+        median = (median_bin.double() + 0.5) * MAX_NLL / BASELINE_BINS
+        baseline = torch.where(counts >= BASELINE_MIN_COUNT, median, torch.zeros_like(median))
+        baseline[UNK] = 0.0
+        core.event_nll_baseline.copy_(baseline.float())
+
     def score_sessions(self, model: torch.nn.Module, batch: SessionBatch) -> SessionScores:
         """Per session: max and mean NLL of its targets, miss ratio, and CLS distance.
 
@@ -153,7 +189,9 @@ class LogBERT(Detector):
         nll = torch.where(unseen, torch.full_like(nll, MAX_NLL), nll)
         miss = (unseen | (rank > self.config.top_g)) & targets
         n_targets = targets.sum(dim=1).clamp(min=1).float()
+        excess = (nll - unwrap(model).event_nll_baseline[ids]).clamp(min=0.0)
         scores = {
+            "max_excess_nll": excess.masked_fill(~targets, 0.0).amax(dim=1),
             "max_nll": nll.masked_fill(~targets, 0.0).amax(dim=1),
             "mean_nll": (nll * targets).sum(dim=1) / n_targets,
             "miss_ratio": miss.sum(dim=1).float() / n_targets,

@@ -53,6 +53,9 @@ class LogBERTModel(nn.Module):
         self.register_buffer("center_initialized", torch.zeros((), dtype=torch.bool))
         self.register_buffer("running_mean", torch.zeros(hidden))
         self.register_buffer("running_count", torch.zeros((), dtype=torch.int64))
+        # Typical NLL of each target index in normal sessions (see LogBERT.fit_scoring);
+        # zero until fitted, which makes excess_nll equal the raw NLL.
+        self.register_buffer("event_nll_baseline", torch.zeros(vocab_size))
 
     @property
     def vocab_size(self) -> int:
