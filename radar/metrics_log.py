@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from radar.device import memory_gb
 from radar.fsutil import atomic_write_text
@@ -64,7 +65,7 @@ class MetricsLog:
                 if isinstance(value, (int, float)) and key not in ("step", "epoch"):
                     self._writer.add_scalar(f"{record['kind']}/{key}", value, record["step"])
 
-    def log_train(self, trainer: "Trainer", log: Callable[[str], None]) -> None:
+    def log_train(self, trainer: Trainer, log: Callable[[str], None]) -> None:
         elapsed = max(time.perf_counter() - self._started, 1e-9)
         loss = self._loss / max(self._batches, 1)
         self.last_train_loss = loss
@@ -86,12 +87,16 @@ class MetricsLog:
                 + (f" | GPU {gpu:.2f} GB" if gpu is not None else ""))
         self._reset_window()
 
-    def log_val(self, trainer: "Trainer", val_loss: float, log: Callable[[str], None]) -> None:
+    def log_val(self, trainer: Trainer, val_loss: float, train_eval_loss: float,
+                log: Callable[[str], None]) -> None:
+        """``train_eval_loss``: the validation objective on a fixed sample of training data."""
         self._write({"kind": "val", "step": trainer.step, "epoch": trainer.epoch,
-                     "val_loss": val_loss, "time": time.time()})
+                     "val_loss": val_loss, "train_eval_loss": train_eval_loss,
+                     "gap": val_loss - train_eval_loss, "time": time.time()})
         if self.enabled:
             log(f"Validation | Epoch {trainer.epoch} | Step {trainer.step} | "
-                f"Val Loss {val_loss:.4f}")
+                f"Val Loss {val_loss:.4f} | Train Loss (eval) {train_eval_loss:.4f} | "
+                f"Gap {val_loss - train_eval_loss:+.4f}")
 
     def truncate_after(self, step: int) -> None:
         """Drop records past ``step`` (they belong to the run being resumed over)."""

@@ -11,15 +11,22 @@ import contextlib
 import math
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from radar.checkpoint import (load_checkpoint, prune_step_checkpoints, rng_state,
-                              save_checkpoint, set_rng_state)
+from radar.checkpoint import (
+    load_checkpoint,
+    prune_step_checkpoints,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from radar.config import RadarConfig
 from radar.data.dataset import SessionCorpus
 from radar.data.sampling import BucketBatchSampler
@@ -29,6 +36,8 @@ from radar.distributed import DistInfo, all_reduce_sum
 from radar.errors import RadarError
 from radar.metrics_log import MetricsLog
 
+TRAIN_PROBE_WINDOWS = 2048
+
 
 @dataclass
 class TrainResult:
@@ -37,6 +46,7 @@ class TrainResult:
     best_val_loss: float | None
     last_train_loss: float | None
     last_val_loss: float | None
+    train_eval_loss: float | None
     interrupted: bool
     checkpoint: Path | None
 
@@ -76,13 +86,13 @@ class Trainer:
 
     def __init__(self, detector: Detector, model: torch.nn.Module, config: RadarConfig,
                  train_data: SessionCorpus, val_data: SessionCorpus | None, *,
-                 device: torch.device, output_dir: str | Path, dist_info: DistInfo = DistInfo(),
+                 device: torch.device, output_dir: str | Path, dist_info: DistInfo | None = None,
                  extra_state: dict[str, Any] | None = None,
-                 on_step: Callable[["Trainer"], None] | None = None,
+                 on_step: Callable[[Trainer], None] | None = None,
                  log: Callable[[str], None] = print):
         self.detector, self.config, self.tc = detector, config, config.training
         self.train_data, self.val_data = train_data, val_data
-        self.device, self.dist = device, dist_info
+        self.device, self.dist = device, dist_info or DistInfo()
         self.output_dir = Path(output_dir)
         self.extra_state = extra_state or {}
         self.on_step, self.log = on_step, log
@@ -93,7 +103,7 @@ class Trainer:
         self.model = model
         if self.tc.compile:
             self.model = torch.compile(self.model)
-        if dist_info.enabled:
+        if self.dist.enabled:
             self.model = DistributedDataParallel(
                 self.model, device_ids=[device.index] if device.type == "cuda" else None)
         self.optimizer = build_optimizer(self.raw_model, self.tc.learning_rate,
@@ -103,13 +113,16 @@ class Trainer:
                                          int(self.tc.warmup_ratio * self.tc.total_steps))
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         self.sampler = BucketBatchSampler(train_data.window_length, self.tc.batch_size,
-                                          seed=self.tc.seed, rank=dist_info.rank,
-                                          world_size=dist_info.world_size)
+                                          seed=self.tc.seed, rank=self.dist.rank,
+                                          world_size=self.dist.world_size)
         self.step = self.epoch = self.batch_in_epoch = 0
         self.best_val: float | None = None
         self.last_val: float | None = None
+        self.last_train_eval: float | None = None
+        probe = np.random.default_rng([self.tc.seed, 1]).permutation(len(train_data))
+        self._train_probe = np.sort(probe[:TRAIN_PROBE_WINDOWS])
         self._stop_reason: str | None = None
-        self.metrics = MetricsLog(self.output_dir, enabled=dist_info.is_main)
+        self.metrics = MetricsLog(self.output_dir, enabled=self.dist.is_main)
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
@@ -168,9 +181,10 @@ class Trainer:
         if self._stop_reason and self.dist.is_main:
             self.log(f"{self._stop_reason}: saved {checkpoint}; continue with --resume auto")
         return TrainResult(self.step, self.epoch, self.best_val, self.metrics.last_train_loss,
-                           self.last_val, self._stop_reason is not None, checkpoint)
+                           self.last_val, self.last_train_eval, self._stop_reason is not None,
+                           checkpoint)
 
-    def _on_signal(self, signum, frame) -> None:  # noqa: ARG002 - signal API
+    def _on_signal(self, signum, frame) -> None:
         self.request_stop(f"received {signal.Signals(signum).name}")
 
     def _done(self) -> bool:
@@ -257,14 +271,17 @@ class Trainer:
             self.on_step(self)
 
     @torch.no_grad()
-    def evaluate(self, data: SessionCorpus) -> float:
-        """Mean validation loss over ``data`` (weighted by sessions, summed over ranks)."""
+    def evaluate(self, data: SessionCorpus, items: np.ndarray | None = None) -> float:
+        """Mean validation loss over ``data`` (or its ``items``), weighted by sessions and
+        summed over ranks."""
         self.raw_model.eval()
-        sampler = BucketBatchSampler(data.window_length, self.tc.batch_size, shuffle=False,
-                                     rank=self.dist.rank, world_size=self.dist.world_size)
+        items = np.arange(len(data)) if items is None else np.asarray(items)
+        sampler = BucketBatchSampler(data.window_length[items], self.tc.batch_size,
+                                     shuffle=False, rank=self.dist.rank,
+                                     world_size=self.dist.world_size)
         total = count = 0.0
-        for items in sampler:
-            batch = data[items].to(self.device)
+        for positions in sampler:
+            batch = data[items[positions]].to(self.device)
             with autocast_context(self.precision, self.device):
                 loss = self.detector.validation_loss(self.raw_model, batch)
             total += float(loss) * len(batch)
@@ -276,10 +293,14 @@ class Trainer:
         if self.val_data is None or len(self.val_data) == 0:
             return
         self.last_val = self.evaluate(self.val_data)
+        # The same loss on a fixed sample of training windows, in eval mode too, so the
+        # train/validation gap compares like with like (the running training loss has
+        # dropout and random masks in it).
+        self.last_train_eval = self.evaluate(self.train_data, self._train_probe)
         improved = self.best_val is None or self.last_val < self.best_val
         if improved:
             self.best_val = self.last_val
-        self.metrics.log_val(self, self.last_val, self.log)
+        self.metrics.log_val(self, self.last_val, self.last_train_eval, self.log)
         if improved:
             self.save("best_model.pt")
 

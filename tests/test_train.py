@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
+from toy import ToyDetector, pattern_sessions, write_day
 
 from radar.checkpoint import load_checkpoint, step_checkpoints
 from radar.config import load_config
@@ -19,8 +21,6 @@ from radar.data.vocab import EventVocab
 from radar.distributed import DistInfo
 from radar.metrics_log import read_metrics
 from radar.train import Trainer, build_optimizer, build_scheduler
-
-from toy import ToyDetector, pattern_sessions, write_day
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_stopped_and_resumed_run_matches_uninterrupted(corpus, tmp_path, stop_at
     straight, result = train(corpus, tmp_path / "a")
     assert result.step == 12 and not result.interrupted
 
-    stopped, partial = train(corpus, tmp_path / "b", stop_at=stop_at)
+    _, partial = train(corpus, tmp_path / "b", stop_at=stop_at)
     assert partial.interrupted and partial.step == stop_at
     resumed, final = train(corpus, tmp_path / "b", resume=tmp_path / "b" / "last.pt")
     assert final.step == 12
@@ -81,7 +81,7 @@ def test_stopped_and_resumed_run_matches_uninterrupted(corpus, tmp_path, stop_at
 
 
 def test_checkpoints_hold_everything_and_load_safely(corpus, tmp_path):
-    trainer, _ = train(corpus, tmp_path, keep_checkpoints=2)
+    train(corpus, tmp_path, keep_checkpoints=2)
     names = {p.name for p in tmp_path.glob("*.pt")}
     assert {"last.pt", "best_model.pt", "epoch_1.pt", "epoch_2.pt"} <= names
     assert [step for step, _ in step_checkpoints(tmp_path)] == [8, 12]   # newest 2 kept
@@ -118,7 +118,7 @@ def test_schedule_warms_up_then_decays_to_min_lr():
         scheduler.step()
     assert lrs[0] == pytest.approx(0.2) and lrs[4] == pytest.approx(1.0)
     assert lrs[5] == pytest.approx(1.0) and lrs[20] == pytest.approx(0.1)
-    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:]))
+    assert all(a >= b for a, b in itertools.pairwise(lrs[4:]))
 
 
 def test_no_weight_decay_on_biases_and_norms():

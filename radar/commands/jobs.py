@@ -168,7 +168,7 @@ def run_command(config_path, overrides, detectors, data, labels, device, resume)
         summary = pipeline.detect_and_summarize(item, val, config, device=dev, output=output,
                                                 label_source=config.data.label_file or "")
         summary["detector"] = item.name
-        summary["train_loss"] = item.result.last_train_loss
+        summary["train_loss"] = item.result.train_eval_loss
         summary["val_loss"] = item.result.last_val_loss
         atomic_write_text(item.directory / "summary.json", json.dumps(summary, indent=2))
         console.print(summary_table(summary))
