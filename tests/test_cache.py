@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from test_reader import dump_sessions, make_sessions, write_day
 
 from radar.data import cache
 from radar.data.cache import (
@@ -19,8 +20,6 @@ from radar.data.cache import (
 )
 from radar.data.reader import read_record_at
 from radar.errors import DataError
-
-from test_reader import dump_sessions, make_sessions, write_day
 
 
 def prepared(tmp_path, sessions, layout="compact", name="preprocessed_logs_2025-07-03.json",
@@ -136,6 +135,19 @@ def test_cut_to_fit_tokens_still_count_as_standard(tmp_path):
                        attention_mask=[1] * 8)
     _, result, day = prepared(tmp_path, sessions)
     assert result.report.n_bad == 0 and day.meta["token_ids_layout"] == "cls_events_sep"
+
+
+def test_odd_token_lists_are_checked_in_full(tmp_path):
+    sessions = make_sessions(6, padded_to=16)
+    sessions[1].update(event_sequence=[4], token_ids=[], attention_mask=[1, 1, 1])
+    sessions[2]["token_ids"] = [101, 1.5] + [0] * 14
+    sessions[3]["attention_mask"] = None                  # no mask: zeros end the tokens
+    sessions[4].update(event_sequence=[1, 2, 3], token_ids=[101, 1, 9, 3, 102] + [0] * 11,
+                       attention_mask=[1] * 5 + [0] * 11)
+    _, result, day = prepared(tmp_path, sessions)
+    assert result.report.bad_counts == {"mask_length_mismatch": 1, "wrong_type": 1}
+    assert day.meta["token_ids_layout"] == "custom"
+    assert day.session_ids.tolist() == [0, 3, 4, 5]
 
 
 def test_token_vocab_limit(tmp_path):

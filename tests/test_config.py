@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from radar.config import (RadarConfig, apply_overrides, build_section, load_config,
-                          save_config)
+from radar.config import RadarConfig, apply_overrides, build_section, load_config, save_config
 from radar.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

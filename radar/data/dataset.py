@@ -9,8 +9,8 @@ vectorised gather, so batches are built at memory speed with no per-item Python.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch

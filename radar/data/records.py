@@ -326,7 +326,8 @@ class TokenLayoutChecker:
         n_matched = 0
         for position, active in zip(candidates, actives):
             events = records[position]["event_sequence"]
-            if (active is not None and active[0] == CLS_TOKEN and active[-1] == SEP_TOKEN
+            if (active is not None and len(active) == len(events) + 2
+                    and active[0] == CLS_TOKEN and active[-1] == SEP_TOKEN
                     and active[1:-1] == events):
                 n_matched += 1
                 problem = self._vocab_problem(events)

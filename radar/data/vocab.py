@@ -27,7 +27,7 @@ class EventVocab:
         self._table[ids] = np.arange(FIRST_EVENT, FIRST_EVENT + ids.size)
 
     @classmethod
-    def from_counts(cls, counts: np.ndarray, min_count: int = 1) -> "EventVocab":
+    def from_counts(cls, counts: np.ndarray, min_count: int = 1) -> EventVocab:
         """Build from a bincount over raw event ids, keeping ids seen ``min_count`` times."""
         return cls(np.flatnonzero(np.asarray(counts) >= min_count))
 
@@ -52,5 +52,5 @@ class EventVocab:
         return {"event_ids": self.event_ids.tolist()}
 
     @classmethod
-    def from_state_dict(cls, state: dict) -> "EventVocab":
+    def from_state_dict(cls, state: dict) -> EventVocab:
         return cls(state["event_ids"])

@@ -21,7 +21,7 @@ class Scorer:
     def __init__(self, config: Any = None):
         self.config = config
 
-    def fit(self, scores: np.ndarray, detectors: list[str]) -> "Scorer":
+    def fit(self, scores: np.ndarray, detectors: list[str]) -> Scorer:
         """Learn calibration from normal sessions' scores, shape (n, len(detectors))."""
         self.detectors_ = list(detectors)
         return self

@@ -28,7 +28,7 @@ class Calibration:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Calibration":
+    def from_dict(cls, data: dict) -> Calibration:
         return cls(**data)
 
 

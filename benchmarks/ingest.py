@@ -1,0 +1,340 @@
+"""Ingest benchmark: json.load against the streaming reader, prepare and cache reads.
+
+Generates day files in the user's format (``preprocessed_logs_YYYY-MM-DD.json``), one
+with unpadded token_ids and one with token_ids padded to 512 plus attention_mask, both
+with realistic original_logs (one line per event, timestamps, services, some Korean
+text), then measures each step in a fresh subprocess so the peak RSS is per step:
+
+- ``json.load`` of the whole file (what the user's validator does);
+- ``iter_sessions`` with the default fields, and with token_ids/attention_mask too;
+- ``prepare_files`` over several day files with 1 and 2 worker processes;
+- reading the prepared cache with ``PreparedDay.gather`` in shuffled batches of 256.
+
+Each step runs ``--repeat`` times (default 3), each in a fresh process; the fastest
+run is reported, since a shared machine only ever makes a run slower.
+
+Prints a Markdown table (the one in docs/benchmarks.md, section "Ingest")::
+
+    python benchmarks/ingest.py                 # two ~300 MB files
+    python benchmarks/ingest.py --quick         # ~30 MB each, a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SERVICES = [("gateway", 5), ("research", 3), ("manager", 2), ("auth", 2), ("billing", 1),
+            ("search", 1), ("notify", 1)]
+LEVELS = ["INFO"] * 12 + ["DEBUG"] * 4 + ["WARN", "ERROR"]
+TEMPLATES = [
+    "GET /api/v1/items/{n} 200 {ms}ms user={user}",
+    "POST /api/v1/orders 201 {ms}ms order_id={n}",
+    "요청 처리 완료: user={user} 경로=/api/v1/search 소요시간={ms}ms",
+    "cache miss key=item:{n} fallback=db",
+    "Connection pool stats active={k} idle={k2} waiting=0",
+    "사용자 인증 성공 user={user} method=oauth2",
+    "Retrying upstream call attempt={k} backoff={ms}ms",
+    "Slow query detected: SELECT * FROM items WHERE id = {n} ({ms} ms)",
+    "payload={{\"id\": {n}, \"status\": \"ok\", \"tags\": [\"a\", \"b\"]}}",
+    "Scheduled job research-sync finished in {ms}ms, {k} rows",
+]
+
+
+# ---------------------------------------------------------------- data generation
+
+def make_session(rnd: random.Random, session_id: int, padded: bool) -> dict:
+    """One session in the user's format; lengths are long-tailed (a few exceed 512)."""
+    length = max(1, min(2000, int(rnd.lognormvariate(3.0, 0.9))))
+    events = [min(int(rnd.paretovariate(1.2)), 3000) for _ in range(length)]
+    tokens = [101, *events[:510], 102]
+    mask = [1] * len(tokens)
+    if padded:
+        tokens, mask = tokens + [0] * (512 - len(tokens)), mask + [0] * (512 - len(mask))
+    service = rnd.choices([s for s, _ in SERVICES], [w for _, w in SERVICES])[0]
+    hour, minute = rnd.randrange(24), rnd.randrange(60)
+    logs = []
+    for k, event in enumerate(events):
+        text = TEMPLATES[event % len(TEMPLATES)].format(
+            n=rnd.randrange(10**6), ms=rnd.randrange(1, 900), user=f"u{rnd.randrange(10**5)}",
+            k=rnd.randrange(50), k2=rnd.randrange(50))
+        logs.append(f"2025-07-03 {hour:02d}:{minute:02d}:{k % 60:02d}.{rnd.randrange(1000):03d} "
+                    f"{rnd.choice(LEVELS)} [{service}] {text}")
+    return {"session_id": session_id, "event_sequence": events, "token_ids": tokens,
+            "attention_mask": mask, "has_error": rnd.random() < 0.03,
+            "has_warn": rnd.random() < 0.1, "service_name": service, "original_logs": logs}
+
+
+def write_day_file(path: Path, size_mb: float, padded: bool, layout: str, seed: int) -> int:
+    """Write sessions until the file reaches ``size_mb``; the bytes are exactly what
+    ``json.dump(sessions, f, indent=2 or None, ensure_ascii=False)`` would write."""
+    rnd, target, n = random.Random(seed), size_mb * 1e6, 0
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("[\n  " if layout == "indent" else "[")
+        written = 0
+        while written < target:
+            session = make_session(rnd, n, padded)
+            if layout == "indent":
+                text = json.dumps(session, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+                separator = ",\n  "
+            else:
+                text, separator = json.dumps(session, ensure_ascii=False), ", "
+            if n:
+                handle.write(separator)
+            handle.write(text)
+            written += len(text.encode("utf-8")) + len(separator)
+            n += 1
+        handle.write("\n]" if layout == "indent" else "]")
+    return n
+
+
+# ---------------------------------------------------------------- measurements (child side)
+
+def peak_rss_mb() -> float:
+    """Largest RSS of this process or any finished child (Linux reports KiB)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children."""
+    own, children = (resource.getrusage(who) for who in (resource.RUSAGE_SELF,
+                                                         resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def measure_json_load(paths: list[str]) -> dict:
+    started = time.perf_counter()
+    with open(paths[0], encoding="utf-8") as handle:
+        sessions = len(json.load(handle))
+    return {"seconds": time.perf_counter() - started, "sessions": sessions}
+
+
+def measure_reader(paths: list[str], with_tokens: bool) -> dict:
+    from radar.data.reader import DEFAULT_FIELDS, TOKEN_FIELDS, iter_sessions
+
+    fields = DEFAULT_FIELDS + TOKEN_FIELDS if with_tokens else DEFAULT_FIELDS
+    started, sessions = time.perf_counter(), 0
+    for _ in iter_sessions(paths[0], fields=fields):
+        sessions += 1
+    return {"seconds": time.perf_counter() - started, "sessions": sessions}
+
+
+def measure_prepare(paths: list[str], workers: int, cache_dir: str) -> dict:
+    from radar.data.cache import prepare_files
+
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    started = time.perf_counter()
+    results = prepare_files(paths, cache_dir, workers=workers)
+    return {"seconds": time.perf_counter() - started,
+            "sessions": sum(result.n_sessions for result in results)}
+
+
+def measure_gather(paths: list[str], cache_dir: str, order: str) -> dict:
+    import numpy as np
+
+    from radar.data.cache import cache_dir_for, open_prepared
+
+    day = open_prepared(cache_dir_for(paths[0], cache_dir))
+    rows = np.arange(day.n_sessions)
+    if order == "shuffled":
+        rows = np.random.default_rng(0).permutation(day.n_sessions)
+    started, sessions = time.perf_counter(), 0
+    while time.perf_counter() - started < 1.0:      # whole passes, at least a second
+        for first in range(0, rows.size, 256):
+            day.gather(rows[first:first + 256], max_len=512)
+        sessions += int(rows.size)
+    return {"seconds": time.perf_counter() - started, "sessions": sessions}
+
+
+def spin() -> None:
+    """A fixed amount of pure CPU work (the parallel-headroom control)."""
+    total = 0
+    for i in range(20_000_000):
+        total += i
+
+
+def parallel_headroom() -> float:
+    """Throughput of two concurrent CPU-bound processes relative to one: 2.0 means two
+    idle cores, 1.0 means the machine (shared, or one core) gives no parallelism."""
+    command = [sys.executable, __file__, "--spin"]
+    started = time.perf_counter()
+    subprocess.run(command, check=True)
+    alone = time.perf_counter() - started
+    started = time.perf_counter()
+    for process in [subprocess.Popen(command) for _ in range(2)]:
+        process.wait()
+    return 2 * alone / (time.perf_counter() - started)
+
+
+def run_measurement(argv: list[str]) -> None:
+    """Child entry: ``--measure KIND ARG PATH...``; prints one JSON line."""
+    kind, arg, paths = argv[0], argv[1], argv[2:]
+    module = {"reader": "radar.data.reader", "prepare": "radar.data.cache",
+              "gather": "radar.data.cache"}.get(kind)
+    if module:                      # import time is not part of the step
+        importlib.import_module(module)
+    cpu_before = cpu_seconds()
+    if kind == "json_load":
+        result = measure_json_load(paths)
+    elif kind == "reader":
+        result = measure_reader(paths, with_tokens=arg == "tokens")
+    elif kind == "prepare":
+        workers, cache_dir = arg.split(":", 1)
+        result = measure_prepare(paths, int(workers), cache_dir)
+    else:
+        order, cache_dir = arg.split(":", 1)
+        result = measure_gather(paths, cache_dir, order)
+    result["peak_rss_mb"] = peak_rss_mb()
+    result["cpu_seconds"] = cpu_seconds() - cpu_before
+    print(json.dumps(result))
+
+
+# ---------------------------------------------------------------- driver (parent side)
+
+def measure(kind: str, arg: str, paths: list[Path], repeat: int) -> dict:
+    """Best (fastest) of ``repeat`` runs, each in a fresh process: the machine may be shared."""
+    command = [sys.executable, __file__, "--measure", kind, arg, *map(str, paths)]
+    runs = []
+    for _ in range(repeat):
+        done = subprocess.run(command, check=True, capture_output=True, text=True)
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return min(runs, key=lambda run: run["seconds"])
+
+
+def machine_description() -> str:
+    model = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{os.cpu_count()} CPUs (nproc), {model}, {memory:.0f} GiB RAM, "
+            f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
+
+
+def row(step: str, file: str, size_mb: float, result: dict, baseline: float | None) -> str:
+    seconds = result["seconds"]
+    rate = size_mb / seconds if size_mb else None
+    ratio = f"{rate / baseline:.1f}x" if baseline and rate else ""
+    rate_text = f"{rate:.0f}" if rate else ""
+    return (f"| {step} | {file} | {size_mb:.0f} | {seconds:.2f} | {result['cpu_seconds']:.2f} | "
+            f"{rate_text} | {result['sessions'] / seconds:,.0f} | {result['peak_rss_mb']:.0f} | "
+            f"{ratio} |")
+
+
+def generate(workdir: Path, size_mb: float, layout: str) -> list[tuple[str, Path]]:
+    """The two day files (reused when --workdir already holds them at this size)."""
+    layouts = {"mixed": ("indent", "compact"), "indent": ("indent", "indent"),
+               "compact": ("compact", "compact")}[layout]
+    files = []
+    for (name, padded), file_layout, seed in zip(
+            [("unpadded", False), ("padded512", True)], layouts, (1, 2)):
+        path = workdir / f"preprocessed_logs_2025-07-0{seed}.json"
+        marker = workdir / f"{path.name}.{name}.{file_layout}.{size_mb:g}MB"
+        if not marker.exists():
+            started = time.perf_counter()
+            n = write_day_file(path, size_mb, padded, file_layout, seed)
+            marker.write_text(str(n))
+            print(f"generated {path.name}: {name}, {file_layout}, {n:,} sessions, "
+                  f"{path.stat().st_size / 1e6:.0f} MB in {time.perf_counter() - started:.0f} s",
+                  file=sys.stderr)
+        files.append((f"{name} ({file_layout})", path))
+    return files
+
+
+def copies_for_prepare(files: list[tuple[str, Path]], workdir: Path) -> list[Path]:
+    """Four day files for the prepare runs: the two generated ones and a link to each."""
+    paths = [path for _, path in files]
+    for i, path in enumerate(list(paths)):
+        twin = workdir / f"preprocessed_logs_2025-07-1{i}.json"
+        if not twin.exists():
+            try:
+                os.link(path, twin)
+            except OSError:
+                shutil.copyfile(path, twin)
+        paths.append(twin)
+    return paths
+
+
+def run_benchmark(workdir: Path, size_mb: float, layout: str, repeat: int) -> list[str]:
+    files = generate(workdir, size_mb, layout)
+    cache_dir = workdir / "cache"
+    header = "| step | file | MB | seconds | CPU s | MB/s | sessions/s | peak RSS MB | vs json.load |"
+    lines = [header, "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for label, path in files:
+        size = path.stat().st_size / 1e6
+        baseline_result = measure("json_load", "-", [path], repeat)
+        baseline = size / baseline_result["seconds"]
+        lines.append(row("json.load", label, size, baseline_result, None))
+        lines.append(row("iter_sessions (default fields)", label, size,
+                         measure("reader", "default", [path], repeat), baseline))
+        lines.append(row("iter_sessions (+ token_ids, attention_mask)", label, size,
+                         measure("reader", "tokens", [path], repeat), baseline))
+    paths = copies_for_prepare(files, workdir)
+    total = sum(path.stat().st_size for path in paths) / 1e6
+    headroom = parallel_headroom()
+    for workers in (1, 2):
+        result = measure("prepare", f"{workers}:{cache_dir}", paths, repeat)
+        lines.append(row(f"prepare_files, {workers} worker(s)", f"{len(paths)} files", total,
+                         result, None))
+    for label, path in files:
+        for order in ("shuffled", "sequential"):
+            result = measure("gather", f"{order}:{cache_dir}", [path], repeat)
+            lines.append(row(f"cache gather, batch 256, {order}", label, 0, result, None))
+    note = (f"Parallel headroom just before the prepare runs: two CPU-bound processes ran at "
+            f"{headroom:.2f}x the throughput of one (2.00x = two idle cores).")
+    lines += ["", note]
+    return lines
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--measure":
+        run_measurement(sys.argv[2:])
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "--spin":
+        spin()
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=float, default=300.0, help="size of each day file")
+    parser.add_argument("--quick", action="store_true", help="30 MB files: a smoke run")
+    parser.add_argument("--layout", choices=["mixed", "indent", "compact"], default="mixed",
+                        help="mixed: unpadded file indent=2, padded file compact")
+    parser.add_argument("--workdir", type=Path, help="keep the files here (default: temp)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per step; the best counts")
+    args = parser.parse_args()
+    size_mb = 30.0 if args.quick else args.size_mb
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="radar-ingest-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        load_before = os.getloadavg()[0]
+        lines = run_benchmark(workdir, size_mb, args.layout, max(1, args.repeat))
+        load_after = os.getloadavg()[0]
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(f"Machine: {machine_description()}; 1-minute load average {load_before:.1f} "
+          f"before, {load_after:.1f} after")
+    print(f"Date: {time.strftime('%Y-%m-%d %H:%M %Z')}; command: python benchmarks/ingest.py "
+          + " ".join(sys.argv[1:]))
+    print()
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
