@@ -26,17 +26,17 @@ from radar.data.dataset import SessionCorpus
 from radar.data.sampling import BucketBatchSampler
 from radar.data.synth import generate
 from radar.data.vocab import EventVocab
-from radar.device import autocast_context
 from radar.detect import make_detector
+from radar.device import autocast_context
 from radar.train import build_optimizer
 
 SIZES = {
-    "demo (h64, 2 layers)": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                                 intermediate_size=128),
-    "paper (h256, 4 layers)": dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
-                                   intermediate_size=1024),
-    "BERT-base (h768, 12 layers)": dict(hidden_size=768, num_hidden_layers=12,
-                                        num_attention_heads=12, intermediate_size=3072),
+    "demo (h64, 2 layers)": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+                                 "intermediate_size": 128},
+    "paper (h256, 4 layers)": {"hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4,
+                                   "intermediate_size": 1024},
+    "BERT-base (h768, 12 layers)": {"hidden_size": 768, "num_hidden_layers": 12,
+                                        "num_attention_heads": 12, "intermediate_size": 3072},
 }
 
 

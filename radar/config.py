@@ -59,7 +59,6 @@ class DataConfig:
     calibration_fraction: float = 0.1   # of training sessions held out to set thresholds
     train_filter: str = "no_error"  # no_error | no_error_no_warn | all | labels
     label_file: str | None = None
-    input_field: str = "event_sequence"
     strict: bool = False
 
 
@@ -75,7 +74,6 @@ CHOICES = {
     "training.precision": ("auto", "fp32", "bf16", "fp16"),
     "data.split": ("date", "random"),
     "data.train_filter": ("no_error", "no_error_no_warn", "all", "labels"),
-    "data.input_field": ("event_sequence", "token_ids"),
 }
 
 

@@ -17,6 +17,7 @@ import torch
 
 from radar.checkpoint import load_checkpoint, save_checkpoint
 from radar.config import RadarConfig, save_config
+from radar.console import step_progress
 from radar.data.cache import PreparedDay, cache_dir_for, open_prepared, prepare_files
 from radar.data.dataset import ERROR_BIT, WARN_BIT, SessionCorpus
 from radar.data.files import find_day_files
@@ -161,11 +162,15 @@ def train_detector(name: str, config: RadarConfig, sets: TrainingSets, *, output
     model = detector.build_model(sets.vocab)
     extra = {"vocab": sets.vocab.state_dict(), "services": sets.train.services,
              "window": sets.train.window}
-    trainer = Trainer(detector, model, config, sets.train, sets.validation, device=device,
-                      output_dir=output_dir, dist_info=dist_info, extra_state=extra, log=log)
-    log(f"training {name} on {sets.train.n_sessions} sessions ({len(sets.train)} windows, "
-        f"vocabulary {len(sets.vocab)}), device {device}, precision {trainer.precision}")
-    return trainer.fit(resume=resume)
+    with step_progress(config.training.total_steps, f"training {name}") as update:
+        trainer = Trainer(detector, model, config, sets.train, sets.validation,
+                          device=device, output_dir=output_dir, dist_info=dist_info,
+                          extra_state=extra, log=log,
+                          on_step=lambda t: update(t.step) if dist_info.is_main else None)
+        log(f"training {name} on {sets.train.n_sessions} sessions ({len(sets.train)} "
+            f"windows, vocabulary {len(sets.vocab)}), device {device}, "
+            f"precision {trainer.precision}")
+        return trainer.fit(resume=resume)
 
 
 def best_checkpoint(output_dir: Path) -> Path:

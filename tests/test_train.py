@@ -191,3 +191,23 @@ def test_two_process_gloo_matches_single_process_on_same_global_batch(tmp_path):
     for key, value in single.raw_model.state_dict().items():
         np.testing.assert_allclose(ddp_weights[key], value.numpy(), rtol=1e-5, atol=1e-6)
     assert not (tmp_path / "ddp-out" / "rank1").exists()
+
+
+def test_out_of_memory_names_the_batch_and_the_fix(corpus, tmp_path, monkeypatch):
+    detector = ToyDetector()
+    model = detector.build_model(corpus.vocab)
+
+    def explode(model, batch):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(detector, "training_loss", explode)
+    trainer = Trainer(detector, model, config_for(tmp_path), corpus, None,
+                      device=torch.device("cpu"), output_dir=tmp_path, log=lambda m: None)
+    from radar.errors import RadarError
+
+    with pytest.raises(RadarError) as info:
+        trainer.fit()
+    message = str(info.value)
+    assert "training.batch_size=8" in message
+    assert "--set training.batch_size=4" in message
+    assert "--set training.grad_accum_steps=2" in message
