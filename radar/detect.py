@@ -18,7 +18,8 @@ import torch
 
 from radar.checkpoint import load_checkpoint
 from radar.config import RadarConfig, build_config
-from radar.data.dataset import ERROR_BIT, WARN_BIT, SessionCorpus
+from radar.data.cache import ERROR_BIT, WARN_BIT
+from radar.data.dataset import SessionCorpus
 from radar.data.sampling import BucketBatchSampler
 from radar.data.vocab import EventVocab
 from radar.detector import Detector

@@ -70,6 +70,10 @@ class Detector:
 
     ``__init__`` only stores the config (an instance of ``config_class``); everything
     learned lives in the model returned by ``build_model`` so it is checkpointed with it.
+
+    Two run-wide settings are set on every detector by the pipeline before
+    ``build_model``: ``mask_prob`` (``training.mask_prob``) and ``max_seq_length``
+    (``data.max_seq_length``, which counts CLS and SEP; windows hold two fewer events).
     """
 
     name: ClassVar[str] = ""
@@ -78,6 +82,8 @@ class Detector:
 
     def __init__(self, config: Any = None):
         self.config = config if config is not None else self.config_class()
+        self.mask_prob: float = 0.15
+        self.max_seq_length: int | None = None
 
     def build_model(self, vocab: EventVocab) -> torch.nn.Module:
         """Return a freshly initialised ``nn.Module`` for ``vocab`` (never downloaded)."""

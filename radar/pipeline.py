@@ -18,8 +18,15 @@ import torch
 from radar.checkpoint import load_checkpoint, save_checkpoint
 from radar.config import RadarConfig, save_config
 from radar.console import step_progress
-from radar.data.cache import PreparedDay, cache_dir_for, open_prepared, prepare_files
-from radar.data.dataset import ERROR_BIT, WARN_BIT, SessionCorpus
+from radar.data.cache import (
+    ERROR_BIT,
+    WARN_BIT,
+    PreparedDay,
+    cache_dir_for,
+    open_prepared,
+    prepare_files,
+)
+from radar.data.dataset import SessionCorpus
 from radar.data.files import find_day_files
 from radar.data.labels import LabelTable, read_labels
 from radar.data.split import split_files, write_split
@@ -70,13 +77,9 @@ def prepare_days(files: list[Path], config: RadarConfig, *, workers: int, log: L
     log(f"prepared {done} file(s), reused {len(results) - done} from {config.data.cache_dir}")
     days = [open_prepared(cache_dir_for(path, config.data.cache_dir)) for path in files]
     data = DayData(list(files), days)
-    data.labels = [labels.lookup(path.name, np.asarray(day.session_ids), _keys(day))
+    data.labels = [labels.lookup(path.name, np.asarray(day.session_ids), day.session_keys)
                    if labels else None for path, day in zip(files, days)]
     return data
-
-
-def _keys(day: PreparedDay) -> list[str] | None:
-    return getattr(day, "session_keys", None)
 
 
 def normal_mask(day: PreparedDay, labels: np.ndarray | None, train_filter: str) -> np.ndarray:
@@ -226,7 +229,7 @@ def detect_days(loaded: LoadedDetector, data: DayData, output: Path, *, threshol
                            precision=precision)
     records = iter_result_records(corpus, results, threshold, data.names,
                                   [np.asarray(day.session_ids) for day in data.days],
-                                  [_keys(day) for day in data.days])
+                                  [day.session_keys for day in data.days])
     write_results(output, records, fmt)
     return corpus, results.score
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import os
 import signal
-import socket
 
 import numpy as np
 import pytest
@@ -147,16 +146,10 @@ def test_sigterm_saves_and_reports_interrupted(corpus, tmp_path):
     assert signal.getsignal(signal.SIGTERM) is not trainer._on_signal
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _ddp_worker(rank, world, port, root, out, queue):
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
+def _ddp_worker(rank, world, store, root, out, queue):
+    # A file store rendezvous: no TCP port to race other processes for.
+    torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=rank,
+                                         world_size=world)
     try:
         corpus = make_corpus(root)
         torch.manual_seed(0)
@@ -176,16 +169,16 @@ def test_two_process_gloo_matches_single_process_on_same_global_batch(tmp_path):
     make_corpus(tmp_path / "ddp")     # prepare once, before the workers read it
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    port = _free_port()
+    store = tmp_path / "rendezvous"
     procs = [ctx.Process(target=_ddp_worker,
-                         args=(r, 2, port, tmp_path / "ddp", tmp_path / "ddp-out", queue))
+                         args=(r, 2, store, tmp_path / "ddp", tmp_path / "ddp-out", queue))
              for r in range(2)]
     for proc in procs:
         proc.start()
-    ddp_weights = queue.get(timeout=120)
+    ddp_weights = queue.get(timeout=600)   # generous: a loaded 2-core CI machine is slow
     for proc in procs:
-        proc.join(timeout=60)
-        assert proc.exitcode == 0
+        proc.join(timeout=300)
+        assert proc.exitcode == 0, f"DDP worker exited with {proc.exitcode}"
     single, _ = train(make_corpus(tmp_path / "single"), tmp_path / "single-out", noisy=False,
                       batch_size=8)
     for key, value in single.raw_model.state_dict().items():

@@ -72,8 +72,6 @@ class LogBERT(Detector):
 
     def __init__(self, config: LogBERTConfig | None = None):
         super().__init__(config)
-        self.mask_prob: float = 0.15
-        self.max_seq_length: int | None = None
         self.vocab: EventVocab | None = None
         self.last_loss_parts: dict[str, torch.Tensor] = {}
 

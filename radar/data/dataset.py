@@ -15,11 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from radar.data.cache import PreparedDay
+from radar.data.cache import ERROR_BIT, WARN_BIT, PreparedDay
 from radar.data.vocab import EventVocab
 from radar.detector import SessionBatch
-
-ERROR_BIT, WARN_BIT = 1, 2
 
 
 def window_starts(length: int, window: int) -> list[int]:
