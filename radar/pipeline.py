@@ -73,8 +73,17 @@ def prepare_days(files: list[Path], config: RadarConfig, *, workers: int, log: L
     results = prepare_files(files, config.data.cache_dir, workers=workers,
                             max_seq_length=config.data.max_seq_length,
                             strict=config.data.strict)
-    done = sum(1 for result in results if not getattr(result, "skipped", False))
+    done = sum(1 for result in results if not result.skipped)
     log(f"prepared {done} file(s), reused {len(results) - done} from {config.data.cache_dir}")
+    for result in results:   # damage is never silent: say what was kept and what was not
+        name = Path(result.path).name
+        if result.truncated is not None:
+            log(f"[yellow]warning:[/yellow] {result.truncated}; using the {result.n_sessions} "
+                f"sessions before the damage in {name}")
+        if result.report.n_bad:
+            kinds = ", ".join(f"{kind} {n}" for kind, n in result.report.bad_counts.items())
+            log(f"[yellow]warning:[/yellow] {name}: skipped {result.report.n_bad} bad "
+                f"record(s) ({kinds}); `radar validate` lists them")
     days = [open_prepared(cache_dir_for(path, config.data.cache_dir)) for path in files]
     data = DayData(list(files), days)
     data.labels = [labels.lookup(path.name, np.asarray(day.session_ids), day.session_keys)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -193,7 +194,10 @@ class Trainer:
     def _run_epochs(self) -> None:
         loader = torch.utils.data.DataLoader(
             self.train_data, sampler=self.sampler, batch_size=None, collate_fn=_identity,
-            num_workers=self.tc.num_workers, pin_memory=self.device.type == "cuda",
+            # More loader processes than cores only adds contention (batches are cheap
+            # vectorised gathers from the memory-mapped cache).
+            num_workers=min(self.tc.num_workers, os.cpu_count() or 1),
+            pin_memory=self.device.type == "cuda",
             # Its own generator: each new iterator draws a seed, and drawing it from the
             # global RNG would make a resumed run diverge from an uninterrupted one.
             generator=torch.Generator().manual_seed(self.tc.seed))

@@ -519,7 +519,10 @@ class _DayFileReader:
                     batch = []
         except (ijson.JSONError, ValueError) as error:
             where = stream.position if parsed_any else start
-            detail = f"near there; {error}" if parsed_any else f"JSON parser: {error}"
+            # yajl appends a drawing of the spot ("(right here) ------^") on more lines;
+            # the byte offset already says where, so keep the one-line reason.
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else "parse error"
+            detail = f"near there; {reason}" if parsed_any else f"JSON parser: {reason}"
             self.pending = self._truncated(where, detail)
         yield from self._deliver(batch)
 
