@@ -109,3 +109,16 @@ def test_missing_checkpoint_is_a_clean_error(tmp_path):
                                       "--input", str(tmp_path)])
     assert result.exit_code == 1
     assert "does not exist" in result.output
+
+
+def test_damaged_input_is_reported_not_silently_dropped(tmp_path):
+    generate(tmp_path / "data", days=3, sessions=60, seed=5)
+    last = tmp_path / "data" / "preprocessed_logs_2025-02-26.json"
+    last.write_bytes(last.read_bytes()[:20000])          # a day cut off mid-record
+    result = CliRunner().invoke(cli, ["run", "--detector", "logbert", *run_args(tmp_path)])
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "warning:" in output and "truncated or corrupt at byte" in output
+    assert "preprocessed_logs_2025-02-26.json" in output
+    records = json.loads((tmp_path / "run" / "anomaly_results.json").read_text())
+    assert 0 < len(records) < 60                          # the good prefix was scored
