@@ -23,7 +23,7 @@ from radar.data.dataset import SessionCorpus
 from radar.data.sampling import BucketBatchSampler
 from radar.data.vocab import EventVocab
 from radar.detector import Detector
-from radar.device import autocast_context
+from radar.device import autocast_context, resolve_precision
 from radar.fsutil import atomic_write
 from radar.scoring.calibration import Calibration
 
@@ -58,8 +58,13 @@ def make_detector(name: str, config: RadarConfig) -> Detector:
 
 
 def load_trained(path: str | Path, device: torch.device) -> LoadedDetector:
-    """Rebuild detector, vocabulary and model from a checkpoint."""
-    payload = load_checkpoint(path, map_location="cpu")
+    """Rebuild detector, vocabulary and model from a checkpoint file."""
+    return loaded_from_payload(load_checkpoint(path, map_location="cpu"), path, device)
+
+
+def loaded_from_payload(payload: dict[str, Any], path: str | Path, device: torch.device
+                        ) -> LoadedDetector:
+    """Rebuild detector, vocabulary and model from an already loaded checkpoint dict."""
     config = build_config(payload["config"])
     detector = make_detector(payload["detector"], config)
     vocab = EventVocab.from_state_dict(payload["vocab"])
@@ -81,9 +86,14 @@ class SessionResults:
 
 
 def score_corpus(loaded: LoadedDetector, corpus: SessionCorpus, *, batch_size: int,
-                 device: torch.device, precision: str = "fp32",
-                 progress: Callable[[int], None] | None = None) -> SessionResults:
-    """Score every window of ``corpus`` and fold windows into sessions (max)."""
+                 device: torch.device, progress: Callable[[int], None] | None = None
+                 ) -> SessionResults:
+    """Score every window of ``corpus`` and fold windows into sessions (max).
+
+    Precision is the device's automatic choice (bf16/fp16 on CUDA, fp32 on CPU) for
+    every caller, so a threshold calibrated here matches the scores detection makes.
+    """
+    precision = resolve_precision("auto", device)
     n = corpus.n_sessions
     score = np.full(n, -np.inf)
     extras: dict[str, np.ndarray] = {}

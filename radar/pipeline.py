@@ -34,13 +34,13 @@ from radar.data.vocab import EventVocab
 from radar.detect import (
     LoadedDetector,
     iter_result_records,
-    load_trained,
+    loaded_from_payload,
     make_detector,
     score_corpus,
     write_results,
 )
 from radar.detector import Detector
-from radar.device import resolve_device, resolve_precision
+from radar.device import resolve_device
 from radar.distributed import DistInfo, init_distributed
 from radar.errors import RadarError
 from radar.scoring.calibration import Calibration, percentile_threshold
@@ -212,7 +212,8 @@ def calibrate(checkpoint: Path, sets: TrainingSets, *, percentile: float, device
               batch_size: int, seed: int, log: Log) -> Calibration:
     """Fit score normalisation on training data, set the threshold on held-out normal
     sessions, and store both in the checkpoint."""
-    loaded = load_trained(checkpoint, device)
+    payload = load_checkpoint(checkpoint)
+    loaded = loaded_from_payload(payload, checkpoint, device)
     fit_scoring(loaded, sets.train, batch_size=batch_size, device=device, seed=seed)
     results = score_corpus(loaded, sets.calibration, batch_size=batch_size, device=device)
     score_name = getattr(loaded.detector.config, "score", "anomaly_score")
@@ -220,7 +221,6 @@ def calibrate(checkpoint: Path, sets: TrainingSets, *, percentile: float, device
         results.score, percentile, score_name=score_name,
         data=f"{sets.calibration.n_sessions} normal sessions of the training days held out "
              "from training")
-    payload = load_checkpoint(checkpoint)
     payload["model"] = loaded.model.state_dict()
     payload["calibration"] = calibration.to_dict()
     save_checkpoint(checkpoint, payload)
@@ -233,9 +233,7 @@ def detect_days(loaded: LoadedDetector, data: DayData, output: Path, *, threshol
                 batch_size: int, device, fmt: str = "json") -> tuple[SessionCorpus, np.ndarray]:
     """Score every session of ``data`` and write the results file; return corpus and scores."""
     corpus = SessionCorpus(data.days, loaded.vocab, window_length(loaded.config))
-    precision = resolve_precision("auto", device) if device.type == "cuda" else "fp32"
-    results = score_corpus(loaded, corpus, batch_size=batch_size, device=device,
-                           precision=precision)
+    results = score_corpus(loaded, corpus, batch_size=batch_size, device=device)
     records = iter_result_records(corpus, results, threshold, data.names,
                                   [np.asarray(day.session_ids) for day in data.days],
                                   [day.session_keys for day in data.days])
@@ -343,17 +341,18 @@ def session_labels(data: DayData, corpus: SessionCorpus) -> np.ndarray | None:
     return out
 
 
-def detect_and_summarize(trained: TrainedDetector, data: DayData, config: RadarConfig, *,
-                         device, output: Path, threshold: float | None = None,
+def detect_and_summarize(loaded: LoadedDetector, data: DayData, *, output: Path, device,
+                         batch_size: int, fmt: str = "json", threshold: float | None = None,
                          label_source: str = "") -> dict:
-    """Score ``data`` with a trained detector, write results, return the summary dict."""
+    """Score ``data``, write the results file, return the per-service summary dict.
+
+    ``threshold`` overrides the one calibrated into the checkpoint.
+    """
     from radar.report.summary import summarize
 
-    loaded = load_trained(trained.checkpoint, device)
     threshold = threshold if threshold is not None else threshold_of(loaded)
     corpus, scores = detect_days(loaded, data, output, threshold=threshold,
-                                 batch_size=config.detection.batch_size, device=device,
-                                 fmt=config.detection.format)
+                                 batch_size=batch_size, device=device, fmt=fmt)
     return summarize(corpus.services, corpus.sessions.service, scores, threshold,
                      session_labels(data, corpus), label_source)
 
@@ -363,3 +362,25 @@ def threshold_of(loaded: LoadedDetector) -> float:
         raise RadarError(f"{loaded.checkpoint} holds no calibrated threshold (training did not "
                          "finish calibration); pass --threshold")
     return loaded.calibration.threshold
+
+
+@dataclass
+class TrainedRun:
+    trained: list[TrainedDetector]
+    val: DayData
+    dist_info: DistInfo
+    device: torch.device
+
+
+def train_from_config(config: RadarConfig, *, resume: str | None, workers: int, log: Log
+                      ) -> TrainedRun:
+    """Prepare, split, train and calibrate every configured detector."""
+    output_dir = start_run(config)
+    dist_info, device = init_device(config)
+    train, val = split_and_prepare(config, Path(config.data.preprocessed_dir), output_dir,
+                                   workers=workers,
+                                   labels=load_label_table(config.data.label_file), log=log)
+    sets = training_sets(config, train, val)
+    trained = train_all(config, sets, resume=resume, log=log, dist_info=dist_info,
+                        device=device)
+    return TrainedRun(trained, val, dist_info, device)

@@ -57,6 +57,17 @@ def prepare_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+def train_job(config, resume):
+    """What `radar train` and `radar run` share; exit 130 if training was interrupted."""
+    from radar import pipeline
+
+    run = pipeline.train_from_config(config, resume=resume, workers=prepare_workers(),
+                                     log=console.log)
+    if any(t.result.interrupted for t in run.trained):
+        raise SystemExit(130)
+    return run
+
+
 @click.command("train")
 @config_options
 @data_options
@@ -67,21 +78,10 @@ def train_command(config_path, overrides, detectors, data, labels, device, resum
     The threshold is calibrated at the end on normal sessions of the training days
     held out from training, and stored in the best checkpoint.
     """
-    from radar import pipeline
-
     config = load_job_config(config_path, overrides, detectors, data, labels, device)
     print_config(config)
-    output_dir = pipeline.start_run(config)
-    dist_info, dev = pipeline.init_device(config)
-    train, val = pipeline.split_and_prepare(
-        config, Path(config.data.preprocessed_dir), output_dir, workers=prepare_workers(),
-        labels=pipeline.load_label_table(config.data.label_file), log=console.log)
-    sets = pipeline.training_sets(config, train, val)
-    trained = pipeline.train_all(config, sets, resume=resume, log=console.log,
-                                 dist_info=dist_info, device=dev)
-    if any(t.result.interrupted for t in trained):
-        raise SystemExit(130)
-    for item in trained:
+    run = train_job(config, resume)
+    for item in run.trained:
         console.log(f"{item.name}: best checkpoint {item.checkpoint}")
 
 
@@ -107,7 +107,7 @@ def detect_command(checkpoint, input_path, output, threshold, fmt, cache_dir, la
     from radar.data.files import find_day_files
     from radar.detect import load_trained
     from radar.device import resolve_device
-    from radar.report.summary import summarize, summary_table
+    from radar.report.summary import summary_table
 
     dev = resolve_device(device)
     loaded = load_trained(checkpoint, dev)
@@ -117,14 +117,11 @@ def detect_command(checkpoint, input_path, output, threshold, fmt, cache_dir, la
     label_table = pipeline.load_label_table(labels)
     data = pipeline.prepare_days(find_day_files(input_path, pattern), config,
                                  workers=prepare_workers(), log=console.log, labels=label_table)
-    threshold = threshold if threshold is not None else pipeline.threshold_of(loaded)
-    corpus, scores = pipeline.detect_days(loaded, data, Path(output), threshold=threshold,
-                                          batch_size=config.detection.batch_size, device=dev,
-                                          fmt=fmt)
-    summary = summarize(corpus.services, corpus.sessions.service, scores, threshold,
-                        pipeline.session_labels(data, corpus), labels or "")
+    summary = pipeline.detect_and_summarize(loaded, data, output=Path(output), device=dev,
+                                            batch_size=config.detection.batch_size, fmt=fmt,
+                                            threshold=threshold, label_source=labels or "")
     console.print(summary_table(summary))
-    console.log(f"wrote {corpus.n_sessions} results to {output}")
+    console.log(f"wrote {summary['sessions']} results to {output}")
 
 
 @click.command("run")
@@ -141,6 +138,7 @@ def run_command(config_path, overrides, detectors, data, labels, device, resume)
 
     from radar import pipeline
     from radar.config import shipped_config
+    from radar.detect import load_trained
     from radar.fsutil import atomic_write_text
     from radar.report.summary import summary_table
 
@@ -150,23 +148,15 @@ def run_command(config_path, overrides, detectors, data, labels, device, resume)
     if demo and not config.data.label_file:
         config.data.label_file = str(pipeline.ensure_demo_data(config, console.log))
     print_config(config)
-    output_dir = pipeline.start_run(config)
-    dist_info, dev = pipeline.init_device(config)
-    label_table = pipeline.load_label_table(config.data.label_file)
-    train, val = pipeline.split_and_prepare(config, Path(config.data.preprocessed_dir),
-                                            output_dir, workers=prepare_workers(),
-                                            labels=label_table, log=console.log)
-    sets = pipeline.training_sets(config, train, val)
-    trained = pipeline.train_all(config, sets, resume=resume, log=console.log,
-                                 dist_info=dist_info, device=dev)
-    if any(t.result.interrupted for t in trained):
-        raise SystemExit(130)
-    if not dist_info.is_main:
+    run = train_job(config, resume)
+    if not run.dist_info.is_main:
         return
-    for item in trained:
+    for item in run.trained:
         output = item.directory / "anomaly_results.json"
-        summary = pipeline.detect_and_summarize(item, val, config, device=dev, output=output,
-                                                label_source=config.data.label_file or "")
+        summary = pipeline.detect_and_summarize(
+            load_trained(item.checkpoint, run.device), run.val, output=output,
+            device=run.device, batch_size=config.detection.batch_size,
+            fmt=config.detection.format, label_source=config.data.label_file or "")
         summary["detector"] = item.name
         summary["train_loss"] = item.result.train_eval_loss
         summary["val_loss"] = item.result.last_val_loss
