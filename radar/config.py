@@ -79,7 +79,11 @@ CHOICES = {
 
 @dataclass
 class RadarConfig:
+    # ``model`` is the model section of the first detector in ``detectors`` (the
+    # user's single ``model:`` block); ``models.NAME`` gives any detector its own
+    # section and wins over ``model``. See :meth:`model_section`.
     model: dict = field(default_factory=dict)
+    models: dict = field(default_factory=dict)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     data: DataConfig = field(default_factory=DataConfig)
     detection: DetectionConfig = field(default_factory=DetectionConfig)
@@ -88,6 +92,23 @@ class RadarConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def model_section(self, name: str) -> tuple[dict, str]:
+        """The raw model section of detector ``name`` and the config key it came from.
+
+        ``models.NAME`` is the detector's own section; for the first detector the
+        keys of ``model`` are laid over it, so ``--set model.KEY=V`` always reaches
+        the primary detector.
+        """
+        section = self.models.get(name) or {}
+        if not isinstance(section, dict):
+            raise ConfigError(f"config section 'models.{name}' must be a mapping, "
+                              f"got {section!r}")
+        section = dict(section)
+        if self.detectors and name == self.detectors[0] and self.model:
+            section.update(self.model)
+            return section, "model"
+        return section, f"models.{name}"
 
 
 def _type_name(tp: Any) -> str:

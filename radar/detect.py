@@ -50,7 +50,8 @@ def make_detector(name: str, config: RadarConfig) -> Detector:
     from radar.plugins import get_detector_class
 
     cls = get_detector_class(name)
-    detector = cls(build_section(cls.config_class, config.model, "model"))
+    section, key = config.model_section(name)
+    detector = cls(build_section(cls.config_class, section, key))
     # Run-wide settings a detector may use (LogBERT's mask rate and window check).
     detector.mask_prob = config.training.mask_prob
     detector.max_seq_length = config.data.max_seq_length

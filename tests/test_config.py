@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from radar.config import RadarConfig, apply_overrides, build_section, load_config, save_config
+from radar.config import (
+    RadarConfig,
+    apply_overrides,
+    build_config,
+    build_section,
+    load_config,
+    save_config,
+)
 from radar.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -111,3 +118,17 @@ def test_saved_config_round_trips(tmp_path):
     again = load_config(path)
     assert again == config
     assert yaml.safe_load(path.read_text())["training"]["batch_size"] == 8
+
+
+def test_model_sections_per_detector():
+    config = build_config({"detectors": ["logbert", "deeplog"],
+                           "models": {"logbert": {"hidden_size": 64, "top_g": 3},
+                                      "deeplog": {"hidden_size": 32}},
+                           "model": {"top_g": 5}})
+    # `model` is laid over the first detector's own section ...
+    assert config.model_section("logbert") == ({"hidden_size": 64, "top_g": 5}, "model")
+    # ... and never reaches the others.
+    assert config.model_section("deeplog") == ({"hidden_size": 32}, "models.deeplog")
+    assert config.model_section("tcn") == ({}, "models.tcn")
+    with pytest.raises(ConfigError, match="models.tcn"):
+        build_config({"models": {"tcn": 3}}).model_section("tcn")
