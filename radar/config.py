@@ -64,13 +64,43 @@ class DataConfig:
 
 @dataclass
 class DetectionConfig:
-    threshold_percentile: float = 99.5   # of held-out normal sessions' scores
+    # How the threshold is set on sessions of the training days held out from
+    # training (radar/scoring/calibration.py): percentile | best_f1 | fixed.
+    threshold_method: str = "percentile"
+    threshold_percentile: float = 99.5   # percentile: of held-out normal sessions' scores
+    threshold_value: float | None = None # fixed: the threshold itself
     batch_size: int = 128
     format: str = "json"                 # json | jsonl
 
 
+@dataclass
+class EnsembleConfig:
+    """How several detectors' scores become one (radar/scoring, plugins/ensemble)."""
+
+    method: str = "mean"            # a registered combiner: mean | max | weighted_mean |
+    #                                 rank_average | vote (see `radar plugins`)
+    normalize: str = "ecdf"         # ecdf (-log10 share of normal sessions) | robust_z
+    weights: dict = field(default_factory=dict)   # weighted_mean: detector -> weight
+
+
+@dataclass
+class SeverityConfig:
+    """Severity levels of ensemble results (plugins/ensemble/severity.py)."""
+
+    scorer: str = "service_weighted"
+    # Smallest weighted margin over the threshold for each level (ecdf scale: 1 = 10x rarer).
+    levels: dict = field(default_factory=lambda: {"LOW": 0.0, "MEDIUM": 1.0, "HIGH": 2.0,
+                                                  "CRITICAL": 3.0})
+    service_weights: dict = field(default_factory=dict)   # service -> weight (> 0)
+    default_weight: float = 1.0
+    error_raise: int = 1            # levels added for sessions with ERROR lines
+    warn_raise: int = 0             # levels added for sessions with WARN lines (no ERROR)
+
+
 CHOICES = {
+    "ensemble.normalize": ("ecdf", "robust_z"),
     "detection.format": ("json", "jsonl"),
+    "detection.threshold_method": ("percentile", "best_f1", "fixed"),
     "training.precision": ("auto", "fp32", "bf16", "fp16"),
     "data.split": ("date", "random"),
     "data.train_filter": ("no_error", "no_error_no_warn", "all", "labels"),
@@ -87,6 +117,8 @@ class RadarConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     data: DataConfig = field(default_factory=DataConfig)
     detection: DetectionConfig = field(default_factory=DetectionConfig)
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+    severity: SeverityConfig = field(default_factory=SeverityConfig)
     output_dir: str = "runs/default"
     detectors: list[str] = field(default_factory=lambda: ["logbert"])
 

@@ -157,6 +157,7 @@ def iter_result_records(corpus: SessionCorpus, results: SessionResults, threshol
                         session_keys: list[list[str] | None]) -> Iterator[dict[str, Any]]:
     """One JSON-ready record per session, in corpus order."""
     table = corpus.sessions
+    threshold = float(threshold)
     for i in range(corpus.n_sessions):
         day, row = int(table.day[i]), int(table.row[i])
         record: dict[str, Any] = {
@@ -171,6 +172,7 @@ def iter_result_records(corpus: SessionCorpus, results: SessionResults, threshol
             "service_name": corpus.services[int(table.service[i])],
             "anomaly_score": float(results.score[i]),
             "is_anomaly": bool(results.score[i] > threshold),
+            "threshold": threshold,
             "has_error": bool(flags & ERROR_BIT),
             "has_warn": bool(flags & WARN_BIT),
             "length": int(table.length[i]),

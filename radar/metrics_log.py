@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from radar.device import memory_gb
 from radar.fsutil import atomic_write_text
 
 if TYPE_CHECKING:
@@ -66,6 +65,8 @@ class MetricsLog:
                     self._writer.add_scalar(f"{record['kind']}/{key}", value, record["step"])
 
     def log_train(self, trainer: Trainer, log: Callable[[str], None]) -> None:
+        from radar.device import memory_gb  # torch, only when training (not for plots)
+
         elapsed = max(time.perf_counter() - self._started, 1e-9)
         loss = self._loss / max(self._batches, 1)
         self.last_train_loss = loss

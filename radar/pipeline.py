@@ -8,6 +8,7 @@ run reports on.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,8 +43,8 @@ from radar.detect import (
 from radar.detector import Detector
 from radar.device import resolve_device
 from radar.distributed import DistInfo, init_distributed
-from radar.errors import RadarError
-from radar.scoring.calibration import Calibration, percentile_threshold
+from radar.errors import ConfigError, RadarError
+from radar.scoring.calibration import Calibration, check_method, set_threshold
 from radar.train import Trainer, TrainResult
 
 Log = Callable[[str], None]
@@ -134,9 +135,13 @@ def build_vocab(days: list[PreparedDay], masks: list[np.ndarray]) -> EventVocab:
 @dataclass
 class TrainingSets:
     train: SessionCorpus
-    calibration: SessionCorpus
+    calibration: SessionCorpus          # held-out normal sessions of the training days
     validation: SessionCorpus | None
     vocab: EventVocab
+    # Every held-out session (normal or not) and its labels, for best_f1 calibration;
+    # None without a label file.
+    holdout: SessionCorpus | None = None
+    holdout_labels: np.ndarray | None = None
 
 
 def training_sets(config: RadarConfig, train: DayData, val: DayData | None) -> TrainingSets:
@@ -153,6 +158,9 @@ def training_sets(config: RadarConfig, train: DayData, val: DayData | None) -> T
         calibration=SessionCorpus(train.days, vocab, window,
                                   [n & h for n, h in zip(normal, held)]),
         validation=None, vocab=vocab)
+    if any(labels is not None for labels in train.labels):
+        sets.holdout = SessionCorpus(train.days, vocab, window, held)
+        sets.holdout_labels = session_labels(train, sets.holdout)
     if val is not None:
         val_masks = [normal_mask(day, labels, d.train_filter)
                      for day, labels in zip(val.days, val.labels)]
@@ -173,7 +181,7 @@ def train_detector(name: str, config: RadarConfig, sets: TrainingSets, *, output
     detector = make_detector(name, config)
     model = detector.build_model(sets.vocab)
     extra = {"vocab": sets.vocab.state_dict(), "services": sets.train.services,
-             "window": sets.train.window}
+             "window": sets.train.window, "train_files": training_files(sets)}
     with step_progress(config.training.total_steps, f"training {name}") as update:
         trainer = Trainer(detector, model, config, sets.train, sets.validation,
                           device=device, output_dir=output_dir, dist_info=dist_info,
@@ -208,25 +216,32 @@ def fit_scoring(loaded: LoadedDetector, corpus: SessionCorpus, *, batch_size: in
     loaded.detector.fit_scoring(loaded.model, batches)
 
 
-def calibrate(checkpoint: Path, sets: TrainingSets, *, percentile: float, device,
-              batch_size: int, seed: int, log: Log) -> Calibration:
-    """Fit score normalisation on training data, set the threshold on held-out normal
-    sessions, and store both in the checkpoint."""
+def calibrate(checkpoint: Path, sets: TrainingSets, *, detection, device, batch_size: int,
+              seed: int, log: Log) -> Calibration:
+    """Fit score normalisation on training data, set the threshold on held-out sessions
+    (``detection.threshold_method``), and store both in the checkpoint."""
     payload = load_checkpoint(checkpoint)
     loaded = loaded_from_payload(payload, checkpoint, device)
     fit_scoring(loaded, sets.train, batch_size=batch_size, device=device, seed=seed)
-    results = score_corpus(loaded, sets.calibration, batch_size=batch_size, device=device)
-    score_name = getattr(loaded.detector.config, "score", "anomaly_score")
-    calibration = percentile_threshold(
-        results.score, percentile, score_name=score_name,
-        data=f"{sets.calibration.n_sessions} normal sessions of the training days held out "
-             "from training")
+    normal = score_corpus(loaded, sets.calibration, batch_size=batch_size, device=device)
+    holdout = None
+    if detection.threshold_method == "best_f1" and sets.holdout is not None:
+        holdout = score_corpus(loaded, sets.holdout, batch_size=batch_size,
+                               device=device).score
+    calibration = set_threshold(detection, normal_scores=normal.score,
+                                score_name=score_name_of(loaded), holdout_scores=holdout,
+                                holdout_labels=sets.holdout_labels)
     payload["model"] = loaded.model.state_dict()
     payload["calibration"] = calibration.to_dict()
+    # The stored config says which detection settings this calibration followed.
+    payload["config"]["detection"] = dataclasses.asdict(detection)
     save_checkpoint(checkpoint, payload)
-    log(f"threshold {calibration.threshold:.4g} = p{percentile:g} of {calibration.n_sessions} "
-        "held-out normal sessions")
+    log(calibration.describe())
     return calibration
+
+
+def score_name_of(loaded: LoadedDetector) -> str:
+    return getattr(loaded.detector.config, "score", "anomaly_score")
 
 
 def detect_days(loaded: LoadedDetector, data: DayData, output: Path, *, threshold: float,
@@ -294,6 +309,19 @@ def train_all(config: RadarConfig, sets: TrainingSets, *, resume: str | None, lo
     trained = []
     for name in config.detectors:
         target = detector_dir(config, name)
+        previous = None if resume else reusable(target, config, name, sets)
+        if previous is not None:
+            if previous.calibration is None and dist_info.is_main:
+                log(f"{name}: reusing the trained {previous.checkpoint} (same model, training "
+                    "and data settings); only the detection settings changed: recalibrating")
+                previous.calibration = calibrate(
+                    previous.checkpoint, sets, detection=config.detection, device=device,
+                    batch_size=config.detection.batch_size, seed=config.training.seed, log=log)
+            else:
+                log(f"{name}: reusing the trained and calibrated {previous.checkpoint} (same "
+                    "model, training, data and detection settings); delete it to retrain")
+            trained.append(previous)
+            continue
         start = resolve_resume(resume, target) if resume else None
         result = train_detector(name, config, sets, output_dir=target, resume=start, log=log,
                                 dist_info=dist_info, device=device)
@@ -303,12 +331,58 @@ def train_all(config: RadarConfig, sets: TrainingSets, *, resume: str | None, lo
         checkpoint = best_checkpoint(target)
         calibration = None
         if dist_info.is_main:
-            calibration = calibrate(checkpoint, sets,
-                                    percentile=config.detection.threshold_percentile,
+            calibration = calibrate(checkpoint, sets, detection=config.detection,
                                     device=device, batch_size=config.detection.batch_size,
                                     seed=config.training.seed, log=log)
         trained.append(TrainedDetector(name, target, result, checkpoint, calibration))
     return trained
+
+
+def training_files(sets: TrainingSets) -> list[list]:
+    """Name, size and mtime of each training day file: what a reused model was fed."""
+    return [[day.meta["source"]["name"], day.meta["source"]["size"],
+             day.meta["source"]["mtime_ns"]] for day in sets.train.days]
+
+
+def reusable(target: Path, config: RadarConfig, name: str, sets: TrainingSets
+             ) -> TrainedDetector | None:
+    """A finished, calibrated detector in ``target`` trained with today's settings on
+    the same training day files (same names, sizes and modification times).
+
+    Its ``calibration`` is None when only the detection settings changed: the model is
+    reused and the threshold must be set again.
+    """
+    from radar.config import build_config
+    from radar.metrics_log import read_metrics
+
+    try:
+        checkpoint = best_checkpoint(target)
+    except RadarError:
+        return None
+    payload = load_checkpoint(checkpoint)
+    if payload.get("detector") != name or not payload.get("calibration"):
+        return None
+    if payload.get("train_files") != training_files(sets):
+        return None
+    try:
+        old = build_config(payload["config"])
+    except ConfigError:   # written by a RADAR whose config keys differ: retrain
+        return None
+    if (old.model_section(name)[0] != config.model_section(name)[0]
+            or any(getattr(old, key) != getattr(config, key) for key in ("training", "data"))):
+        return None
+    # Same model: a change of detection settings (threshold method...) only recalibrates.
+    same_detection = old.detection == config.detection
+    val = [r for r in read_metrics(target) if r.get("kind") == "val"]
+    last = val[-1] if val else {}
+    result = TrainResult(step=int(payload.get("step", 0)), epoch=int(payload.get("epoch", 0)),
+                         best_val_loss=min((r["val_loss"] for r in val), default=None),
+                         last_train_loss=None, last_val_loss=last.get("val_loss"),
+                         train_eval_loss=last.get("train_eval_loss"), interrupted=False,
+                         checkpoint=checkpoint)
+    return TrainedDetector(name, target, result, checkpoint,
+                           Calibration.from_dict(payload["calibration"]) if same_detection
+                           else None)
 
 
 DEMO_DAYS, DEMO_SESSIONS, DEMO_SEED = 4, 2000, 20260224
@@ -370,11 +444,14 @@ class TrainedRun:
     val: DayData
     dist_info: DistInfo
     device: torch.device
+    sets: TrainingSets
 
 
 def train_from_config(config: RadarConfig, *, resume: str | None, workers: int, log: Log
                       ) -> TrainedRun:
     """Prepare, split, train and calibrate every configured detector."""
+    d = config.detection
+    check_method(d.threshold_method, d.threshold_value, bool(config.data.label_file))
     output_dir = start_run(config)
     dist_info, device = init_device(config)
     train, val = split_and_prepare(config, Path(config.data.preprocessed_dir), output_dir,
@@ -383,4 +460,46 @@ def train_from_config(config: RadarConfig, *, resume: str | None, workers: int, 
     sets = training_sets(config, train, val)
     trained = train_all(config, sets, resume=resume, log=log, dist_info=dist_info,
                         device=device)
-    return TrainedRun(trained, val, dist_info, device)
+    return TrainedRun(trained, val, dist_info, device, sets)
+
+
+def ensemble_and_summarize(config: RadarConfig, run: TrainedRun, *, log: Log) -> dict:
+    """Score the validation days with every trained detector, combine, write all results.
+
+    Returns the ensemble summary with ``per_detector`` summaries and ``agreement``.
+    """
+    from radar import ensemble
+    from radar.report.summary import summarize
+
+    run_dir = Path(config.output_dir)
+    corpus = SessionCorpus(run.val.days, run.sets.vocab, window_length(config))
+    members = ensemble.score_members({t.name: t.checkpoint for t in run.trained},
+                                     run.sets.calibration, corpus,
+                                     batch_size=config.detection.batch_size,
+                                     device=run.device, log=log)
+    outcome, scorer = ensemble.combine_members(config, members, corpus)
+    labels = session_labels(run.val, corpus)
+    ids = [np.asarray(day.session_ids) for day in run.val.days]
+    keys = [day.session_keys for day in run.val.days]
+    label_source = config.data.label_file or ""
+    per_detector = {}
+    for item, member in zip(run.trained, members):
+        records = iter_result_records(corpus, member.results, member.threshold, run.val.names,
+                                      ids, keys)
+        write_results(item.directory / "anomaly_results.json", records, config.detection.format)
+        per_detector[item.name] = summarize(corpus.services, corpus.sessions.service,
+                                            member.results.score, member.threshold, labels,
+                                            label_source)
+    write_results(run_dir / "anomaly_results.json",
+                  ensemble.ensemble_records(corpus, outcome, run.val.names, ids, keys),
+                  config.detection.format)
+    ensemble.write_ensemble_state(run_dir, config, outcome, scorer)
+    ensemble.write_calibration(run_dir, outcome.calibration)
+    log(f"ensemble ({config.ensemble.method}): {outcome.calibration.describe()}")
+    summary = summarize(corpus.services, corpus.sessions.service, outcome.combined,
+                        outcome.calibration.threshold, labels, label_source)
+    summary["per_detector"] = per_detector
+    summary["agreement"] = ensemble.agreement(members)
+    summary["severity"] = {level: int((outcome.severity.level == i).sum())
+                           for i, level in enumerate(ensemble.LEVELS)}
+    return summary

@@ -21,13 +21,28 @@ def fresh_plugin_manager():
     plugins.reset_plugin_manager()
 
 
+def install_dist(site: Path, dist_name: str, entry_points: dict[str, str],
+                 modules: dict[str, str], version: str = "0.1.0") -> Path:
+    """Write modules and a ``.dist-info`` folder into ``site`` (on sys.path), exactly what
+    pip would leave, so plugins load through the real entry-point mechanism."""
+    for module, source in modules.items():
+        (site / f"{module}.py").write_text(textwrap.dedent(source))
+    info = site / f"{dist_name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: {version}\n")
+    lines = "\n".join(f"{name} = {target}" for name, target in entry_points.items())
+    (info / "entry_points.txt").write_text(f"[radar]\n{lines}\n")
+    for module in modules:
+        sys.modules.pop(module, None)
+    return site
+
+
 @pytest.fixture
 def fake_dist(tmp_path, monkeypatch):
     """Install a throwaway distribution with ``radar`` entry points onto sys.path.
 
     ``fake_dist("radar-fake", {"fake": "fake_radar_plugin"}, {"fake_radar_plugin": SRC})``
-    writes the modules and a ``.dist-info`` folder, exactly what pip would leave, so
-    plugins load through the real entry-point mechanism.
     """
     site = tmp_path / "site"
     site.mkdir()
@@ -35,17 +50,7 @@ def fake_dist(tmp_path, monkeypatch):
 
     def install(dist_name: str, entry_points: dict[str, str], modules: dict[str, str],
                 version: str = "0.1.0") -> Path:
-        for module, source in modules.items():
-            (site / f"{module}.py").write_text(textwrap.dedent(source))
-        info = site / f"{dist_name.replace('-', '_')}-{version}.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(
-            f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: {version}\n")
-        lines = "\n".join(f"{name} = {target}" for name, target in entry_points.items())
-        (info / "entry_points.txt").write_text(f"[radar]\n{lines}\n")
-        for module in modules:
-            sys.modules.pop(module, None)
-        return site
+        return install_dist(site, dist_name, entry_points, modules, version)
 
     yield install
     for path in site.glob("*.py"):

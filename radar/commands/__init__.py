@@ -7,7 +7,10 @@ from radar.commands.data import (
     validate_command,
 )
 from radar.commands.jobs import detect_command, run_command, train_command
+from radar.commands.plots import plot_curve_command
 from radar.commands.plugins import plugins_command
+from radar.commands.report import analyze_command, evaluate_command, report_command
 
 ALL_COMMANDS = [plugins_command, train_command, detect_command, run_command,
-                synth_command, validate_command, split_command, prepare_command]
+                synth_command, validate_command, split_command, prepare_command,
+                plot_curve_command, evaluate_command, analyze_command, report_command]

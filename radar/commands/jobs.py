@@ -86,8 +86,11 @@ def train_command(config_path, overrides, detectors, data, labels, device, resum
 
 
 @click.command("detect")
-@click.option("--checkpoint", required=True, type=click.Path(dir_okay=False),
-              help="Trained checkpoint (best_model.pt).")
+@click.option("--checkpoint", type=click.Path(dir_okay=False),
+              help="Trained checkpoint (best_model.pt) of one detector.")
+@click.option("--ensemble", "ensemble_path", type=click.Path(),
+              help="A multi-detector run folder (or its ensemble.json): score with every "
+                   "detector and combine as that run did.")
 @click.option("--input", "input_path", required=True, type=click.Path(),
               help="A day file or a folder of day files.")
 @click.option("--output", default="anomaly_results.json", show_default=True,
@@ -100,16 +103,26 @@ def train_command(config_path, overrides, detectors, data, labels, device, resum
               help="Label CSV to print precision/recall/F1 against.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--pattern", default="preprocessed_logs_*.json", show_default=True)
-def detect_command(checkpoint, input_path, output, threshold, fmt, cache_dir, labels, device,
-                   pattern):
-    """Score sessions with a trained detector and write one result per session."""
+def detect_command(checkpoint, ensemble_path, input_path, output, threshold, fmt, cache_dir,
+                   labels, device, pattern):
+    """Score sessions with a trained detector (or a run's ensemble); one result per session."""
     from radar import pipeline
     from radar.data.files import find_day_files
     from radar.detect import load_trained
     from radar.device import resolve_device
+    from radar.errors import ConfigError
     from radar.report.summary import summary_table
 
+    if (checkpoint is None) == (ensemble_path is None):
+        raise ConfigError("pass exactly one of --checkpoint CKPT (one detector) or "
+                          "--ensemble RUN_DIR (a multi-detector run)")
     dev = resolve_device(device)
+    if ensemble_path is not None:
+        summary = _detect_ensemble(ensemble_path, input_path, output, threshold, fmt, cache_dir,
+                                   labels, dev, pattern)
+        console.print(summary_table(summary))
+        console.log(f"wrote {summary['sessions']} results to {output}")
+        return
     loaded = load_trained(checkpoint, dev)
     config = loaded.config
     if cache_dir:
@@ -124,6 +137,37 @@ def detect_command(checkpoint, input_path, output, threshold, fmt, cache_dir, la
     console.log(f"wrote {summary['sessions']} results to {output}")
 
 
+def _detect_ensemble(ensemble_path, input_path, output, threshold, fmt, cache_dir, labels,
+                     device, pattern) -> dict:
+    import numpy as np
+
+    from radar import ensemble, pipeline
+    from radar.data.dataset import SessionCorpus
+    from radar.data.files import find_day_files
+    from radar.detect import write_results
+    from radar.report.summary import summarize
+
+    state, config, loaded = ensemble.load_ensemble(ensemble_path, device)
+    if cache_dir:
+        config.data.cache_dir = cache_dir
+    data = pipeline.prepare_days(find_day_files(input_path, pattern), config,
+                                 workers=prepare_workers(), log=console.log,
+                                 labels=pipeline.load_label_table(labels))
+    first = next(iter(loaded.values()))
+    corpus = SessionCorpus(data.days, first.vocab, pipeline.window_length(config))
+    outcome = ensemble.score_with_ensemble(state, config, loaded, corpus,
+                                           batch_size=config.detection.batch_size, device=device,
+                                           threshold=threshold)
+    records = ensemble.ensemble_records(corpus, outcome, data.names,
+                                        [np.asarray(day.session_ids) for day in data.days],
+                                        [day.session_keys for day in data.days])
+    write_results(Path(output), records, fmt)
+    ensemble.write_calibration(Path(output).parent, outcome.calibration)
+    return summarize(corpus.services, corpus.sessions.service, outcome.combined,
+                     outcome.calibration.threshold, pipeline.session_labels(data, corpus),
+                     labels or "")
+
+
 @click.command("run")
 @config_options
 @data_options
@@ -134,12 +178,11 @@ def run_command(config_path, overrides, detectors, data, labels, device, resume)
     With neither --config nor --data it runs the built-in demo: it generates
     labelled demo data and trains a small model, printing F1 at the end.
     """
-    import json
-
     from radar import pipeline
     from radar.config import shipped_config
     from radar.detect import load_trained
-    from radar.fsutil import atomic_write_text
+    from radar.ensemble import write_calibration
+    from radar.report.build import write_report
     from radar.report.summary import summary_table
 
     demo = config_path is None and data is None
@@ -151,21 +194,61 @@ def run_command(config_path, overrides, detectors, data, labels, device, resume)
     run = train_job(config, resume)
     if not run.dist_info.is_main:
         return
-    for item in run.trained:
-        output = item.directory / "anomaly_results.json"
+    run_dir = Path(config.output_dir)
+    if len(run.trained) > 1:
+        summary = pipeline.ensemble_and_summarize(config, run, log=console.log)
+        for name, detector_summary in summary["per_detector"].items():
+            _save_summary(run_dir / name, detector_summary, name, _item(run, name))
+        _save_summary(run_dir, summary, "ensemble", None)
+        console.print(detectors_table(summary))
+    else:
+        item = run.trained[0]
         summary = pipeline.detect_and_summarize(
-            load_trained(item.checkpoint, run.device), run.val, output=output,
-            device=run.device, batch_size=config.detection.batch_size,
-            fmt=config.detection.format, label_source=config.data.label_file or "")
-        summary["detector"] = item.name
+            load_trained(item.checkpoint, run.device), run.val,
+            output=run_dir / "anomaly_results.json", device=run.device,
+            batch_size=config.detection.batch_size, fmt=config.detection.format,
+            label_source=config.data.label_file or "")
+        write_calibration(run_dir, item.calibration)
+        _save_summary(run_dir, summary, item.name, item)
+    console.print(summary_table(summary))
+    paths = write_report(run_dir)
+    console.log(f"results in {run_dir / 'anomaly_results.json'}; report in {paths['html']}")
+    if "metrics" in summary:
+        m = summary["metrics"]
+        auc = "-" if m["roc_auc"] is None else f"{m['roc_auc']:.3f}"
+        console.print(f"[bold]{summary['detector']}[/bold] on the validation days: precision "
+                      f"{m['precision']:.3f}, recall {m['recall']:.3f}, F1 {m['f1']:.3f}, "
+                      f"ROC-AUC {auc} (labels: {summary['label_source']})")
+
+
+def _item(run, name):
+    return next(item for item in run.trained if item.name == name)
+
+
+def _save_summary(folder: Path, summary: dict, name: str, item) -> None:
+    import json
+
+    from radar.fsutil import atomic_write_text
+
+    summary["detector"] = name
+    if item is not None:
         summary["train_loss"] = item.result.train_eval_loss
         summary["val_loss"] = item.result.last_val_loss
-        atomic_write_text(item.directory / "summary.json", json.dumps(summary, indent=2))
-        console.print(summary_table(summary))
-        console.log(f"{item.name}: results in {output}")
-        if "metrics" in summary:
-            m = summary["metrics"]
-            console.print(f"[bold]{item.name}[/bold] on the validation days: precision "
-                          f"{m['precision']:.3f}, recall {m['recall']:.3f}, F1 {m['f1']:.3f}, "
-                          f"ROC-AUC {m['roc_auc'] if m['roc_auc'] is None else round(m['roc_auc'], 3)}"
-                          f" (labels: {summary['label_source']})")
+    atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2))
+
+
+def detectors_table(summary: dict):
+    """Each detector side by side with the ensemble (labelled runs only show metrics)."""
+    from rich.table import Table
+
+    table = Table(title="Detectors and ensemble on the validation days")
+    for column in ("detector", "flagged", "precision", "recall", "F1", "ROC-AUC"):
+        table.add_column(column, justify="left" if column == "detector" else "right")
+    rows = list(summary["per_detector"].items()) + [("ensemble", summary)]
+    for name, entry in rows:
+        m = entry.get("metrics")
+        cells = ([f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}",
+                  "-" if m["roc_auc"] is None else f"{m['roc_auc']:.3f}"] if m else ["-"] * 4)
+        table.add_row(f"[bold]{name}[/bold]" if name == "ensemble" else name,
+                      str(entry["anomalies"]), *cells)
+    return table

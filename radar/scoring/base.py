@@ -1,8 +1,14 @@
-"""The scorer contract: turn an (n_sessions, n_detectors) score matrix into one score each.
+"""The scorer contracts: combine detectors' scores, and grade sessions by severity.
 
-Scorers follow the estimator conventions: ``__init__`` stores config only,
-``fit`` learns from scores of *normal* validation sessions and sets attributes
-ending in ``_``, ``combine`` returns shape (n_sessions,), higher = more anomalous.
+Scorers follow the estimator conventions: ``__init__`` stores config only, ``fit``
+learns from *normal* held-out sessions and sets attributes ending in ``_``.
+
+- A combiner (``kind = "combiner"``) turns an (n_sessions, n_detectors) raw score
+  matrix into one score per session. The base class normalises each detector's
+  column first (:mod:`radar.scoring.normalize`), so subclasses only implement
+  :meth:`Scorer.reduce` over comparable columns.
+- A severity scorer (``kind = "severity"``) implements ``assess`` (see
+  :mod:`radar.scoring.severity`).
 """
 
 from __future__ import annotations
@@ -11,21 +17,61 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from radar.errors import RadarError
+from radar.scoring.normalize import Normalizer
+
 
 class Scorer:
-    """Base class for ensemble and severity scorer plugins."""
+    """Base class for scorer plugins (ensemble combiners and severity scorers)."""
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    kind: ClassVar[str] = "combiner"
+    # A combiner whose output has a meaning of its own (e.g. a vote share) sets the
+    # threshold here instead of having it calibrated on normal sessions.
+    fixed_threshold: ClassVar[float | None] = None
 
     def __init__(self, config: Any = None):
         self.config = config
 
-    def fit(self, scores: np.ndarray, detectors: list[str]) -> Scorer:
-        """Learn calibration from normal sessions' scores, shape (n, len(detectors))."""
+    # -- combiners -----------------------------------------------------------
+    def fit(self, normal_scores: np.ndarray, detectors: list[str],
+            thresholds: list[float] | None = None, normalize: str = "ecdf") -> Scorer:
+        """Fit one normaliser per detector on normal sessions' raw scores, shape (n, d).
+
+        ``thresholds`` are the detectors' own calibrated thresholds (raw scale), for
+        combiners that count per-detector decisions.
+        """
+        normal_scores = np.asarray(normal_scores, dtype=np.float64)
+        if normal_scores.ndim != 2 or normal_scores.shape[1] != len(detectors):
+            raise RadarError(f"scorer {self.name!r}: expected scores of shape (n, "
+                             f"{len(detectors)}), got {normal_scores.shape}")
         self.detectors_ = list(detectors)
+        self.normalizers_ = [Normalizer(normalize).fit(normal_scores[:, j])
+                             for j in range(len(detectors))]
+        self.thresholds_ = list(thresholds) if thresholds is not None else None
         return self
 
+    def normalized(self, scores: np.ndarray) -> np.ndarray:
+        """Each detector's column on the common scale, shape (n, d)."""
+        scores = np.asarray(scores, dtype=np.float64)
+        return np.stack([norm.transform(scores[:, j])
+                         for j, norm in enumerate(self.normalizers_)], axis=1)
+
     def combine(self, scores: np.ndarray) -> np.ndarray:
-        """Combine a score matrix of shape (n, d) into shape (n,)."""
+        """Combine a raw score matrix of shape (n, d) into shape (n,), higher = worse."""
+        return self.reduce(self.normalized(scores), np.asarray(scores, dtype=np.float64))
+
+    def reduce(self, normalized: np.ndarray, raw: np.ndarray) -> np.ndarray:
+        """Combine normalised columns (n, d) into (n,); ``raw`` for decision-based rules."""
         raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        return {"detectors": self.detectors_, "thresholds": self.thresholds_,
+                "normalizers": [norm.to_dict() for norm in self.normalizers_]}
+
+    def load_state_dict(self, state: dict) -> Scorer:
+        self.detectors_ = list(state["detectors"])
+        self.thresholds_ = state.get("thresholds")
+        self.normalizers_ = [Normalizer.from_dict(item) for item in state["normalizers"]]
+        return self

@@ -1,0 +1,245 @@
+"""Render a report dict (see :mod:`radar.report.build`) as self-contained HTML or Markdown.
+
+The HTML has no scripts and loads nothing: styles are inline, plots are PNG data
+URIs, every value is escaped. It opens from a mail attachment or a file share.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+
+import yaml
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
+max-width:1100px;color:#1b1f24;padding:0 1rem}
+h1{font-size:1.6rem}h2{font-size:1.25rem;border-bottom:1px solid #d0d7de;padding-bottom:.3rem;
+margin-top:2rem}
+table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.9rem}
+th,td{border:1px solid #d0d7de;padding:.3rem .6rem;text-align:right;vertical-align:top}
+th{background:#f6f8fa}td.l,th.l{text-align:left}
+.met{color:#1a7f37;font-weight:600}.unmet{color:#cf222e;font-weight:600}.na{color:#6e7781}
+.warn{background:#fff8c5;border:1px solid #d4a72c;padding:.5rem .8rem;border-radius:6px}
+img{max-width:100%;border:1px solid #d0d7de;margin:.4rem 0}
+pre{background:#f6f8fa;padding:.6rem;overflow-x:auto;font-size:.8rem}
+.focus{background:#ffebe9}
+"""
+
+LEVEL_COLOURS = {"NORMAL": "#1a7f37", "LOW": "#9a6700", "MEDIUM": "#bc4c00",
+                 "HIGH": "#cf222e", "CRITICAL": "#82071e"}
+
+
+def _e(value) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _num(value, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}" if abs(value) < 1e4 else f"{value:.4g}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
+    """``rows`` hold already-escaped HTML; the first ``left`` columns align left."""
+    head = "".join(f'<th class="{"l" if i < left else ""}">{_e(h)}</th>'
+                   for i, h in enumerate(header))
+    body = "".join("<tr>" + "".join(f'<td class="{"l" if i < left else ""}">{cell}</td>'
+                                    for i, cell in enumerate(row)) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _metric_cells(m: dict) -> list[str]:
+    return [_e(m["n"]), _e(m["n_anomalous"]), _e(m["tp"]), _e(m["fp"]), _e(m["fn"])] + [
+        _num(m.get(k)) for k in ("precision", "recall", "f1", "roc_auc", "pr_auc", "best_f1")]
+
+
+METRIC_HEADER = ["sessions", "anomalous", "TP", "FP", "FN", "precision", "recall", "F1",
+                 "ROC-AUC", "PR-AUC", "best F1*"]
+
+
+def _img(images: dict[str, bytes], name: str, alt: str) -> str:
+    if name not in images:
+        return ""
+    data = base64.b64encode(images[name]).decode("ascii")
+    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _criteria_html(rows: list[dict]) -> str:
+    out = []
+    for row in rows:
+        status = ('<span class="na">not measured</span>' if row["met"] is None else
+                  '<span class="met">met</span>' if row["met"] else
+                  '<span class="unmet">not met</span>')
+        out.append([_e(row["criterion"]), _num(row["value"]), status, _e(row["source"]),
+                    _e(row["note"])])
+    return _table(["criterion", "measured", "status", "from", "note"], out, left=1)
+
+
+def _top_html(items: list[dict]) -> str:
+    parts = []
+    for item in items:
+        sev = item.get("severity")
+        badge = (f' <b style="color:{LEVEL_COLOURS.get(sev, "#000")}">{_e(sev)}</b>'
+                 if sev else "")
+        why = "; ".join(_e(_position_text(p)) for p in item.get("top_positions") or []) or "–"
+        reasons = item.get("severity_reasons") or []
+        lines = item.get("log_excerpt")
+        if lines:
+            log = "".join(f'<div class="{"focus" if line["focus"] else ""}">'
+                          f'{line["line"]:>4}  {_e(line["text"])}</div>' for line in lines)
+            log = f"<pre>{log}</pre>"
+        else:
+            log = ('<p class="na">original log lines: day file not found</p>'
+                   if lines is None else '<p class="na">no original log lines</p>')
+        parts.append(
+            f"<h3>{_e(item['service_name'])} · {_e(item['file'])} · session "
+            f"{_e(item['session_id'])}{badge}</h3><p>score {_num(item['anomaly_score'], 4)}"
+            f" · has_error {_e(item.get('has_error'))} · has_warn {_e(item.get('has_warn'))}"
+            f"</p><p>why: {why}</p>"
+            + (f"<p>severity: {_e('; '.join(reasons))}</p>" if reasons else "") + log)
+    return "".join(parts) or '<p class="na">no session was flagged</p>'
+
+
+def _position_text(item: dict) -> str:
+    if item.get("kind") == "unseen":
+        return f"position {item['position']}: an event never seen in training"
+    if item.get("kind") == "end":
+        return f"position {item['position']}: the session ended where more was expected"
+    p = item.get("probability")
+    return (f"position {item['position']}: event {item.get('event_id')} ranked "
+            f"{item.get('rank')}" + (f" (p={p:.2g})" if p is not None else ""))
+
+
+def _ensemble_html(report: dict) -> str:
+    parts = []
+    agreement = report.get("agreement")
+    if agreement:
+        rows = [[_e(pair), _num(v["agree"]), _num(v["jaccard_flagged"]), _num(v["spearman"])]
+                for pair, v in agreement["pairs"].items()]
+        parts.append("<h2>Agreement between detectors</h2>" + _table(
+            ["pair", "same decision", "overlap of flagged (Jaccard)", "rank correlation"],
+            rows))
+        flagged_by = agreement["flagged_by"]
+        parts.append("<p>sessions flagged by k detectors: " + ", ".join(
+            f"k={_e(k)}: {_e(v)}" for k, v in flagged_by.items()) + "</p>")
+    severity = report.get("severity")
+    if severity:
+        from radar.scoring.severity import LEVELS
+
+        for key, title in (("per_service", "service"), ("per_day", "day")):
+            rows = [[_e(name)] + [_e(counts[level]) for level in LEVELS]
+                    for name, counts in severity[key].items()]
+            parts.append(f"<h2>Severity per {title}</h2>" + _table([title, *LEVELS], rows))
+    return "".join(parts)
+
+
+def render_html(report: dict, images: dict[str, bytes]) -> str:
+    m = report["metrics"]
+    data = report["data"]
+    weak = ('<p class="warn"><b>Weak labels.</b> No label file was given, so quality is '
+            "measured against <code>has_error</code>: sessions with an ERROR line count as "
+            "anomalous. That is neither necessary nor sufficient for an anomaly; treat these "
+            "numbers as a rough guide.</p>" if data["weak_labels"] else "")
+    per_service = [[_e(name)] + _metric_cells(entry) for name, entry in m["per_service"].items()]
+    per_service.append(["<b>all</b>"] + _metric_cells(m))
+    det_rows = []
+    for name, entry in report["per_detector"].items():
+        dm = entry.get("metrics")
+        tr = entry.get("training") or {}
+        det_rows.append([_e(name), _num(tr.get("train_loss")), _num(tr.get("val_loss")),
+                         _num(tr.get("gap"))] + ([_num(dm.get(k)) for k in
+                                                  ("precision", "recall", "f1", "roc_auc")]
+                                                 if dm else ["–"] * 4))
+    if report["ensemble"]:
+        det_rows.append(["<b>ensemble</b>", "–", "–", "–"] +
+                        [_num(m.get(k)) for k in ("precision", "recall", "f1", "roc_auc")])
+    threshold = report["threshold"]
+    calibration = threshold.get("calibration") or {}
+    analysis = report["analysis"]
+    plots = "".join(_img(images, name, name.replace("_", " ")) for name in
+                    ("roc_pr", "score_histogram", "anomalies_per_service",
+                     "anomalies_per_day", "severity_by_service"))
+    curves = "".join(_img(images, name, name.replace("_", " ")) for name in sorted(images)
+                     if name.startswith("training_curve_"))
+    body = f"""
+<h1>{_e(report['title'])}</h1>
+<p>generated {_e(report['generated_at'])} · run folder <code>{_e(report['run_dir'])}</code> ·
+detectors {_e(', '.join(report['detectors']))}{' + ensemble' if report['ensemble'] else ''}</p>
+{weak}
+<h2>Success criteria</h2>
+{_criteria_html(report['criteria'])}
+<h2>Detection quality</h2>
+<p>threshold {_num(threshold['value'], 4)} ({_e(calibration.get('describe') or
+threshold['source'])}) · labels: {_e(data['label_source'])}</p>
+{_table(['service'] + METRIC_HEADER, per_service)}
+<p class="na">* best F1 is found on these very data: an upper bound, never the threshold in
+use.</p>
+{_table(['detector', 'train loss', 'val loss', 'gap', 'precision', 'recall', 'F1',
+         'ROC-AUC'], det_rows)}
+{plots}
+{_ensemble_html(report)}
+<h2>Training</h2>
+{curves or '<p class="na">no training metrics found</p>'}
+<h2>Data</h2>
+<p>{len(data['train_days'])} training day(s), {len(data['val_days'])} validation day(s)
+scored: {_e(', '.join(data['val_days']))}; {data['sessions']} sessions,
+{analysis['anomalies']} flagged ({analysis['anomaly_share']:.2%}).</p>
+{_table(['service', 'sessions', 'flagged', 'share', 'has_error'],
+        [[_e(k), _e(v['sessions']), _e(v['anomalies']), f"{v['share']:.2%}",
+          _e(v['has_error'])] for k, v in analysis['per_service'].items()])}
+<h2>Top anomalies</h2>
+{_top_html(analysis['top_anomalies'])}
+<h2>Config</h2>
+<pre>{_e(yaml.safe_dump(report['config'], sort_keys=False))}</pre>
+"""
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{_e(report['title'])}</title><style>{_STYLE}</style></head>"
+            f"<body>{body}</body></html>\n")
+
+
+def render_markdown(report: dict) -> str:
+    m = report["metrics"]
+    data = report["data"]
+    lines = [f"# {report['title']}", "",
+             (f"Generated {report['generated_at']}; detectors "
+             f"{', '.join(report['detectors'])}{' + ensemble' if report['ensemble'] else ''}."),
+             ""]
+    if data["weak_labels"]:
+        lines += [("> **Weak labels**: no label file was given; quality is measured against "
+                  "`has_error`."), ""]
+    lines += ["## Success criteria", "", "| criterion | measured | status | from |",
+              "| --- | ---: | --- | --- |"]
+    for row in report["criteria"]:
+        status = "not measured" if row["met"] is None else "met" if row["met"] else "NOT met"
+        lines.append(f"| {row['criterion']} | {_num(row['value'])} | {status} | "
+                     f"{row['source']} |")
+    lines += ["", "## Detection quality", "",
+              (f"Threshold {_num(report['threshold']['value'], 4)}; labels: "
+              f"{data['label_source']}."), "",
+              "| service | " + " | ".join(METRIC_HEADER) + " |",
+              "| --- |" + " ---: |" * len(METRIC_HEADER)]
+    for name, entry in list(m["per_service"].items()) + [("**all**", m)]:
+        cells = [str(entry["n"]), str(entry["n_anomalous"]), str(entry["tp"]), str(entry["fp"]),
+                 str(entry["fn"])] + [_num(entry.get(k)) for k in
+                                      ("precision", "recall", "f1", "roc_auc", "pr_auc",
+                                       "best_f1")]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "## Detectors", "", "| detector | train loss | val loss | gap | F1 |",
+              "| --- | ---: | ---: | ---: | ---: |"]
+    for name, entry in report["per_detector"].items():
+        tr = entry.get("training") or {}
+        f1 = (entry.get("metrics") or {}).get("f1")
+        lines.append(f"| {name} | {_num(tr.get('train_loss'))} | {_num(tr.get('val_loss'))} | "
+                     f"{_num(tr.get('gap'))} | {_num(f1)} |")
+    lines += ["", "## Top anomalies", ""]
+    for item in report["analysis"]["top_anomalies"]:
+        lines.append(f"- {item['service_name']} {item['file']} session {item['session_id']}: "
+                     f"score {_num(item['anomaly_score'], 4)}"
+                     + (f", {item['severity']}" if item.get("severity") else "") + "; "
+                     + "; ".join(_position_text(p) for p in item.get("top_positions") or []))
+    lines += ["", "Plots and log lines: report.html. Machine-readable: report.json.", ""]
+    return "\n".join(lines)
+

@@ -1,0 +1,173 @@
+"""Reading ``anomaly_results.json`` back: columns for metrics, full records for the top few.
+
+A results file can hold millions of sessions, so it is streamed: each record is
+decoded, its few numeric fields go into growing arrays and only the ``keep_top``
+highest-scoring records are kept whole (a heap). RADAR writes one record per
+line (JSON array or JSON Lines), which is read line by line; any other layout of
+a JSON array (pretty-printed by another tool) falls back to ijson.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from radar.errors import DataError
+from radar.scoring.severity import LEVELS
+
+REQUIRED = ("file", "session_id", "service_name", "anomaly_score", "is_anomaly")
+
+
+@dataclass
+class Results:
+    """Per-session columns of a results file, in file order."""
+
+    path: Path
+    files: list[str]                       # distinct day file names
+    file: np.ndarray                       # (n,) index into files
+    session_id: np.ndarray                 # (n,) int64
+    session_key: list[str | None]
+    services: list[str]
+    service: np.ndarray                    # (n,) index into services
+    score: np.ndarray                      # (n,) float64
+    is_anomaly: np.ndarray                 # (n,) bool
+    has_error: np.ndarray                  # (n,) bool
+    has_warn: np.ndarray                   # (n,) bool
+    severity: np.ndarray | None            # (n,) int8 index into LEVELS, when present
+    thresholds: set[float]                 # distinct "threshold" values seen
+    top: list[dict[str, Any]] = field(default_factory=list)   # highest scores first
+
+    @property
+    def n(self) -> int:
+        return int(self.score.size)
+
+    @property
+    def threshold(self) -> float | None:
+        """The threshold the file was written with, when every record names the same one."""
+        return next(iter(self.thresholds)) if len(self.thresholds) == 1 else None
+
+
+def _iter_records(path: Path) -> Iterator[tuple[int, dict]]:
+    """(index, record) pairs; one record per line when possible, else ijson."""
+    decoder = msgspec.json.Decoder()
+    with path.open("rb") as handle:
+        index = 0
+        for line in handle:
+            text = line.strip()
+            if not text or text in (b"[", b"]"):
+                continue
+            if text.endswith(b","):
+                text = text[:-1]
+            if text.startswith(b"["):
+                text = text[1:]
+            if text.endswith(b"]") and not text.endswith(b"]]"):
+                text = text[:-1]
+            try:
+                record = decoder.decode(text)
+            except msgspec.DecodeError:
+                break
+            if not isinstance(record, dict):
+                break
+            yield index, record
+            index += 1
+        else:
+            return
+    if index:   # the layout changed mid-file: that is damage, not a format
+        raise DataError("record is not one JSON object on its own line; was the file cut "
+                        "short or edited? Re-run `radar detect` to rewrite it",
+                        file=str(path), index=index)
+    yield from _iter_records_ijson(path)
+
+
+def _iter_records_ijson(path: Path) -> Iterator[tuple[int, dict]]:
+    import ijson
+
+    with path.open("rb") as handle:
+        try:
+            yield from enumerate(ijson.items(handle, "item", use_float=True))
+        except ijson.JSONError as exc:
+            raise DataError(f"not a JSON array of result records ({exc}); pass the "
+                            "anomaly_results.json written by `radar detect` or `radar run`",
+                            file=str(path)) from None
+
+
+def _check(record: Any, path: Path, index: int) -> None:
+    if not isinstance(record, dict):
+        raise DataError("result record is not a JSON object", file=str(path), index=index)
+    missing = [key for key in REQUIRED if key not in record]
+    if missing:
+        raise DataError(f"result record lacks {', '.join(missing)}; pass a file written by "
+                        "`radar detect` or `radar run`", file=str(path), index=index)
+    score = record["anomaly_score"]
+    if not isinstance(score, (int, float)) or isinstance(score, bool):
+        raise DataError(f"anomaly_score {score!r} is not a number", file=str(path), index=index)
+
+
+def load_results(path: str | Path, *, keep_top: int = 0) -> Results:
+    """Stream a results file into columns; keep the ``keep_top`` best records whole."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("results file does not exist; `radar detect` or `radar run` writes "
+                        "anomaly_results.json", file=str(path))
+    files: dict[str, int] = {}
+    services: dict[str, int] = {}
+    columns: dict[str, list] = {key: [] for key in ("file", "session_id", "service", "score",
+                                                    "is_anomaly", "has_error", "has_warn",
+                                                    "severity")}
+    keys: list[str | None] = []
+    thresholds: set[float] = set()
+    heap: list[tuple[float, int, dict]] = []
+    counter = itertools.count()
+    for index, record in _iter_records(path):
+        _check(record, path, index)
+        columns["file"].append(files.setdefault(str(record["file"]), len(files)))
+        columns["service"].append(services.setdefault(str(record["service_name"]),
+                                                      len(services)))
+        columns["session_id"].append(int(record["session_id"]))
+        score = float(record["anomaly_score"])
+        columns["score"].append(score)
+        columns["is_anomaly"].append(bool(record["is_anomaly"]))
+        columns["has_error"].append(bool(record.get("has_error", False)))
+        columns["has_warn"].append(bool(record.get("has_warn", False)))
+        level = record.get("severity")
+        columns["severity"].append(LEVELS.index(level) if level in LEVELS else -1)
+        keys.append(record.get("session_key"))
+        if "threshold" in record and record["threshold"] is not None:
+            thresholds.add(float(record["threshold"]))
+        if keep_top:
+            item = (score if np.isfinite(score) else np.finfo(float).max, next(counter), record)
+            if len(heap) < keep_top:
+                heapq.heappush(heap, item)
+            elif item[0] > heap[0][0]:
+                heapq.heapreplace(heap, item)
+    if not columns["score"]:
+        raise DataError("results file holds no records", file=str(path))
+    severity = np.asarray(columns["severity"], dtype=np.int8)
+    return Results(
+        path=path, files=list(files), file=np.asarray(columns["file"], dtype=np.int32),
+        session_id=np.asarray(columns["session_id"], dtype=np.int64), session_key=keys,
+        services=list(services), service=np.asarray(columns["service"], dtype=np.int32),
+        score=np.asarray(columns["score"], dtype=np.float64),
+        is_anomaly=np.asarray(columns["is_anomaly"], dtype=bool),
+        has_error=np.asarray(columns["has_error"], dtype=bool),
+        has_warn=np.asarray(columns["has_warn"], dtype=bool),
+        severity=severity if (severity >= 0).any() else None, thresholds=thresholds,
+        top=[record for _, _, record in sorted(heap, key=lambda item: (-item[0], item[1]))])
+
+
+def labels_for(results: Results, table) -> np.ndarray:
+    """Labels (1/0, -1 unknown) of every session from a :class:`LabelTable`."""
+    out = np.full(results.n, -1, dtype=np.int8)
+    for index, name in enumerate(results.files):
+        rows = np.flatnonzero(results.file == index)
+        keys = [results.session_key[i] for i in rows]
+        out[rows] = table.lookup(name, results.session_id[rows],
+                                 keys if any(key is not None for key in keys) else None)
+    return out

@@ -1,0 +1,36 @@
+"""The severity contract: a calibrated score becomes NORMAL .. CRITICAL, with reasons.
+
+A severity scorer is a :class:`~radar.scoring.base.Scorer` whose ``kind`` is
+``"severity"``; it gets every session's score, the threshold in use, its service
+and its ERROR/WARN flags, and returns a level index into :data:`LEVELS` plus a
+list of plain-language reasons per session. The levels are fixed so reports and
+dashboards can rely on them; how a score maps to them is the scorer's business.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+LEVELS = ("NORMAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
+
+
+@dataclass
+class SeverityResult:
+    level: np.ndarray               # (n,) int8 index into LEVELS
+    value: np.ndarray               # (n,) float: the weighted margin the level came from
+    reasons: list[list[str]]        # per session, why it got its level
+
+    def names(self) -> list[str]:
+        return [LEVELS[i] for i in self.level]
+
+
+def level_counts(level: np.ndarray, groups: np.ndarray, names: list[str]) -> dict[str, dict]:
+    """{group name: {LEVEL: count}} for reports (severity per service or per day)."""
+    out = {}
+    for index, name in enumerate(names):
+        rows = groups == index
+        if rows.any():
+            out[name] = {lvl: int((level[rows] == i).sum()) for i, lvl in enumerate(LEVELS)}
+    return out

@@ -1,0 +1,182 @@
+"""`radar evaluate / analyze / report`, results reading and threshold calibration methods."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sklearn.metrics import f1_score
+
+from radar.cli import cli
+from radar.config import DetectionConfig
+from radar.errors import ConfigError, DataError, RadarError
+from radar.report.evaluate import best_f1_threshold
+from radar.report.results import load_results
+from radar.scoring.calibration import Calibration, check_method, set_threshold
+from tests.test_jobs import trained  # noqa: F401  (module fixture: one tiny demo run)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _records(n: int = 40, threshold: float = 0.5) -> list[dict]:
+    rng = np.random.default_rng(1)
+    out = []
+    for i in range(n):
+        score = float(rng.random())
+        out.append({"file": f"preprocessed_logs_2025-01-0{1 + i % 2}.json", "session_id": i,
+                    "service_name": "gateway" if i % 3 else "research",
+                    "anomaly_score": score, "is_anomaly": score > threshold,
+                    "threshold": threshold, "has_error": i % 5 == 0, "has_warn": False,
+                    "top_positions": []})
+    return out
+
+
+def _write(path: Path, records: list[dict], layout: str) -> Path:
+    if layout == "jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    elif layout == "lines":   # what radar writes
+        path.write_text("[\n" + ",\n".join(json.dumps(r) for r in records) + "\n]\n")
+    else:                     # another tool's pretty-printed array
+        path.write_text(json.dumps(records, indent=2))
+    return path
+
+
+@pytest.mark.parametrize("layout", ["lines", "jsonl", "pretty"])
+def test_results_read_in_every_layout(tmp_path, layout):
+    records = _records()
+    results = load_results(_write(tmp_path / "r.json", records, layout), keep_top=3)
+    assert results.n == 40 and results.threshold == 0.5
+    np.testing.assert_allclose(results.score, [r["anomaly_score"] for r in records])
+    assert [r["session_id"] for r in results.top] == [
+        r["session_id"] for r in sorted(records, key=lambda r: -r["anomaly_score"])[:3]]
+
+
+def test_bad_results_name_the_file_and_record(tmp_path):
+    records = _records(5)
+    del records[3]["anomaly_score"]
+    path = _write(tmp_path / "r.json", records, "lines")
+    with pytest.raises(DataError, match=r"r\.json.*record 3.*lacks anomaly_score"):
+        load_results(path)
+    with pytest.raises(DataError, match="does not exist"):
+        load_results(tmp_path / "missing.json")
+    cut = tmp_path / "cut.json"
+    cut.write_text((tmp_path / "r.json").read_text()[:-40])
+    result = CliRunner().invoke(cli, ["evaluate", "--results", str(cut)])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+
+
+def test_best_f1_threshold_matches_brute_force():
+    rng = np.random.default_rng(2)
+    labels = rng.random(300) < 0.2
+    scores = np.round(rng.random(300) + labels * 0.4, 2)    # ties included
+    best, cut = best_f1_threshold(labels, scores)
+    brute = max(f1_score(labels, scores > t) for t in np.unique(scores))
+    assert best == pytest.approx(brute)
+    assert f1_score(labels, scores > cut) == pytest.approx(best)
+
+
+def test_evaluate_json_with_labels_and_weak_labels(tmp_path):
+    records = _records()
+    path = _write(tmp_path / "r.json", records, "lines")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("file,session_id,label\n" + "".join(
+        f"{r['file']},{r['session_id']},{int(r['anomaly_score'] > 0.7)}\n" for r in records))
+    out = CliRunner().invoke(cli, ["evaluate", "--results", str(path), "--labels", str(labels),
+                                   "--json"])
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.output)
+    for key in ("precision", "recall", "f1", "roc_auc", "pr_auc", "threshold", "per_service"):
+        assert key in report
+    assert report["recall"] == 1.0 and report["roc_auc"] == 1.0 and not report["weak_labels"]
+    assert set(report["per_service"]) == {"gateway", "research"}
+    assert report["best_f1"] == 1.0 and 0.5 <= report["best_f1_threshold"] < 1.0
+    weak = json.loads(CliRunner().invoke(cli, ["evaluate", "--results", str(path),
+                                               "--json"]).output)
+    assert weak["weak_labels"] and "weak" in weak["label_source"]
+    table = CliRunner().invoke(cli, ["evaluate", "--results", str(path)])
+    assert "WEAK" in table.output
+    other = json.loads(CliRunner().invoke(cli, ["evaluate", "--results", str(path), "--labels",
+                                                str(labels), "--threshold", "0.7",
+                                                "--json"]).output)
+    assert other["f1"] == 1.0 and other["threshold_source"] == "--threshold"
+
+
+def test_calibration_methods():
+    rng = np.random.default_rng(3)
+    normal = rng.normal(size=5000)
+    contaminated = np.concatenate([normal, rng.normal(8, 1, size=250)])   # 5% anomalies
+    d = DetectionConfig()
+    clean = set_threshold(d, normal_scores=normal, score_name="s")
+    dirty = set_threshold(d, normal_scores=contaminated, score_name="s")
+    assert dirty.threshold > 6.0 > clean.threshold     # the percentile lands in the anomalies
+    d.threshold_method = "best_f1"
+    labels = np.r_[np.zeros(5000, int), np.ones(250, int)]
+    best = set_threshold(d, normal_scores=normal, score_name="s",
+                         holdout_scores=contaminated, holdout_labels=labels)
+    assert best.f1 > 0.95 and 2.0 < best.threshold < 6.0
+    with pytest.raises(RadarError, match="needs labels"):
+        set_threshold(d, normal_scores=normal, score_name="s")
+    with pytest.raises(ConfigError, match="threshold_value"):
+        check_method("fixed", None, False)
+    with pytest.raises(ConfigError, match="needs labels"):
+        check_method("best_f1", None, False)
+    old = {"method": "percentile", "threshold": 1.0, "percentile": 99.0, "n_sessions": 5,
+           "data": "x", "score_name": "s"}     # a checkpoint written before z / f1 existed
+    assert Calibration.from_dict(old).z is None
+
+
+def test_analyze_shows_top_sessions_with_log_lines(trained, tmp_path):  # noqa: F811
+    root, _ = trained
+    results = root / "run" / "anomaly_results.json"
+    out = CliRunner().invoke(cli, ["analyze", str(results), "--top", "3", "--json"])
+    assert out.exit_code == 0, out.output
+    analysis = json.loads(out.output)
+    assert analysis["sessions"] == 150
+    assert set(analysis["score"]) >= {"mean", "min", "max", "p99"}
+    top = analysis["top_anomalies"]
+    assert top and all(item["log_excerpt"] for item in top), "run folder gives the data dir"
+    scores = [item["anomaly_score"] for item in top]
+    assert scores == sorted(scores, reverse=True)
+    table = CliRunner().invoke(cli, ["analyze", str(results), "--top", "2"])
+    assert "Top anomalous sessions" in table.output
+
+
+def test_report_is_self_contained_and_marks_criteria(trained):  # noqa: F811
+    root, _ = trained
+    run = root / "run"
+    for name in ("report.html", "report.json", "report.md"):   # `radar run` wrote them
+        assert (run / name).is_file(), name
+    out = CliRunner().invoke(cli, ["report", str(run)])
+    assert out.exit_code == 0, out.output
+    report = json.loads((run / "report.json").read_text())
+    assert [c["key"] for c in report["criteria"]] == ["train_loss", "val_loss", "gap",
+                                                      "precision", "recall", "f1"]
+    f1 = next(c for c in report["criteria"] if c["key"] == "f1")
+    assert f1["value"] == report["metrics"]["f1"] and f1["met"] == (f1["value"] > 0.75)
+    assert {"roc_pr", "score_histogram", "training_curve_logbert"} <= set(report["images"])
+    html = (run / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == len(report["images"])
+    # Nothing is loaded from anywhere (log lines may mention URLs as text).
+    for pattern in ('src="http', "src='http", 'href="http', "url(", "@import", "<script",
+                    "<link"):
+        assert pattern not in html, pattern
+    assert "Success criteria" in (run / "report.md").read_text()
+    missing = CliRunner().invoke(cli, ["report", str(root / "nowhere")])
+    assert missing.exit_code != 0 and "does not exist" in missing.output
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium")
+def test_report_renders_in_headless_chromium(trained, tmp_path):  # noqa: F811
+    root, _ = trained
+    shot = tmp_path / "report.png"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "report_render.py"),
+                           str(root / "run" / "report.html"), "--screenshot", str(shot)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert shot.stat().st_size > 10000
