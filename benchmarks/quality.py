@@ -3,6 +3,8 @@
 Each case runs the real CLI in a subprocess and reads the run's summary.json:
 
     python benchmarks/quality.py --workdir /tmp/radar-quality
+    python benchmarks/quality.py --detector deeplog --detector lstm --detector tcn \
+        --case demo-labels --case hdfs_100k
 
 Cases:
   demo-labels    demo generator, seed 7 (not the built-in demo's), training and
@@ -11,7 +13,10 @@ Cases:
                  silent anomalies then sit in the training and calibration data)
   hdfs_100k      ../shared/data/hdfs_100k: train on normal sessions of its train split,
                  threshold from a held-out 10% of them, report on its test split
-For each case both LogBERT scores are run: max_excess_nll (default) and max_nll.
+``--detector NAME`` (repeatable, default logbert) picks the detectors; each runs with
+its section of configs/demo.yaml. ``--score NAME`` (repeatable) picks the scores; by
+default LogBERT runs max_excess_nll and max_nll, any other detector its default score.
+``--case`` (repeatable) picks the cases; by default all three.
 HDFS_100k also prints the recall ceiling: test anomalies whose event sequence is
 identical to a normal training session cannot be told apart by any sequence model.
 """
@@ -34,12 +39,37 @@ def radar(*args: str) -> None:
                    stdout=subprocess.DEVNULL)
 
 
-def run_case(name: str, data: Path, labels: Path, out: Path, extra: list[str]) -> list[dict]:
+CASES = ("demo-labels", "demo-has-error", "hdfs_100k")
+# LogBERT's table in docs/benchmarks.md compares its two NLL scores.
+DEFAULT_SCORES = {"logbert": ("max_excess_nll", "max_nll")}
+
+
+def default_scores(detector: str) -> tuple[str, ...]:
+    from radar.plugins import get_detector_class
+
+    if detector in DEFAULT_SCORES:
+        return DEFAULT_SCORES[detector]
+    return (get_detector_class(detector).config_class().score,)
+
+
+def has_model_key(detector: str, key: str) -> bool:
+    """Whether the detector's model section has ``key`` (e.g. max_position_embeddings)."""
+    import dataclasses
+
+    from radar.plugins import get_detector_class
+
+    config_class = get_detector_class(detector).config_class
+    return dataclasses.is_dataclass(config_class) and any(
+        field.name == key for field in dataclasses.fields(config_class))
+
+
+def run_case(name: str, data: Path, labels: Path, out: Path, extra: list[str],
+             detector: str, scores: tuple[str, ...]) -> list[dict]:
     rows = []
-    for score in ("max_excess_nll", "max_nll"):
-        run_dir = out / f"{name}-{score}"
+    for score in scores:
+        run_dir = out / f"{name}-{detector}-{score}"
         start = time.perf_counter()
-        radar("run", "--detector", "logbert", "--config", str(ROOT / "configs" / "demo.yaml"),
+        radar("run", "--detector", detector, "--config", str(ROOT / "configs" / "demo.yaml"),
               "--data", str(data), "--labels", str(labels),
               "--set", f"output_dir={run_dir}", "--set", f"data.cache_dir={out / 'cache'}",
               "--set", f"model.score={score}",
@@ -47,7 +77,8 @@ def run_case(name: str, data: Path, labels: Path, out: Path, extra: list[str]) -
         seconds = time.perf_counter() - start
         summary = json.loads((run_dir / "summary.json").read_text())
         m = summary["metrics"]
-        rows.append({"case": name, "score": score, "precision": m["precision"],
+        rows.append({"case": name, "detector": detector, "score": score,
+                     "precision": m["precision"],
                      "recall": m["recall"], "f1": m["f1"], "roc_auc": m["roc_auc"],
                      "sessions": summary["sessions"], "anomalous": m["n_anomalous"],
                      "seconds": seconds})
@@ -68,31 +99,47 @@ def hdfs_ceiling(source: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/radar-quality"))
+    parser.add_argument("--detector", action="append", dest="detectors",
+                        help="detector to measure (repeatable; default logbert)")
+    parser.add_argument("--score", action="append", dest="scores",
+                        help="score to run (repeatable; default: see the module docstring)")
+    parser.add_argument("--case", action="append", dest="cases", choices=CASES,
+                        help="case to run (repeatable; default all)")
     args = parser.parse_args()
     out = args.workdir
     out.mkdir(parents=True, exist_ok=True)
+    cases = args.cases or CASES
+    rows, notes = [], []
     demo = out / "demo-data"
-    if not (demo / "labels.csv").is_file():
+    if {"demo-labels", "demo-has-error"} & set(cases) and not (demo / "labels.csv").is_file():
         radar("synth", str(demo), "--days", "4", "--sessions", "2000", "--seed", "7")
-    rows = run_case("demo-labels", demo, demo / "labels.csv", out, [])
-    rows += run_case("demo-has-error", demo, demo / "labels.csv", out,
-                     ["data.train_filter=no_error"])
-    notes = []
     source = SHARED / "hdfs_100k" / "sessions.jsonl"
-    if source.is_file():
+    hdfs = out / "hdfs-data"
+    if "hdfs_100k" in cases and source.is_file():
         from radar.data.convert import convert_hdfs_100k
 
-        hdfs = out / "hdfs-data"
         convert_hdfs_100k(source, hdfs)
-        rows += run_case("hdfs_100k", hdfs, hdfs / "labels.csv", out,
-                         ["data.max_seq_length=300", "model.max_position_embeddings=300"])
         notes.append(hdfs_ceiling(source))
-    print("| case | score | precision | recall | F1 | ROC-AUC | sessions (anomalous) | s |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for detector in args.detectors or ["logbert"]:
+        scores = tuple(args.scores) if args.scores else default_scores(detector)
+        if "demo-labels" in cases:
+            rows += run_case("demo-labels", demo, demo / "labels.csv", out, [], detector, scores)
+        if "demo-has-error" in cases:
+            rows += run_case("demo-has-error", demo, demo / "labels.csv", out,
+                             ["data.train_filter=no_error"], detector, scores)
+        if "hdfs_100k" in cases and source.is_file():
+            extra = ["data.max_seq_length=300"]
+            if has_model_key(detector, "max_position_embeddings"):
+                extra.append("model.max_position_embeddings=300")
+            rows += run_case("hdfs_100k", hdfs, hdfs / "labels.csv", out, extra, detector,
+                             scores)
+    print("| case | detector | score | precision | recall | F1 | ROC-AUC "
+          "| sessions (anomalous) | s |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['case']} | {r['score']} | {r['precision']:.3f} | {r['recall']:.3f} | "
-              f"{r['f1']:.3f} | {r['roc_auc']:.3f} | {r['sessions']} ({r['anomalous']}) | "
-              f"{r['seconds']:.0f} |")
+        print(f"| {r['case']} | {r['detector']} | {r['score']} | {r['precision']:.3f} | "
+              f"{r['recall']:.3f} | {r['f1']:.3f} | {r['roc_auc']:.3f} | "
+              f"{r['sessions']} ({r['anomalous']}) | {r['seconds']:.0f} |")
     for note in notes:
         print(f"\n{note}")
 

@@ -24,6 +24,7 @@ from radar.data.sampling import BucketBatchSampler
 from radar.data.vocab import EventVocab
 from radar.detector import Detector
 from radar.device import autocast_context, resolve_precision
+from radar.errors import ConfigError
 from radar.fsutil import atomic_write
 from radar.scoring.calibration import Calibration
 
@@ -51,7 +52,14 @@ def make_detector(name: str, config: RadarConfig) -> Detector:
 
     cls = get_detector_class(name)
     section, key = config.model_section(name)
-    detector = cls(build_section(cls.config_class, section, key))
+    try:
+        detector = cls(build_section(cls.config_class, section, key))
+    except ConfigError as exc:
+        if key != "model" or not config.model:
+            raise
+        raise ConfigError(f"{exc} (the config's `model:` section belongs to the first "
+                          f"detector, {name} here; put another detector's keys under "
+                          "models.NAME, e.g. models.logbert)") from None
     # Run-wide settings a detector may use (LogBERT's mask rate and window check).
     detector.mask_prob = config.training.mask_prob
     detector.max_seq_length = config.data.max_seq_length

@@ -8,8 +8,9 @@ anomalous). Detectors never run their own training loop.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -44,6 +45,17 @@ class SessionBatch:
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])
 
+    @classmethod
+    def from_lists(cls, sessions: list[list[int]]) -> SessionBatch:
+        """A batch of vocabulary-index lists (service 0, no ERROR/WARN), for tests and demos."""
+        width = max(len(s) for s in sessions)
+        ids = torch.zeros(len(sessions), width, dtype=torch.long)
+        for row, session in enumerate(sessions):
+            ids[row, :len(session)] = torch.tensor(session)
+        zeros = torch.zeros(len(sessions), dtype=torch.long)
+        return cls(ids, torch.tensor([len(s) for s in sessions]), torch.arange(len(sessions)),
+                   zeros, zeros.bool(), zeros.bool())
+
     def to(self, device: torch.device | str, non_blocking: bool = False) -> SessionBatch:
         return SessionBatch(**{f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
                                for f in dataclasses.fields(self)})
@@ -63,6 +75,28 @@ class SessionScores:
     score: torch.Tensor                                   # (B,) float, higher = more anomalous
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
     explanations: list[list[dict[str, Any]]] | None = None
+
+
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    """Run without dropout or gradients, then restore the caller's mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
+def unwrap(model: torch.nn.Module, cls: type) -> Any:
+    """The ``cls`` module inside DDP / torch.compile wrappers (for its buffers)."""
+    while not isinstance(model, cls):
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if inner is None:
+            raise TypeError(f"expected a {cls.__name__} (possibly wrapped), got {type(model)}")
+        model = inner
+    return model
 
 
 class Detector:

@@ -33,7 +33,7 @@ def test_user_test_config_keeps_their_values():
     assert config.training.learning_rate == pytest.approx(2e-5)
     assert config.training.total_steps == 10000
     assert config.data.limit_files == 10
-    assert config.model["hidden_size"] == 768
+    assert config.model_section("logbert")[0]["hidden_size"] == 768
     assert config.output_dir == "checkpoints_test"
 
 
@@ -132,3 +132,12 @@ def test_model_sections_per_detector():
     assert config.model_section("tcn") == ({}, "models.tcn")
     with pytest.raises(ConfigError, match="models.tcn"):
         build_config({"models": {"tcn": 3}}).model_section("tcn")
+
+
+def test_a_model_block_for_another_detector_says_where_it_belongs():
+    from radar.detect import make_detector
+
+    config = build_config({"detectors": ["deeplog"], "model": {"hidden_size": 768,
+                                                               "num_attention_heads": 12}})
+    with pytest.raises(ConfigError, match="belongs to the first detector, deeplog here"):
+        make_detector("deeplog", config)

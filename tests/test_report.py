@@ -127,8 +127,8 @@ def test_calibration_methods():
     with pytest.raises(ConfigError, match="needs labels"):
         check_method("best_f1", None, False)
     old = {"method": "percentile", "threshold": 1.0, "percentile": 99.0, "n_sessions": 5,
-           "data": "x", "score_name": "s"}     # a checkpoint written before z / f1 existed
-    assert Calibration.from_dict(old).z is None
+           "data": "x", "score_name": "s"}     # a checkpoint written before f1 existed
+    assert Calibration.from_dict(old).f1 is None
 
 
 def test_analyze_shows_top_sessions_with_log_lines(trained, tmp_path):  # noqa: F811

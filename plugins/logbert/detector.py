@@ -7,53 +7,29 @@ each session's CLS (DIST) state towards a centre. Scoring masks every event once
 
 from __future__ import annotations
 
-import contextlib
-import math
-from collections.abc import Iterator
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 
-from radar.data.vocab import CLS, FIRST_EVENT, MASK, PAD, SEP, UNK, EventVocab
-from radar.detector import Detector, SessionBatch, SessionScores
+from radar.data.vocab import FIRST_EVENT, MASK, EventVocab
+from radar.detector import Detector, SessionBatch, SessionScores, eval_mode
+from radar.detector import unwrap as unwrap_as
 from radar.errors import ConfigError
+from radar.scoring.baseline import MAX_NLL, NLLBaseline
+from radar.scoring.keys import explain_targets, key_scores, rank_and_nll, rule_out_specials
 
-from .config import LogBERTConfig
+from .config import SCORES, LogBERTConfig
 from .inputs import scoring_mask, training_mask, with_specials
 from .model import LogBERTModel
 
-# NLL given to unseen (UNK) events and the ceiling for every other position:
-# the NLL of a probability of 1e-8, so one unseen event dominates a short session.
-MAX_NLL = 18.420680743952367
+__all__ = ["MAX_NLL", "LogBERT"]   # MAX_NLL lives in radar.scoring.baseline
+
 # Seed of the fixed validation mask, so validation losses compare across epochs.
 VALIDATION_SEED = 1234
-# fit_scoring keeps a fixed-size NLL histogram per target index (memory does not
-# grow with the data) and trusts an index's median once it has this many samples.
-BASELINE_BINS = 256
-BASELINE_MIN_COUNT = 5
 
 
 def unwrap(model: torch.nn.Module) -> LogBERTModel:
     """The LogBERTModel inside DDP / torch.compile wrappers (for its buffers)."""
-    while not isinstance(model, LogBERTModel):
-        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
-        if inner is None:
-            raise TypeError(f"expected a LogBERTModel (possibly wrapped), got {type(model)}")
-        model = inner
-    return model
-
-
-@contextlib.contextmanager
-def eval_mode(model: torch.nn.Module) -> Iterator[None]:
-    """Run without dropout or centre updates, then restore the caller's mode."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        model.train(was_training)
+    return unwrap_as(model, LogBERTModel)
 
 
 class LogBERT(Detector):
@@ -117,7 +93,7 @@ class LogBERT(Detector):
         corrupted, chosen = training_mask(ids, targets, self.mask_prob, core.vocab_size,
                                           generator)
         logits, cls_hidden = model(corrupted, attention, chosen)
-        mlm = F.cross_entropy(_rule_out_specials(logits.float()), ids[chosen])
+        mlm = F.cross_entropy(rule_out_specials(logits.float()), ids[chosen])
         # The centre is read after the forward pass, which folded this batch into
         # the running mean (the stand-in centre before the first refresh).
         center = core.center_for_loss().detach()
@@ -150,28 +126,17 @@ class LogBERT(Detector):
         NLL is high in every session, so ``max_nll`` flags normal sessions for them.
         ``max_excess_nll`` subtracts each event's median NLL over normal sessions, so
         a session stands out only where an event is surprising *for that event*.
-        Indices seen fewer than BASELINE_MIN_COUNT times keep a baseline of 0 (raw NLL),
-        and UNK always does.
+        The histogram and median are :class:`radar.scoring.baseline.NLLBaseline`, shared
+        with the next-key detectors.
         """
         core = unwrap(model)
-        vocab = core.vocab_size
-        hist = torch.zeros(vocab * BASELINE_BINS, dtype=torch.float64)
+        baseline = NLLBaseline(core.vocab_size)
         with eval_mode(model):
             for batch in batches:
                 ids, attention, targets = self._inputs(batch)
                 _, nll = self._position_stats(model, ids, attention, targets)
-                target_ids = ids[targets].cpu()
-                bins = (nll[targets].cpu() / MAX_NLL * BASELINE_BINS).long().clamp(
-                    0, BASELINE_BINS - 1)
-                hist.index_add_(0, target_ids * BASELINE_BINS + bins,
-                                torch.ones(bins.numel(), dtype=torch.float64))
-        hist = hist.view(vocab, BASELINE_BINS)
-        counts = hist.sum(dim=1)
-        median_bin = (hist.cumsum(dim=1) < (counts / 2)[:, None]).sum(dim=1)
-        median = (median_bin.double() + 0.5) * MAX_NLL / BASELINE_BINS
-        baseline = torch.where(counts >= BASELINE_MIN_COUNT, median, torch.zeros_like(median))
-        baseline[UNK] = 0.0
-        core.event_nll_baseline.copy_(baseline.float())
+                baseline.add(ids[targets], nll[targets])
+        core.event_nll_baseline.copy_(baseline.baseline())
 
     def score_sessions(self, model: torch.nn.Module, batch: SessionBatch) -> SessionScores:
         """Per session: max and mean NLL of its targets, miss ratio, and CLS distance.
@@ -183,20 +148,14 @@ class LogBERT(Detector):
             rank, nll = self._position_stats(model, ids, attention, targets)
             _, cls_hidden = model(ids, attention, torch.zeros_like(targets))
             center = unwrap(model).center_for_loss()
-        unseen = targets & (ids == UNK)
-        nll = torch.where(unseen, torch.full_like(nll, MAX_NLL), nll)
-        miss = (unseen | (rank > self.config.top_g)) & targets
-        n_targets = targets.sum(dim=1).clamp(min=1).float()
-        excess = (nll - unwrap(model).event_nll_baseline[ids]).clamp(min=0.0)
-        scores = {
-            "max_excess_nll": excess.masked_fill(~targets, 0.0).amax(dim=1),
-            "max_nll": nll.masked_fill(~targets, 0.0).amax(dim=1),
-            "mean_nll": (nll * targets).sum(dim=1) / n_targets,
-            "miss_ratio": miss.sum(dim=1).float() / n_targets,
-            "distance": (cls_hidden.float() - center).norm(dim=1),
-        }
+        shared, nll = key_scores(ids, targets, rank, nll, unwrap(model).event_nll_baseline,
+                                 self.config.top_g)
+        # LogBERT offers the shared key scores less miss_count, plus the CLS distance.
+        scores = {key: shared[key] for key in SCORES if key in shared}
+        scores["distance"] = (cls_hidden.float() - center).norm(dim=1)
         extras = {key: value for key, value in scores.items() if key != self.config.score}
-        explanations = self._explain(ids, targets, rank, nll)
+        explanations = explain_targets(ids, targets, rank, nll, self.config.explain_top_k,
+                                       self.vocab)
         return SessionScores(score=scores[self.config.score], extras=extras,
                              explanations=explanations)
 
@@ -212,51 +171,5 @@ class LogBERT(Detector):
                 continue
             masked_ids = torch.where(masked, torch.full_like(ids, MASK), ids)
             logits, _ = model(masked_ids[rows], attention[rows], masked[rows])
-            logits = _rule_out_specials(logits.float())
-            target = ids[masked]
-            true_logit = logits.gather(1, target[:, None])
-            rank[masked] = 1 + (logits > true_logit).sum(dim=1)
-            log_probs = true_logit[:, 0] - torch.logsumexp(logits, dim=1)
-            nll[masked] = (-log_probs).clamp(max=MAX_NLL)
+            rank[masked], nll[masked] = rank_and_nll(logits, ids[masked])
         return rank, nll
-
-    def _explain(self, ids, targets, rank, nll) -> list[list[dict[str, Any]]] | None:
-        """The ``explain_top_k`` highest-NLL targets of each session, as plain dicts.
-
-        ``kind`` is ``"event"``, ``"unseen"`` (an event missing from the training
-        vocabulary; no raw id survives) or ``"end"`` (the session ended where the
-        model expected more events; ``position`` is then the session length).
-        """
-        k = min(self.config.explain_top_k, ids.shape[1])
-        if k == 0:
-            return None
-        top_nll, top_pos = nll.masked_fill(~targets, -1.0).topk(k, dim=1)
-        top_ids = ids.gather(1, top_pos).cpu().numpy()
-        top_rank = rank.gather(1, top_pos).cpu().tolist()
-        raw = self.vocab.decode(top_ids).tolist() if self.vocab is not None else top_ids.tolist()
-        explanations = []
-        for row, nll_row in enumerate(top_nll.cpu().tolist()):
-            items = []
-            for j, value in enumerate(nll_row):
-                if value < 0:   # the session has fewer than k targets
-                    break
-                kind = _KINDS.get(int(top_ids[row, j]), "event")
-                items.append({
-                    "position": int(top_pos[row, j]) - 1,   # index within the session
-                    "event_id": int(raw[row][j]) if kind == "event" else None,
-                    "kind": kind,
-                    "rank": None if kind == "unseen" else int(top_rank[row][j]),
-                    "probability": 0.0 if kind == "unseen" else math.exp(-value),
-                })
-            explanations.append(items)
-        return explanations
-
-
-_KINDS = {UNK: "unseen", SEP: "end"}
-
-
-def _rule_out_specials(logits: torch.Tensor) -> torch.Tensor:
-    """PAD, CLS and MASK are never targets; SEP (the session end) and UNK may be."""
-    logits = logits.clone()
-    logits[:, [PAD, CLS, MASK]] = float("-inf")
-    return logits

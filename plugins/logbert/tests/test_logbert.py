@@ -29,16 +29,7 @@ SMALL = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
          "attention_probs_dropout_prob": 0.0}
 
 
-def make_batch(sessions: list[list[int]]) -> SessionBatch:
-    """A SessionBatch of vocabulary indices, padded to the longest session."""
-    width = max(len(s) for s in sessions)
-    ids = torch.zeros(len(sessions), width, dtype=torch.long)
-    for row, session in enumerate(sessions):
-        ids[row, :len(session)] = torch.tensor(session)
-    n = len(sessions)
-    zeros = torch.zeros(n, dtype=torch.long)
-    return SessionBatch(ids, torch.tensor([len(s) for s in sessions]), torch.arange(n), zeros,
-                        zeros.bool(), zeros.bool())
+make_batch = SessionBatch.from_lists
 
 
 def build(config: dict, n_events: int = 12, seed: int = 0):

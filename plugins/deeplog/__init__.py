@@ -1,0 +1,17 @@
+"""DeepLog detector plugin: registers :class:`~radar_plugins.deeplog.detector.DeepLog`.
+
+The detector module (and with it torch) is imported only when detectors are
+collected, so ``radar plugins`` and CLI start-up stay fast.
+"""
+
+from __future__ import annotations
+
+from radar.hookspecs import hookimpl
+
+
+@hookimpl
+def register_detectors(register):
+    """Register the ``deeplog`` detector."""
+    from .detector import DeepLog
+
+    register(DeepLog)

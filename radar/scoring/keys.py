@@ -1,0 +1,115 @@
+"""Per-target statistics of key-prediction detectors: rank, NLL, session scores, explanations.
+
+LogBERT (masked keys) and the next-key detectors (DeepLog, LogLSTM, LogTCN) all end
+up with the same thing: for every target position of a session, the logits over
+the vocabulary. From there the arithmetic is shared, so it lives here once:
+
+* :func:`rank_and_nll`: the true key's rank (1 = top prediction) and its NLL;
+* :func:`key_scores`: the per-session scores (``max_excess_nll``, ``max_nll``,
+  ``mean_nll``, ``miss_ratio``, ``miss_count``), unseen (UNK) events at MAX_NLL;
+* :func:`explain_targets`: the most surprising targets as the plain dicts
+  :class:`radar.detector.SessionScores` documents.
+
+Tensors are laid out as ``(B, T)`` with the session's events at positions
+``1 .. n`` (position 0 holds CLS) and, where the end is a target, SEP at ``n + 1``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from radar.data.vocab import CLS, MASK, PAD, SEP, UNK, EventVocab
+from radar.scoring.baseline import MAX_NLL
+
+KEY_SCORES = ("max_excess_nll", "max_nll", "mean_nll", "miss_ratio", "miss_count")
+_KINDS = {UNK: "unseen", SEP: "end"}
+
+
+def rule_out_specials(logits: torch.Tensor) -> torch.Tensor:
+    """PAD, CLS and MASK are never targets; SEP (the session end) and UNK may be."""
+    logits = logits.clone()
+    logits[..., [PAD, CLS, MASK]] = float("-inf")
+    return logits
+
+
+def rank_and_nll(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rank (1 = top prediction) and NLL (capped at MAX_NLL) of ``target`` under ``logits``.
+
+    :param logits: (N, V) raw logits; specials are ruled out here.
+    :param target: (N,) target indices.
+    """
+    logits = rule_out_specials(logits.float())
+    true_logit = logits.gather(1, target[:, None])
+    rank = 1 + (logits > true_logit).sum(dim=1)
+    nll = (torch.logsumexp(logits, dim=1) - true_logit[:, 0]).clamp(max=MAX_NLL)
+    return rank, nll
+
+
+def key_scores(ids: torch.Tensor, targets: torch.Tensor, rank: torch.Tensor,
+               nll: torch.Tensor, baseline: torch.Tensor, top_g: int
+               ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Per-session scores from per-position ranks and NLLs.
+
+    :param ids: (B, T) the indices at each position (the targets' true keys).
+    :param targets: (B, T) bool, the positions that were predicted.
+    :param rank: (B, T) rank of the true key (ignored off target).
+    :param nll: (B, T) NLL of the true key (ignored off target).
+    :param baseline: (V,) each index's typical NLL in normal sessions
+        (:class:`radar.scoring.baseline.NLLBaseline`; zeros = raw NLL).
+    :param top_g: a target is a *miss* when its rank is above ``top_g``.
+    :returns: ``(scores, nll)``: the :data:`KEY_SCORES` each of shape (B,), and the
+        NLL with unseen events raised to MAX_NLL (what explanations rank by).
+    """
+    unseen = targets & (ids == UNK)
+    nll = torch.where(unseen, torch.full_like(nll, MAX_NLL), nll)
+    miss = (unseen | (rank > top_g)) & targets
+    n_targets = targets.sum(dim=1).clamp(min=1).float()
+    excess = (nll - baseline[ids]).clamp(min=0.0)
+    misses = miss.sum(dim=1).float()
+    scores = {
+        "max_excess_nll": excess.masked_fill(~targets, 0.0).amax(dim=1),
+        "max_nll": nll.masked_fill(~targets, 0.0).amax(dim=1),
+        "mean_nll": (nll * targets).sum(dim=1) / n_targets,
+        "miss_ratio": misses / n_targets,
+        "miss_count": misses,
+    }
+    return scores, nll
+
+
+def explain_targets(ids: torch.Tensor, targets: torch.Tensor, rank: torch.Tensor,
+                    nll: torch.Tensor, k: int, vocab: EventVocab | None
+                    ) -> list[list[dict[str, Any]]] | None:
+    """The ``k`` highest-NLL targets of each session, as plain dicts.
+
+    ``position`` is the index within the session (position ``p`` of the layout is
+    event ``p - 1``; for the end it is the session length). ``kind`` is
+    ``"event"``, ``"unseen"`` (missing from the training vocabulary; no raw id
+    survives) or ``"end"`` (the session ended where the model expected more).
+    """
+    k = min(k, ids.shape[1])
+    if k <= 0:
+        return None
+    top_nll, top_pos = nll.masked_fill(~targets, -1.0).topk(k, dim=1)
+    top_ids = ids.gather(1, top_pos).cpu().numpy()
+    top_rank = rank.gather(1, top_pos).cpu().tolist()
+    positions = top_pos.cpu().tolist()
+    raw = vocab.decode(top_ids).tolist() if vocab is not None else top_ids.tolist()
+    explanations = []
+    for row, nll_row in enumerate(top_nll.cpu().tolist()):
+        items = []
+        for j, value in enumerate(nll_row):
+            if value < 0:   # the session has fewer than k targets
+                break
+            kind = _KINDS.get(int(top_ids[row, j]), "event")
+            items.append({
+                "position": positions[row][j] - 1,
+                "event_id": int(raw[row][j]) if kind == "event" else None,
+                "kind": kind,
+                "rank": None if kind == "unseen" else int(top_rank[row][j]),
+                "probability": 0.0 if kind == "unseen" else math.exp(-value),
+            })
+        explanations.append(items)
+    return explanations
