@@ -51,9 +51,8 @@ class Calibration:
         elif self.method == "best_f1":
             how = f"best F1 ({self.f1:.3f}) on"
         else:
-            how = f"{self.method} value;"
-        data = "" if self.method == "fixed" else f" {self.n_sessions} {self.data}"
-        return f"threshold {self.threshold:.4g} = {how}{data}"
+            return f"threshold {self.threshold:.4g} = {self.method} ({self.data})"
+        return f"threshold {self.threshold:.4g} = {how} {self.n_sessions} {self.data}"
 
 
 def _finite(scores: np.ndarray) -> np.ndarray:
