@@ -6,9 +6,6 @@ Scoring, explanations and the baseline are the shared radar.nextkey machinery
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -17,12 +14,16 @@ from radar_plugins.deeplog.detector import DeepLog
 from sklearn.metrics import roc_auc_score
 
 from radar.config import build_section
-from radar.data.vocab import UNK, EventVocab
+from radar.data.vocab import EventVocab
 from radar.detector import SessionBatch
 from radar.errors import ConfigError
 from radar.nextkey import session_layout
-from radar.plugins import make_plugin_manager
 from radar.scoring.baseline import MAX_NLL
+from tests.plugin_checks import (
+    assert_batch_independent,
+    assert_registered_lazily,
+    train_and_score_planted,
+)
 
 SMALL = {"embedding_size": 16, "hidden_size": 32, "num_layers": 1}
 
@@ -45,11 +46,7 @@ def build(seed: int = 0, **config):
 
 
 def test_registered_through_entry_point_without_importing_torch():
-    assert make_plugin_manager().detectors()["deeplog"] is DeepLog
-    code = ("import sys, radar_plugins.deeplog; "
-            "print('radar_plugins.deeplog.detector' in sys.modules, 'torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "False"]
+    assert_registered_lazily("deeplog", DeepLog)
 
 
 def test_config_defaults_are_the_papers_and_errors_name_the_key():
@@ -87,44 +84,12 @@ def test_whole_session_mode_sees_every_earlier_key():
 @pytest.mark.parametrize("window_size", [10, 0])
 def test_scores_do_not_depend_on_the_batch(window_size):
     detector, model = build(window_size=window_size)
-    rng = np.random.default_rng(0)
-    sessions = [[int(e) for e in rng.integers(5, 17, rng.integers(1, 25))] for _ in range(12)]
-    together = detector.score_sessions(model, make_batch(sessions))
-    for i, session in enumerate(sessions):
-        alone = detector.score_sessions(model, make_batch([session]))
-        torch.testing.assert_close(alone.score[0], together.score[i], atol=1e-5, rtol=1e-5)
-
-
-# A small grammar over indices 5..15: start, 2-5 blocks of three patterns, fixed ending.
-BLOCKS = [[6, 7, 8], [6, 9, 8], [10, 11, 12, 13]]
-
-
-def normal_session(rng: np.random.Generator) -> list[int]:
-    session = [5]
-    for _ in range(rng.integers(2, 6)):
-        session += BLOCKS[rng.integers(len(BLOCKS))]
-    return session + [14, 15]
+    assert_batch_independent(detector, model)
 
 
 def test_learns_the_grammar_and_flags_unseen_shuffled_and_truncated():
     detector, model = build()
-    rng = np.random.default_rng(0)
-    sessions = [normal_session(rng) for _ in range(256)]
-    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    model.train()
-    for _ in range(120):
-        chosen = rng.choice(len(sessions), 32, replace=False)
-        loss = detector.training_loss(model, make_batch([sessions[i] for i in chosen]))
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    detector.fit_scoring(model, [make_batch(sessions[:128])])
-    normal = [normal_session(rng) for _ in range(60)]
-    unseen = [s[:3] + [UNK] + s[3:] for s in normal[:20]]
-    shuffled = [[int(e) for e in rng.permutation(s)] for s in normal[20:40]]
-    truncated = [s[:-2] for s in normal[40:]]
-    out = detector.score_sessions(model, make_batch(normal + unseen + shuffled + truncated))
-    labels = [0] * 60 + [1] * 60
+    out, labels = train_and_score_planted(detector, model, steps=120)
     assert roc_auc_score(labels, out.score.numpy()) > 0.95
     assert float(out.extras["max_nll"][60]) == pytest.approx(MAX_NLL)
     assert out.explanations[60][0]["kind"] == "unseen"

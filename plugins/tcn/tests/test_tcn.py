@@ -6,9 +6,6 @@ Scoring, explanations and the baseline are the shared radar.nextkey machinery
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -19,11 +16,15 @@ from radar_plugins.tcn.model import CausalConv
 from sklearn.metrics import roc_auc_score
 
 from radar.config import build_section
-from radar.data.vocab import UNK, EventVocab
+from radar.data.vocab import EventVocab
 from radar.detector import SessionBatch
 from radar.errors import ConfigError
 from radar.nextkey import session_layout
-from radar.plugins import make_plugin_manager
+from tests.plugin_checks import (
+    assert_batch_independent,
+    assert_registered_lazily,
+    train_and_score_planted,
+)
 
 SMALL = {"channels": 32, "num_levels": 2, "dropout": 0.0}
 
@@ -51,11 +52,7 @@ def moved_targets(model, session, changed_at, new=12) -> list[bool]:
 
 
 def test_registered_through_entry_point_without_importing_torch():
-    assert make_plugin_manager().detectors()["tcn"] is LogTCN
-    code = ("import sys, radar_plugins.tcn; "
-            "print('radar_plugins.tcn.detector' in sys.modules, 'torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "False"]
+    assert_registered_lazily("tcn", LogTCN)
 
 
 def test_config_validates_and_reports_the_receptive_field():
@@ -87,41 +84,11 @@ def test_predictions_are_causal_and_limited_to_the_receptive_field():
 
 def test_scores_do_not_depend_on_the_batch():
     detector, model = build()
-    rng = np.random.default_rng(0)
-    sessions = [[int(e) for e in rng.integers(5, 17, rng.integers(1, 25))] for _ in range(12)]
-    together = detector.score_sessions(model, make_batch(sessions))
-    for i, session in enumerate(sessions):
-        alone = detector.score_sessions(model, make_batch([session]))
-        torch.testing.assert_close(alone.score[0], together.score[i], atol=1e-5, rtol=1e-5)
-
-
-BLOCKS = [[6, 7, 8], [6, 9, 8], [10, 11, 12, 13]]
-
-
-def normal_session(rng: np.random.Generator) -> list[int]:
-    session = [5]
-    for _ in range(rng.integers(2, 6)):
-        session += BLOCKS[rng.integers(len(BLOCKS))]
-    return session + [14, 15]
+    assert_batch_independent(detector, model)
 
 
 def test_learns_the_grammar_and_flags_unseen_shuffled_and_truncated():
     detector, model = build()
-    rng = np.random.default_rng(0)
-    sessions = [normal_session(rng) for _ in range(256)]
-    optimiser = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    model.train()
-    for _ in range(100):
-        chosen = rng.choice(len(sessions), 32, replace=False)
-        loss = detector.training_loss(model, make_batch([sessions[i] for i in chosen]))
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    detector.fit_scoring(model, [make_batch(sessions[:128])])
-    normal = [normal_session(rng) for _ in range(60)]
-    anomalous = ([s[:3] + [UNK] + s[3:] for s in normal[:20]]
-                 + [[int(e) for e in rng.permutation(s)] for s in normal[20:40]]
-                 + [s[:-2] for s in normal[40:]])
-    out = detector.score_sessions(model, make_batch(normal + anomalous))
-    assert roc_auc_score([0] * 60 + [1] * 60, out.score.numpy()) > 0.95
+    out, labels = train_and_score_planted(detector, model, steps=100)
+    assert roc_auc_score(labels, out.score.numpy()) > 0.95
     assert all(out.explanations[100 + i][0]["kind"] == "end" for i in range(20))
