@@ -19,21 +19,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+from cases import ROOT, demo_data, hdfs_data, radar
+
 METHODS = tuple((f"percentile p{p}", ["detection.threshold_method=percentile",
                                         f"detection.threshold_percentile={p}"])
                 for p in (99.5, 99, 98)) + (
     ("best_f1", ["detection.threshold_method=best_f1"]),)
 
-
-def radar(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "radar.cli", *args], check=True,
-                   stdout=subprocess.DEVNULL)
 
 
 def run_case(name: str, data: Path, labels: Path, out: Path, extra: list[str]) -> list[dict]:
@@ -59,18 +53,12 @@ def main() -> None:
     args = parser.parse_args()
     out = args.workdir
     out.mkdir(parents=True, exist_ok=True)
-    demo = out / "demo-data"
-    if not (demo / "labels.csv").is_file():
-        radar("synth", str(demo), "--days", "4", "--sessions", "2000", "--seed", "7")
+    demo = demo_data(out)
     rows = run_case("demo-labels", demo, demo / "labels.csv", out, [])
     rows += run_case("demo-has-error", demo, demo / "labels.csv", out,
                      ["data.train_filter=no_error"])
-    source = SHARED / "hdfs_100k" / "sessions.jsonl"
-    if source.is_file():
-        from radar.data.convert import convert_hdfs_100k
-
-        hdfs = out / "hdfs-data"
-        convert_hdfs_100k(source, hdfs)
+    hdfs = hdfs_data(out)
+    if hdfs is not None:
         rows += run_case("hdfs_100k", hdfs, hdfs / "labels.csv", out,
                          ["data.max_seq_length=300", "models.logbert.max_position_embeddings=300"])
     print("| case | method | threshold | precision | recall | F1 | ROC-AUC |")

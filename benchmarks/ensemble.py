@@ -16,20 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+from cases import ROOT, demo_data, hdfs_data, radar
+
 DETECTORS = ("logbert", "deeplog", "lstm", "tcn")
 COMBINERS = ("mean", "max", "rank_average", "vote")
 
-
-def radar(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "radar.cli", *args], check=True,
-                   stdout=subprocess.DEVNULL)
 
 
 def run_case(name: str, data: Path, labels: Path, out: Path, extra: list[str]) -> list[dict]:
@@ -68,16 +62,10 @@ def main() -> None:
     args = parser.parse_args()
     out = args.workdir
     out.mkdir(parents=True, exist_ok=True)
-    demo = out / "demo-data"
-    if not (demo / "labels.csv").is_file():
-        radar("synth", str(demo), "--days", "4", "--sessions", "2000", "--seed", "7")
+    demo = demo_data(out)
     rows = run_case("demo-labels", demo, demo / "labels.csv", out, [])
-    source = SHARED / "hdfs_100k" / "sessions.jsonl"
-    if source.is_file() and not args.skip_hdfs:
-        from radar.data.convert import convert_hdfs_100k
-
-        hdfs = out / "hdfs-data"
-        convert_hdfs_100k(source, hdfs)
+    hdfs = None if args.skip_hdfs else hdfs_data(out)
+    if hdfs is not None:
         rows += run_case("hdfs_100k", hdfs, hdfs / "labels.csv", out,
                          ["data.max_seq_length=300",
                           "models.logbert.max_position_embeddings=300"])

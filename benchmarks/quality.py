@@ -25,19 +25,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
-
-
-def radar(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "radar.cli", *args], check=True,
-                   stdout=subprocess.DEVNULL)
-
+from cases import HDFS_SOURCE, ROOT, demo_data, hdfs_data, radar
 
 CASES = ("demo-labels", "demo-has-error", "hdfs_100k")
 # LogBERT's table in docs/benchmarks.md compares its two NLL scores.
@@ -110,16 +101,10 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     cases = args.cases or CASES
     rows, notes = [], []
-    demo = out / "demo-data"
-    if {"demo-labels", "demo-has-error"} & set(cases) and not (demo / "labels.csv").is_file():
-        radar("synth", str(demo), "--days", "4", "--sessions", "2000", "--seed", "7")
-    source = SHARED / "hdfs_100k" / "sessions.jsonl"
-    hdfs = out / "hdfs-data"
-    if "hdfs_100k" in cases and source.is_file():
-        from radar.data.convert import convert_hdfs_100k
-
-        convert_hdfs_100k(source, hdfs)
-        notes.append(hdfs_ceiling(source))
+    demo = demo_data(out) if {"demo-labels", "demo-has-error"} & set(cases) else None
+    hdfs = hdfs_data(out) if "hdfs_100k" in cases else None
+    if hdfs is not None:
+        notes.append(hdfs_ceiling(HDFS_SOURCE))
     for detector in args.detectors or ["logbert"]:
         scores = tuple(args.scores) if args.scores else default_scores(detector)
         if "demo-labels" in cases:
@@ -127,7 +112,7 @@ def main() -> None:
         if "demo-has-error" in cases:
             rows += run_case("demo-has-error", demo, demo / "labels.csv", out,
                              ["data.train_filter=no_error"], detector, scores)
-        if "hdfs_100k" in cases and source.is_file():
+        if hdfs is not None:
             extra = ["data.max_seq_length=300"]
             if has_model_key(detector, "max_position_embeddings"):
                 extra.append("model.max_position_embeddings=300")
