@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +52,7 @@ def make_scorer(name: str, config: RadarConfig, kind: str):
         raise ConfigError(f"{key}: scorer {name!r} is a {cls.kind} scorer, not a {kind}; "
                           "`radar plugins` lists the scorers")
     section = config.ensemble if kind == "combiner" else config.severity
-    import dataclasses
-
-    return cls(dataclasses.asdict(section))
+    return cls(asdict(section))
 
 
 @dataclass
@@ -107,7 +105,8 @@ def combine_members(config: RadarConfig, members: list[DetectorScores], corpus: 
             raise RadarError(f"ensemble state lists detectors {scorer.detectors_}, the "
                              f"checkpoints give {names}")
     raw = np.stack([m.results.score for m in members], axis=1)
-    combined = scorer.combine(raw)
+    normalized = scorer.normalized(raw)     # once: the records carry it too
+    combined = scorer.reduce(normalized, raw)
     score_name = f"ensemble:{config.ensemble.method}({', '.join(names)})"
     if fitted is not None:
         calibration = Calibration.from_dict(fitted["calibration"])
@@ -122,7 +121,7 @@ def combine_members(config: RadarConfig, members: list[DetectorScores], corpus: 
     severity = severity_scorer.assess(
         combined, calibration.threshold, corpus.services, np.asarray(table.service),
         (np.asarray(table.flags) & 1).astype(bool), (np.asarray(table.flags) & 2).astype(bool))
-    outcome = EnsembleOutcome(combined, scorer.normalized(raw), calibration, severity, members)
+    outcome = EnsembleOutcome(combined, normalized, calibration, severity, members)
     return outcome, scorer
 
 
@@ -196,8 +195,7 @@ def write_ensemble_state(run_dir: Path, config: RadarConfig, outcome: EnsembleOu
              "normalize": config.ensemble.normalize,
              "checkpoints": {m.name: str(m.checkpoint.resolve()) for m in outcome.members},
              "scorer": scorer.state_dict(), "calibration": outcome.calibration.to_dict(),
-             "ensemble": json.loads(json.dumps(_section(config.ensemble))),
-             "severity": json.loads(json.dumps(_section(config.severity)))}
+             "ensemble": asdict(config.ensemble), "severity": asdict(config.severity)}
     atomic_write_text(run_dir / ENSEMBLE_FILE, json.dumps(state, indent=2))
 
 
@@ -206,12 +204,6 @@ def write_calibration(folder: Path, calibration: Calibration) -> None:
     data = calibration.to_dict()
     data["describe"] = calibration.describe()
     atomic_write_text(folder / "calibration.json", json.dumps(data, indent=2))
-
-
-def _section(section) -> dict:
-    import dataclasses
-
-    return dataclasses.asdict(section)
 
 
 def agreement(members: list[DetectorScores]) -> dict:

@@ -52,7 +52,9 @@ def _table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
 
 
 def _metric_cells(m: dict) -> list[str]:
-    return [_e(m["n"]), _e(m["n_anomalous"]), _e(m["tp"]), _e(m["fp"]), _e(m["fn"])] + [
+    """The METRIC_HEADER columns of one metrics dict (numbers only: safe in HTML and
+    Markdown alike)."""
+    return [str(m[k]) for k in ("n", "n_anomalous", "tp", "fp", "fn")] + [
         _num(m.get(k)) for k in ("precision", "recall", "f1", "roc_auc", "pr_auc", "best_f1")]
 
 
@@ -222,10 +224,7 @@ def render_markdown(report: dict) -> str:
               "| service | " + " | ".join(METRIC_HEADER) + " |",
               "| --- |" + " ---: |" * len(METRIC_HEADER)]
     for name, entry in list(m["per_service"].items()) + [("**all**", m)]:
-        cells = [str(entry["n"]), str(entry["n_anomalous"]), str(entry["tp"]), str(entry["fp"]),
-                 str(entry["fn"])] + [_num(entry.get(k)) for k in
-                                      ("precision", "recall", "f1", "roc_auc", "pr_auc",
-                                       "best_f1")]
+        cells = _metric_cells(entry)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", "## Detectors", "", "| detector | train loss | val loss | gap | F1 |",
               "| --- | ---: | ---: | ---: | ---: |"]
