@@ -35,5 +35,6 @@ def hdfs_data(out: Path) -> Path | None:
     from radar.data.convert import convert_hdfs_100k
 
     hdfs = out / "hdfs-data"
-    convert_hdfs_100k(HDFS_SOURCE, hdfs)
+    if not (hdfs / "anomaly_label.csv").is_file():   # made once, so trained runs are reused
+        convert_hdfs_100k(HDFS_SOURCE, hdfs)
     return hdfs

@@ -1,5 +1,6 @@
 """Built-in CLI commands; each module exposes click commands, collected here."""
 
+from radar.commands.convert import convert_command
 from radar.commands.data import (
     prepare_command,
     split_command,
@@ -13,4 +14,5 @@ from radar.commands.report import analyze_command, evaluate_command, report_comm
 
 ALL_COMMANDS = [plugins_command, train_command, detect_command, run_command,
                 synth_command, validate_command, split_command, prepare_command,
-                plot_curve_command, evaluate_command, analyze_command, report_command]
+                plot_curve_command, evaluate_command, analyze_command, report_command,
+                convert_command]

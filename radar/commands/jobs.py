@@ -22,7 +22,8 @@ def data_options(func):
     func = click.option("--device", help="auto, cpu, cuda or cuda:N (training.device).")(func)
     func = click.option("--labels", type=click.Path(dir_okay=False),
                         help="Label CSV: file,session_id,label or BlockId,Label "
-                             "(data.label_file).")(func)
+                             "(data.label_file); its normal sessions train "
+                             "(data.train_filter=labels) unless --set says otherwise.")(func)
     func = click.option("--data", type=click.Path(),
                         help="Folder of day files (data.preprocessed_dir).")(func)
     return click.option("--detector", "detectors", multiple=True,
@@ -33,7 +34,11 @@ def load_job_config(config_path, overrides, detectors=(), data=None, labels=None
     """The config file (or defaults) with --set overrides and the option shortcuts applied."""
     from radar.config import load_config
 
-    extra = list(overrides)
+    extra = []
+    if labels and not any(item.startswith("data.train_filter=") for item in overrides):
+        # A label file chooses the normal sessions to train on, unless told otherwise.
+        extra.append("data.train_filter=labels")
+    extra += list(overrides)
     if detectors:
         extra.append("detectors=" + ",".join(detectors))
     if data:
