@@ -77,8 +77,11 @@ class DetectionConfig:
 class EnsembleConfig:
     """How several detectors' scores become one (radar/scoring, plugins/ensemble)."""
 
-    method: str = "mean"            # a registered combiner: mean | max | weighted_mean |
-    #                                 rank_average | vote (see `radar plugins`)
+    # A registered combiner: max | mean | weighted_mean | rank_average | vote (see `radar
+    # plugins`). max is the default: it was the one combiner at or above the best single
+    # detector on every benchmark case; mean lost to it badly where two detectors are blind
+    # to most anomalies (docs/benchmarks.md, Ensemble).
+    method: str = "max"
     normalize: str = "ecdf"         # ecdf (-log10 share of normal sessions) | robust_z
     weights: dict = field(default_factory=dict)   # weighted_mean: detector -> weight
 
