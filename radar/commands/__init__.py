@@ -7,6 +7,7 @@ from radar.commands.data import (
     synth_command,
     validate_command,
 )
+from radar.commands.ingest import ingest_command
 from radar.commands.jobs import detect_command, run_command, train_command
 from radar.commands.plots import plot_curve_command
 from radar.commands.plugins import plugins_command
@@ -15,4 +16,4 @@ from radar.commands.report import analyze_command, evaluate_command, report_comm
 ALL_COMMANDS = [plugins_command, train_command, detect_command, run_command,
                 synth_command, validate_command, split_command, prepare_command,
                 plot_curve_command, evaluate_command, analyze_command, report_command,
-                convert_command]
+                convert_command, ingest_command]

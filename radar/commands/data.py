@@ -31,7 +31,7 @@ def _mb(n_bytes: int) -> str:
     return f"{n_bytes / 1e6:,.1f} MB"
 
 
-def _table(title: str, *columns: str):
+def make_table(title: str, *columns: str):
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
@@ -68,10 +68,10 @@ def synth_command(out: Path, days: int, sessions: int, anomaly_rate: float, seed
                        padded=not no_pad)
     console.print(f"wrote {len(summary.files)} day files, {summary.n_sessions:,} sessions "
                   f"({summary.n_anomalies:,} anomalous) to {out}")
-    table = _table("sessions", "kind", "sessions")
+    table = make_table("sessions", "kind", "sessions")
     for kind, count in sorted(summary.kinds.items(), key=lambda kv: -kv[1]):
         table.add_row(kind, f"{count:,}")
-    services = _table("services", "service", "sessions")
+    services = make_table("services", "service", "sessions")
     for service, count in summary.services.most_common():
         services.add_row(service, f"{count:,}")
     console.print(table, services)
@@ -145,7 +145,7 @@ def _print_stats(stats) -> None:
     data = stats.to_dict()
     lengths = data["sequence_length"]
     vocab = data["vocabulary"]
-    overview = _table("dataset", "", "value")
+    overview = make_table("dataset", "", "value")
     rows = [
         ("files", f"{data['n_files']:,}"),
         ("days", (f"{data['first_day']} .. {data['last_day']} "
@@ -168,7 +168,7 @@ def _print_stats(stats) -> None:
     for row in rows:
         overview.add_row(*row)
     console.print(overview)
-    services = _table("services", "service", "sessions", "share", "error", "warn", "mean len")
+    services = make_table("services", "service", "sessions", "share", "error", "warn", "mean len")
     n = max(data["n_sessions"], 1)
     for name, s in sorted(data["services"].items(), key=lambda kv: -kv[1]["sessions"]):
         services.add_row(name, f"{s['sessions']:,}", f"{s['sessions'] / n:.1%}",
@@ -186,7 +186,7 @@ def _print_files(stats, limit: int = 40) -> None:
         console.print(f"all {len(files)} files read cleanly")
         return
     title = "files" if shown is files else f"files with problems (of {len(files)})"
-    table = _table(title, "file", "size", "sessions", "bad", "status")
+    table = make_table(title, "file", "size", "sessions", "bad", "status")
     for f in shown:
         status = "[red]unreadable[/red]" if f.error else "ok"
         table.add_row(Path(f.path).name, _mb(f.size_bytes), f"{f.n_sessions:,}",
@@ -197,7 +197,7 @@ def _print_files(stats, limit: int = 40) -> None:
 def _print_problems(data: dict) -> None:
     bad = data["bad_records"]
     if bad["total"]:
-        table = _table("bad records (skipped)", "kind", "count")
+        table = make_table("bad records (skipped)", "kind", "count")
         for kind, count in sorted(bad["by_kind"].items(), key=lambda kv: -kv[1]):
             table.add_row(kind, f"{count:,}")
         console.print(table)
@@ -286,7 +286,7 @@ def _print_prepared(results, cache_dir: Path, limit: int = 40) -> None:
         r for r in results if r.truncated is not None or r.report.n_bad]
     title = f"prepared into {cache_dir}" + ("" if shown is results else
                                             f" (files with problems, of {len(results)})")
-    table = _table(title, "file", "size", "sessions", "bad", "status")
+    table = make_table(title, "file", "size", "sessions", "bad", "status")
     for result in shown:
         status = "up to date" if result.skipped else "prepared"
         if result.truncated is not None:
