@@ -171,6 +171,19 @@ def test_report_is_self_contained_and_marks_criteria(trained):  # noqa: F811
     assert missing.exit_code != 0 and "does not exist" in missing.output
 
 
+def test_report_with_a_label_file_of_other_sessions_falls_back_to_weak_labels(trained,  # noqa: F811
+                                                                               tmp_path):
+    root, _ = trained
+    other = tmp_path / "other_labels.csv"
+    other.write_text("BlockId,Label\nblk_1,Anomaly\nblk_2,Normal\n")
+    out = CliRunner().invoke(cli, ["report", str(root / "run"), "--labels", str(other)])
+    assert out.exit_code == 0, out.output
+    report = json.loads((root / "run" / "report.json").read_text())
+    assert report["data"]["weak_labels"] and report["data"]["unused_label_file"] == str(other)
+    assert "labels none of the reported sessions" in (root / "run" / "report.md").read_text()
+    assert CliRunner().invoke(cli, ["report", str(root / "run")]).exit_code == 0   # restore
+
+
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium")
 def test_report_renders_in_headless_chromium(trained, tmp_path):  # noqa: F811
     root, _ = trained

@@ -127,7 +127,13 @@ def build_report(run_dir: str | Path, *, labels_path: str | None = None,
     table = read_labels(labels_path) if labels_path else None
     final = load_results(layout.final_results, keep_top=4 * TOP_N)
     labels = labels_for(final, table) if table else None
-    source = str(labels_path) if labels_path else ""
+    unused_labels = None
+    if labels is not None and not (labels >= 0).any():
+        # A label file that covers none of the reported sessions (another data set's, or
+        # labels of other days) leaves the weak label; the report says so instead of
+        # failing a whole run at its last step.
+        unused_labels, labels, table = str(labels_path), None, None
+    source = str(labels_path) if table else ""
     final_eval = evaluate(final, labels, label_source=source)
     weak = final_eval["weak_labels"]
     eval_labels = labels if labels is not None else final.has_error.astype(np.int8)
@@ -161,7 +167,8 @@ def build_report(run_dir: str | Path, *, labels_path: str | None = None,
         "data": {**_split(layout.run_dir), "sessions": final.n,
                  "services": {name: entry["sessions"]
                               for name, entry in analysis["per_service"].items()},
-                 "label_source": final_eval["label_source"], "weak_labels": weak},
+                 "label_source": final_eval["label_source"], "weak_labels": weak,
+                 "unused_label_file": unused_labels},
         "threshold": _threshold_info(layout, final_eval),
         "metrics": final_eval,
         "per_detector": detectors,

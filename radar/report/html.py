@@ -138,10 +138,18 @@ def _ensemble_html(report: dict) -> str:
     return "".join(parts)
 
 
+def _no_labels_reason(data: dict) -> str:
+    unused = data.get("unused_label_file")
+    if unused:
+        return (f"The label file {_e(unused)} labels none of the reported sessions (does it "
+                "belong to these day files?).")
+    return "No label file was given."
+
+
 def render_html(report: dict, images: dict[str, bytes]) -> str:
     m = report["metrics"]
     data = report["data"]
-    weak = ('<p class="warn"><b>Weak labels.</b> No label file was given, so quality is '
+    weak = ('<p class="warn"><b>Weak labels.</b> ' + _no_labels_reason(data) + ' So quality is '
             "measured against <code>has_error</code>: sessions with an ERROR line count as "
             "anomalous. That is neither necessary nor sufficient for an anomaly; treat these "
             "numbers as a rough guide.</p>" if data["weak_labels"] else "")
@@ -210,7 +218,7 @@ def render_markdown(report: dict) -> str:
              f"{', '.join(report['detectors'])}{' + ensemble' if report['ensemble'] else ''}."),
              ""]
     if data["weak_labels"]:
-        lines += [("> **Weak labels**: no label file was given; quality is measured against "
+        lines += [(f"> **Weak labels**: {_no_labels_reason(data)} Quality is measured against "
                   "`has_error`."), ""]
     lines += ["## Success criteria", "", "| criterion | measured | status | from |",
               "| --- | ---: | --- | --- |"]
