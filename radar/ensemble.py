@@ -154,6 +154,9 @@ def score_with_ensemble(state: dict, config: RadarConfig, loaded: dict, corpus: 
                                           "threshold": float(threshold), "data": "--threshold"}}
     members = []
     for name, item in loaded.items():
+        if item.calibration is None:
+            raise RadarError(f"{item.checkpoint} ({name}) holds no calibrated threshold; "
+                             "finish that run (`radar run`) before scoring with its ensemble")
         if item.vocab.state_dict() != corpus.vocab.state_dict():
             raise RadarError(f"{name} was trained with another vocabulary than the ensemble's "
                              "other detectors; retrain them in one `radar run`")

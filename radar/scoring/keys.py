@@ -92,7 +92,10 @@ def explain_targets(ids: torch.Tensor, targets: torch.Tensor, rank: torch.Tensor
     k = min(k, ids.shape[1])
     if k <= 0:
         return None
-    top_nll, top_pos = nll.masked_fill(~targets, -1.0).topk(k, dim=1)
+    # A stable sort, not topk: equal NLLs (every unseen event has the same) keep position
+    # order, so the explanation does not depend on which sessions share the batch.
+    ranked = torch.sort(nll.masked_fill(~targets, -1.0), dim=1, descending=True, stable=True)
+    top_nll, top_pos = ranked.values[:, :k], ranked.indices[:, :k]
     top_ids = ids.gather(1, top_pos).cpu().numpy()
     top_rank = rank.gather(1, top_pos).cpu().tolist()
     positions = top_pos.cpu().tolist()
