@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from conftest import SHARED_DATA
 
 from radar.cli import cli
+from radar.config import shipped_config
 from radar.data.cache import cache_dir_for, open_prepared, prepare_files
 from radar.data.labels import read_labels
 from radar.errors import RadarError
@@ -118,6 +119,33 @@ def test_ingest_hdfs_like_log_validates_and_prepares_with_session_keys(hdfs_run)
     keys = [key for r in results for key in open_prepared(cache_dir_for(r.path, cache))
             .session_keys]
     assert sorted(keys) == sorted(blocks)
+
+
+def test_session_keys_reach_the_results_and_join_block_labels(hdfs_run):
+    """Raw lines -> radar ingest -> radar run: results carry session_key, and a LogHub-style
+    BlockId,Label file joins on it for the training filter and the report."""
+    folder, blocks, _ = hdfs_run
+    labels = folder / "anomaly_label.csv"
+    with labels.open("w", encoding="utf-8") as handle:
+        handle.write("BlockId,Label\n")
+        handle.writelines(f"{key},{'Anomaly' if 'WARN' in levels else 'Normal'}\n"
+                          for key, levels in blocks.items())
+    run = folder / "run"
+    result = invoke("run", "--detector", "deeplog", "--config", shipped_config("demo"),
+                    "--data", folder / "out", "--labels", labels,
+                    "--set", f"output_dir={run}", "--set", f"data.cache_dir={folder / 'rc'}",
+                    "--set", "models.deeplog.hidden_size=16",
+                    "--set", "models.deeplog.embedding_size=16",
+                    "--set", "training.total_steps=4", "--set", "training.log_interval=2",
+                    "--set", "training.save_interval=2")
+    assert result.exit_code == 0, result.output
+    records = json.loads((run / "anomaly_results.json").read_text())
+    validation_day = read_days(folder / "out")["preprocessed_logs_2008-11-10.json"]
+    assert [r["session_key"] for r in records] == [r["session_key"] for r in validation_day]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["label_source"] == str(labels)
+    warned = sum("WARN" in blocks[r["session_key"]] for r in records)
+    assert summary["metrics"]["n_anomalous"] == warned > 0
 
 
 def test_ingest_reports_bad_lines_with_file_and_line(hdfs_run):
