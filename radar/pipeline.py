@@ -181,7 +181,8 @@ def train_detector(name: str, config: RadarConfig, sets: TrainingSets, *, output
     detector = make_detector(name, config)
     model = detector.build_model(sets.vocab)
     extra = {"vocab": sets.vocab.state_dict(), "services": sets.train.services,
-             "window": sets.train.window, "train_files": training_files(sets)}
+             "window": sets.train.window, "train_files": training_files(sets),
+             "train_sessions": sets.train.n_sessions, "train_windows": len(sets.train)}
     with step_progress(config.training.total_steps, f"training {name}") as update:
         trainer = Trainer(detector, model, config, sets.train, sets.validation,
                           device=device, output_dir=output_dir, dist_info=dist_info,

@@ -340,6 +340,9 @@ def test_models_describes_the_ensemble(runs, models):
         assert detector["checkpoint"] == f"{detector['name']}/best_model.pt"
         files = [f["name"] for f in detector["training_data"]["files"]]
         assert files == ["preprocessed_logs_2025-02-24.json", "preprocessed_logs_2025-02-25.json"]
+        training = detector["training_data"]
+        assert 0 < training["calibration_sessions"] < training["sessions"] <= 300
+        assert training["windows"] >= training["sessions"]
     assert info["ensemble"]["method"] == state["method"]
     assert info["ensemble"]["severity"]["scorer"] == "service_weighted"
     assert info["calibration"]["method"] == "percentile"

@@ -49,7 +49,10 @@ def _checkpoint_meta(path: Path) -> dict[str, Any]:
     files = payload.get("train_files") or []
     return {"step": payload.get("step"), "epoch": payload.get("epoch"),
             "training_data": {"files": [{"name": item[0], "bytes": item[1]} for item in files],
-                              "services": list(payload.get("services") or [])}}
+                              "services": list(payload.get("services") or []),
+                              # None for checkpoints written before these were stored
+                              "sessions": payload.get("train_sessions"),
+                              "windows": payload.get("train_windows")}}
 
 
 def _detector_entry(name: str, item, run_dir: Path, versions: dict) -> dict[str, Any]:
