@@ -128,7 +128,19 @@ def test_calibration_methods():
         check_method("best_f1", None, False)
     old = {"method": "percentile", "threshold": 1.0, "percentile": 99.0, "n_sessions": 5,
            "data": "x", "score_name": "s"}     # a checkpoint written before f1 existed
-    assert Calibration.from_dict(old).f1 is None
+    assert Calibration.from_dict(old).f1 is None and Calibration.from_dict(old).warning is None
+
+
+def test_percentile_threshold_warns_when_it_sits_on_a_tie_at_the_top():
+    d = DetectionConfig()
+    capped = np.r_[np.linspace(0.0, 5.0, 950), np.full(50, 18.42)]   # 5% at the cap
+    tied = set_threshold(d, normal_scores=capped, score_name="s")
+    assert tied.threshold == pytest.approx(18.42)
+    assert "5.0% of these normal sessions score exactly 18.42" in tied.describe()
+    spread = set_threshold(d, normal_scores=np.linspace(0.0, 5.0, 1000), score_name="s")
+    assert spread.warning is None and "Warning" not in spread.describe()
+    few = np.r_[np.linspace(0.0, 5.0, 998), np.full(2, 18.42)]        # 0.2%: p99.5 below
+    assert set_threshold(d, normal_scores=few, score_name="s").warning is None
 
 
 def test_analyze_shows_top_sessions_with_log_lines(trained, tmp_path):  # noqa: F811

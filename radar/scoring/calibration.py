@@ -35,6 +35,7 @@ class Calibration:
     data: str                   # what the scores came from, for reports
     score_name: str
     f1: float | None = None     # best_f1: F1 reached on the calibration set
+    warning: str | None = None  # what makes this threshold behave unlike its method says
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -52,7 +53,8 @@ class Calibration:
             how = f"best F1 ({self.f1:.3f}) on"
         else:
             return f"threshold {self.threshold:.4g} = {self.method} ({self.data})"
-        return f"threshold {self.threshold:.4g} = {how} {self.n_sessions} {self.data}"
+        line = f"threshold {self.threshold:.4g} = {how} {self.n_sessions} {self.data}"
+        return f"{line}. Warning: {self.warning}" if self.warning else line
 
 
 def _finite(scores: np.ndarray) -> np.ndarray:
@@ -73,7 +75,22 @@ def percentile_threshold(normal_scores: np.ndarray, percentile: float, *, data: 
     scores = _finite(normal_scores)
     _need(scores, "normal sessions")
     value = float(np.percentile(scores, percentile, method="higher"))
-    return Calibration("percentile", value, percentile, int(scores.size), data, score_name)
+    return Calibration("percentile", value, percentile, int(scores.size), data, score_name,
+                       warning=_top_tie_warning(scores, value, percentile))
+
+
+def _top_tie_warning(scores: np.ndarray, value: float, percentile: float) -> str | None:
+    """Say so when the threshold is the highest normal score and more normal sessions tie
+    at it than the percentile leaves above. A session must score *above* the threshold,
+    so nothing scoring that value (often a score's cap, e.g. every session with an event
+    unseen in training) is ever flagged."""
+    tied = float(np.mean(scores == value))
+    if value < scores.max() or tied <= (100.0 - percentile) / 100.0:
+        return None
+    return (f"{tied:.1%} of these normal sessions score exactly {value:.4g}, the highest, so "
+            "no session scoring that much is flagged. This happens when a score reaches its "
+            "cap (say, every session with an event never seen in training): train on more "
+            "days, or set the threshold yourself (detection.threshold_method=fixed)")
 
 
 def best_f1_calibration(scores: np.ndarray, labels: np.ndarray, *, data: str, score_name: str
