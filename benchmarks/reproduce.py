@@ -44,7 +44,11 @@ PUBLISHED = [  # HDFS, full test set, precision / recall / F1 in %
 ]
 LONG = ["data.max_seq_length=300", "models.logbert.max_position_embeddings=300"]
 EXTRA = {
-    "hdfs_100k": LONG, "hdfs_deeplog": LONG,
+    "hdfs_100k": LONG,
+    # 2,160 training sessions are 34 batches an epoch: the demo config's 20-epoch cap would
+    # stop every detector at 680 of its 1,700 steps. 50 epochs let the step budget govern,
+    # as it does in every other case (HDFS_100k reaches 1,700 steps within 20 epochs).
+    "hdfs_deeplog": [*LONG, "training.num_epochs=50"],
     # HDFS_100k labels only a few dozen HDFS_2k blocks: train on has_error == false.
     "loghub_hdfs_2k": ["data.train_filter=no_error"],
     "loghub_bgl_2k": [],
