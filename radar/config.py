@@ -78,9 +78,8 @@ class EnsembleConfig:
     """How several detectors' scores become one (radar/scoring, plugins/ensemble)."""
 
     # A registered combiner: max | mean | weighted_mean | rank_average | vote (see `radar
-    # plugins`). max is the default: it was the one combiner at or above the best single
-    # detector on every benchmark case; mean lost to it badly where two detectors are blind
-    # to most anomalies (docs/benchmarks.md, Ensemble).
+    # plugins`). max is the default: mean lost to it badly where two detectors are blind to
+    # most anomalies, while mean's lead on the demo is small (docs/benchmarks.md, Ensemble).
     method: str = "max"
     normalize: str = "ecdf"         # ecdf (-log10 share of normal sessions) | robust_z
     weights: dict = field(default_factory=dict)   # weighted_mean: detector -> weight
