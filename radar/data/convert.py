@@ -20,19 +20,12 @@ import json
 import random
 from pathlib import Path
 
+from radar.data.files import day_file_name
+from radar.data.records import session_record
 from radar.errors import DataError
 from radar.fsutil import atomic_write
 
 TRAIN_DAY, TEST_DAY = "2000-01-01", "2000-01-02"
-
-
-def _session(session_id: int, events: list[int], service: str, key: str | None) -> dict:
-    record = {"session_id": session_id, "event_sequence": events,
-              "token_ids": [101, *events, 102], "attention_mask": [1] * (len(events) + 2),
-              "has_error": False, "has_warn": False, "service_name": service}
-    if key is not None:
-        record["session_key"] = key
-    return record
 
 
 def _write_day(path: Path, records: list[dict]) -> None:
@@ -63,8 +56,9 @@ def convert_hdfs_100k(source: str | Path, out_dir: str | Path) -> dict[str, int]
                 raise DataError(f"unknown split {split!r}", file=str(source), index=line_no)
             day = TRAIN_DAY if split == "train" else TEST_DAY
             session_id = len(splits[split])
-            splits[split].append(_session(session_id, events, "hdfs", key))
-            labels.append((f"preprocessed_logs_{day}.json", session_id, label, split))
+            splits[split].append(session_record(session_id, events, service="hdfs",
+                                                session_key=key))
+            labels.append((day_file_name(day), session_id, label, split))
     _write_split(out_dir, splits, labels)
     block_labels = [(splits[split][sid]["session_key"], label)
                     for _, sid, label, split in labels]
@@ -78,8 +72,8 @@ def convert_hdfs_100k(source: str | Path, out_dir: str | Path) -> dict[str, int]
 def _write_split(out_dir: Path, splits: dict[str, list[dict]], labels: list[tuple]) -> None:
     """The train and test day files and their ``labels.csv``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_day(out_dir / f"preprocessed_logs_{TRAIN_DAY}.json", splits["train"])
-    _write_day(out_dir / f"preprocessed_logs_{TEST_DAY}.json", splits["test"])
+    _write_day(out_dir / day_file_name(TRAIN_DAY), splits["train"])
+    _write_day(out_dir / day_file_name(TEST_DAY), splits["test"])
     with atomic_write(out_dir / "labels.csv", "w") as handle:
         handle.write("file,session_id,label,split\n")
         handle.writelines(f"{f},{s},{lab},{sp}\n" for f, s, lab, sp in labels)
@@ -130,8 +124,9 @@ def convert_key_sequences(normal: list[str | Path], abnormal: list[str | Path],
                 day = TRAIN_DAY if split == "train" else TEST_DAY
                 session_id = len(splits[split])
                 key = f"{Path(path).name}:{line_no}"
-                splits[split].append(_session(session_id, events, service, key))
-                labels.append((f"preprocessed_logs_{day}.json", session_id, label, split))
+                splits[split].append(session_record(session_id, events, service=service,
+                                                    session_key=key))
+                labels.append((day_file_name(day), session_id, label, split))
     if not splits["train"]:
         raise DataError("no normal sessions to train on; pass at least one --normal file "
                         "with sessions in it")

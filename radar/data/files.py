@@ -15,6 +15,12 @@ from pathlib import Path
 from radar.errors import DataError
 
 DEFAULT_PATTERN = "preprocessed_logs_*.json"
+
+
+def day_file_name(day: str | dt.date) -> str:
+    """``preprocessed_logs_YYYY-MM-DD.json`` for a day (a date or its ISO text)."""
+    return f"preprocessed_logs_{day.isoformat() if isinstance(day, dt.date) else day}.json"
+
 _DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 
 

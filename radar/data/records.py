@@ -51,6 +51,22 @@ LAYOUT_CLS_EVENTS_SEP, LAYOUT_ABSENT, LAYOUT_CUSTOM = "cls_events_sep", "absent"
 _WHITESPACE = b" \t\r\n"
 
 
+def session_record(session_id: int, events: list[int], *, service: str, has_error: bool = False,
+                   has_warn: bool = False, original_logs: list[str] | None = None,
+                   session_key: str | None = None) -> dict[str, Any]:
+    """One session in the day-file format, ``token_ids`` = [CLS] + events + [SEP] unpadded
+    (what converters and ``radar ingest`` write; RADAR pads when it batches)."""
+    record: dict[str, Any] = {
+        "session_id": session_id, "event_sequence": events,
+        "token_ids": [CLS_TOKEN, *events, SEP_TOKEN], "attention_mask": [1] * (len(events) + 2),
+        "has_error": has_error, "has_warn": has_warn, "service_name": service}
+    if original_logs is not None:
+        record["original_logs"] = original_logs
+    if session_key is not None:
+        record["session_key"] = session_key
+    return record
+
+
 @dataclasses.dataclass(frozen=True)
 class RecordLimits:
     """What a record is checked against: sequence limit, optional vocab size, fields read.

@@ -35,10 +35,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from radar.data.files import day_file_name
+from radar.data.records import CLS_TOKEN, PAD_TOKEN, SEP_TOKEN
 from radar.errors import RadarError
 from radar.fsutil import atomic_write, atomic_write_text
 
-CLS_ID, SEP_ID, PAD_ID = 101, 102, 0
 ANOMALY_KINDS = ("unseen_event", "missing_step", "out_of_order", "repetition_burst",
                  "truncated", "cross_service", "error_cascade")
 
@@ -687,10 +688,10 @@ def _day_sessions(model: SystemModel, rng: random.Random, n: int, anomaly_rate: 
 
 def _record(session_id: int, events: list[int], width: int, max_len: int, has_error: bool,
             has_warn: bool, service: str, lines: list[str]) -> dict:
-    tokens = [CLS_ID, *events[:max_len - 2], SEP_ID]
+    tokens = [CLS_TOKEN, *events[:max_len - 2], SEP_TOKEN]
     pad = width - len(tokens)
     return {"session_id": session_id, "event_sequence": events,
-            "token_ids": tokens + [PAD_ID] * pad,
+            "token_ids": tokens + [PAD_TOKEN] * pad,
             "attention_mask": [1] * len(tokens) + [0] * pad,
             "has_error": has_error, "has_warn": has_warn, "service_name": service,
             "original_logs": lines}
@@ -750,7 +751,7 @@ def generate(out_dir: str | Path, *, days: int = 3, sessions: int = 2000,
         day = first + dt.timedelta(days=offset)
         rng = random.Random(f"radar-synth:{seed}:{day.isoformat()}")
         day_sessions = _day_sessions(model, rng, sessions, anomaly_rate)
-        path = out / f"preprocessed_logs_{day.isoformat()}.json"
+        path = out / day_file_name(day)
         _write_day(path, day_sessions, rng, day, max_len, padded, summary, labels)
         summary.files.append(path)
     _write_labels(summary.labels_path, labels)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import msgspec
 
-from radar.data.records import CLS_TOKEN, REQUIRED_FIELDS, SEP_TOKEN
+from radar.data.files import day_file_name
+from radar.data.records import REQUIRED_FIELDS, session_record
 from radar.errors import RadarError
 from radar.fsutil import atomic_write, atomic_write_text
 from radar.ingest.grouping import Session
@@ -26,10 +27,6 @@ from radar.ingest.grouping import Session
 LABELS_NAME = "labels.csv"
 _LABEL_HEADER = ["file", "session_id", "label"]
 _COPY_CHUNK = 1 << 20
-
-
-def day_file_name(day: str) -> str:
-    return f"preprocessed_logs_{day}.json"
 
 
 class _Day:
@@ -76,13 +73,10 @@ class DayWriter:
 
     def write(self, session: Session) -> None:
         day = self.days.get(session.day) or self._open(session.day)
-        events = session.events.tolist()
-        record = {"session_id": day.next_id, "event_sequence": events,
-                  "token_ids": [CLS_TOKEN, *events, SEP_TOKEN],
-                  "attention_mask": [1] * (len(events) + 2),
-                  "has_error": session.has_error, "has_warn": session.has_warn,
-                  "service_name": session.service or self.service,
-                  "original_logs": session.logs, "session_key": session.key}
+        record = session_record(day.next_id, session.events.tolist(),
+                                service=session.service or self.service,
+                                has_error=session.has_error, has_warn=session.has_warn,
+                                original_logs=session.logs, session_key=session.key)
         day.handle.write((b",\n" if day.needs_comma else b"") + self._encode(record))
         day.needs_comma = True
         day.next_id += 1
