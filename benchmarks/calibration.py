@@ -21,7 +21,7 @@ import argparse
 import json
 from pathlib import Path
 
-from cases import ROOT, demo_data, hdfs_data, radar
+from cases import demo_data, hdfs_data, radar_demo_config
 
 METHODS = tuple((f"percentile p{p}", ["detection.threshold_method=percentile",
                                         f"detection.threshold_percentile={p}"])
@@ -34,10 +34,8 @@ def run_case(name: str, data: Path, labels: Path, out: Path, extra: list[str]) -
     rows = []
     run_dir = out / name
     for method, settings in METHODS:
-        radar("run", "--detector", "logbert", "--config", str(ROOT / "configs" / "demo.yaml"),
-              "--data", str(data), "--labels", str(labels),
-              "--set", f"output_dir={run_dir}", "--set", f"data.cache_dir={out / 'cache'}",
-              *[arg for item in [*extra, *settings] for arg in ("--set", item)])
+        radar_demo_config("run", ["logbert"], data, labels, run_dir, out / "cache",
+                          [*extra, *settings])
         summary = json.loads((run_dir / "summary.json").read_text())
         calibration = json.loads((run_dir / "calibration.json").read_text())
         m = summary["metrics"]

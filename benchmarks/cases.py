@@ -20,6 +20,17 @@ def radar(*args: str) -> None:
                    stdout=subprocess.DEVNULL)
 
 
+def radar_demo_config(command: str, detectors, data: Path, labels: Path, run_dir: Path,
+                      cache_dir: Path, settings=()) -> None:
+    """`radar run` (or `train`) with configs/demo.yaml, ``detectors``, the data and its
+    labels, into ``run_dir``; ``settings`` are further ``--set KEY=VALUE`` items."""
+    radar(command, *[arg for name in detectors for arg in ("--detector", name)],
+          "--config", str(ROOT / "configs" / "demo.yaml"), "--data", str(data),
+          "--labels", str(labels), "--set", f"output_dir={run_dir}",
+          "--set", f"data.cache_dir={cache_dir}",
+          *[arg for item in settings for arg in ("--set", item)])
+
+
 def demo_data(out: Path) -> Path:
     """The fresh-seed demo day files (and labels.csv) in ``out/demo-data``."""
     demo = out / "demo-data"

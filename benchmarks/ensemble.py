@@ -19,7 +19,7 @@ import json
 import time
 from pathlib import Path
 
-from cases import ROOT, demo_data, hdfs_data, radar
+from cases import demo_data, hdfs_data, radar_demo_config
 
 DETECTORS = ("logbert", "deeplog", "lstm", "tcn")
 COMBINERS = ("mean", "max", "rank_average", "vote")
@@ -31,12 +31,8 @@ def run_case(name: str, data: Path, labels: Path, out: Path, extra: list[str]) -
     rows = []
     for combiner in COMBINERS:
         start = time.perf_counter()
-        radar("run", *[arg for d in DETECTORS for arg in ("--detector", d)],
-              "--config", str(ROOT / "configs" / "demo.yaml"),
-              "--data", str(data), "--labels", str(labels),
-              "--set", f"output_dir={run_dir}", "--set", f"data.cache_dir={out / 'cache'}",
-              "--set", f"ensemble.method={combiner}",
-              *[arg for item in extra for arg in ("--set", item)])
+        radar_demo_config("run", DETECTORS, data, labels, run_dir, out / "cache",
+                          [f"ensemble.method={combiner}", *extra])
         seconds = time.perf_counter() - start
         summary = json.loads((run_dir / "summary.json").read_text())
         if combiner == COMBINERS[0]:

@@ -28,7 +28,7 @@ import json
 import time
 from pathlib import Path
 
-from cases import HDFS_SOURCE, ROOT, demo_data, hdfs_data, radar
+from cases import HDFS_SOURCE, demo_data, hdfs_data, radar_demo_config
 
 CASES = ("demo-labels", "demo-has-error", "hdfs_100k")
 # LogBERT's table in docs/benchmarks.md compares its two NLL scores.
@@ -60,11 +60,8 @@ def run_case(name: str, data: Path, labels: Path, out: Path, extra: list[str],
     for score in scores:
         run_dir = out / f"{name}-{detector}-{score}"
         start = time.perf_counter()
-        radar("run", "--detector", detector, "--config", str(ROOT / "configs" / "demo.yaml"),
-              "--data", str(data), "--labels", str(labels),
-              "--set", f"output_dir={run_dir}", "--set", f"data.cache_dir={out / 'cache'}",
-              "--set", f"model.score={score}",
-              *[arg for e in extra for arg in ("--set", e)])
+        radar_demo_config("run", [detector], data, labels, run_dir, out / "cache",
+                          [f"model.score={score}", *extra])
         seconds = time.perf_counter() - start
         summary = json.loads((run_dir / "summary.json").read_text())
         m = summary["metrics"]

@@ -25,12 +25,11 @@ tuned on a test split. Prints a Markdown table for docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import time
 from pathlib import Path
 
-from cases import HDFS_SOURCE, ROOT, hdfs_data, radar
+from cases import HDFS_SOURCE, ROOT, hdfs_data, radar, radar_demo_config
 
 SHARED = ROOT.parent / "shared" / "data"
 DEEPLOG = SHARED / "hdfs_deeplog"
@@ -102,11 +101,7 @@ def loghub_bgl_data(out: Path) -> tuple[Path, Path] | None:
 def run_case(name: str, data: Path, labels: Path, out: Path, extra: list[str]) -> dict:
     run_dir = out / name
     start = time.perf_counter()
-    radar("run", *[arg for d in detectors() for arg in ("--detector", d)],
-          "--config", str(ROOT / "configs" / "demo.yaml"), "--data", str(data),
-          "--labels", str(labels), "--set", f"output_dir={run_dir}",
-          "--set", f"data.cache_dir={out / 'cache'}",
-          *[arg for item in extra for arg in ("--set", item)])
+    radar_demo_config("run", detectors(), data, labels, run_dir, out / "cache", extra)
     summary = json.loads((run_dir / "summary.json").read_text())
     summary["seconds"] = time.perf_counter() - start
     summary["method"] = json.loads((run_dir / "ensemble.json").read_text())["method"]
@@ -140,14 +135,15 @@ def rows_of(case: str, summary: dict) -> list[dict]:
 
 def label_coverage(data: Path, labels: Path) -> str:
     """How many of the ingested sessions the label file covers (HDFS_2k on HDFS_100k)."""
-    with labels.open(newline="") as handle:
-        known = {row["BlockId"]: row["Label"] for row in csv.DictReader(handle)}
+    from radar.data.labels import read_labels
+
+    known = read_labels(labels).by_key
     keys = []
     for day in sorted(data.glob("preprocessed_logs_*.json")):
         keys += [record.get("session_key") for record in json.loads(day.read_text())]
     covered = [known[k] for k in keys if k in known]
     return (f"loghub_hdfs_2k: {len(keys)} block sessions ingested, {len(covered)} of them "
-            f"labelled by HDFS_100k ({covered.count('Anomaly')} anomalous); the rest are "
+            f"labelled by HDFS_100k ({sum(covered)} anomalous); the rest are "
             "unlabelled and left out of the metrics")
 
 

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import httpx
-from cases import ROOT, radar
+from cases import radar, radar_demo_config
 
 FIELDS = ("session_id", "service_name", "event_sequence", "has_error", "has_warn")
 
@@ -48,13 +48,10 @@ def demo_run(work: Path, steps: int, detectors: list[str]) -> Path:
               "--max-seq-length", "128")
     done = (run / "ensemble.json") if len(detectors) > 1 else (run / "best_model.pt")
     if not done.is_file():
-        radar("run" if len(detectors) > 1 else "train",
-              *[arg for name in detectors for arg in ("--detector", name)],
-              "--config", str(ROOT / "configs" / "demo.yaml"), "--data", str(data),
-              "--labels", str(data / "labels.csv"), "--set", f"output_dir={run}",
-              "--set", f"data.cache_dir={work / 'cache'}",
-              "--set", f"training.total_steps={steps}", "--set", "training.log_interval=50",
-              "--set", "training.save_interval=1000")
+        radar_demo_config("run" if len(detectors) > 1 else "train", detectors, data,
+                          data / "labels.csv", run, work / "cache",
+                          [f"training.total_steps={steps}", "training.log_interval=50",
+                           "training.save_interval=1000"])
     return run
 
 
