@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import torch
 
-from radar.data.vocab import UNK
+from radar.data.vocab import UNK, EventVocab
 from radar.detector import SessionBatch
 from radar.plugins import make_plugin_manager
 
@@ -16,6 +16,14 @@ make_batch = SessionBatch.from_lists
 
 # A small grammar over indices 5..15: start, 2-5 blocks of three patterns, fixed ending.
 BLOCKS = [[6, 7, 8], [6, 9, 8], [10, 11, 12, 13]]
+
+
+def build_small(detector_cls: type, config, seed: int = 0):
+    """A seeded detector and its model over raw ids 100..111 (indices 5..16, which the
+    grammar here uses)."""
+    torch.manual_seed(seed)
+    detector = detector_cls(config)
+    return detector, detector.build_model(EventVocab(np.arange(100, 112)))
 
 
 def assert_registered_lazily(name: str, cls: type) -> None:

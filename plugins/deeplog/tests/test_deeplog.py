@@ -6,7 +6,6 @@ Scoring, explanations and the baseline are the shared radar.nextkey machinery
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from radar_plugins.deeplog.config import DeepLogConfig
@@ -14,7 +13,6 @@ from radar_plugins.deeplog.detector import DeepLog
 from sklearn.metrics import roc_auc_score
 
 from radar.config import build_section
-from radar.data.vocab import EventVocab
 from radar.detector import SessionBatch
 from radar.errors import ConfigError
 from radar.nextkey import session_layout
@@ -22,6 +20,7 @@ from radar.scoring.baseline import MAX_NLL
 from tests.plugin_checks import (
     assert_batch_independent,
     assert_registered_lazily,
+    build_small,
     train_and_score_planted,
 )
 
@@ -40,9 +39,7 @@ def target_logits(detector, model, sessions):
 
 
 def build(seed: int = 0, **config):
-    torch.manual_seed(seed)
-    detector = DeepLog(DeepLogConfig(**{**SMALL, **config}))
-    return detector, detector.build_model(EventVocab(np.arange(100, 112)))   # indices 5 .. 16
+    return build_small(DeepLog, DeepLogConfig(**{**SMALL, **config}), seed)
 
 
 def test_registered_through_entry_point_without_importing_torch():

@@ -6,7 +6,6 @@ Scoring, explanations and the baseline are the shared radar.nextkey machinery
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from radar_plugins.lstm.config import LogLSTMConfig
@@ -15,13 +14,13 @@ from radar_plugins.lstm.model import reverse_within_length
 from sklearn.metrics import roc_auc_score
 
 from radar.config import build_section
-from radar.data.vocab import EventVocab
 from radar.detector import SessionBatch
 from radar.errors import ConfigError
 from radar.nextkey import session_layout
 from tests.plugin_checks import (
     assert_batch_independent,
     assert_registered_lazily,
+    build_small,
     train_and_score_planted,
 )
 
@@ -32,9 +31,7 @@ make_batch = SessionBatch.from_lists
 
 
 def build(seed: int = 0, **config):
-    torch.manual_seed(seed)
-    detector = LogLSTM(LogLSTMConfig(**{**SMALL, **config}))
-    return detector, detector.build_model(EventVocab(np.arange(100, 112)))   # indices 5 .. 16
+    return build_small(LogLSTM, LogLSTMConfig(**{**SMALL, **config}), seed)
 
 
 def test_registered_through_entry_point_without_importing_torch():

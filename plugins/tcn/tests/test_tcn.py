@@ -6,7 +6,6 @@ Scoring, explanations and the baseline are the shared radar.nextkey machinery
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -16,13 +15,13 @@ from radar_plugins.tcn.model import CausalConv
 from sklearn.metrics import roc_auc_score
 
 from radar.config import build_section
-from radar.data.vocab import EventVocab
 from radar.detector import SessionBatch
 from radar.errors import ConfigError
 from radar.nextkey import session_layout
 from tests.plugin_checks import (
     assert_batch_independent,
     assert_registered_lazily,
+    build_small,
     train_and_score_planted,
 )
 
@@ -33,9 +32,7 @@ make_batch = SessionBatch.from_lists
 
 
 def build(seed: int = 0, **config):
-    torch.manual_seed(seed)
-    detector = LogTCN(LogTCNConfig(**{**SMALL, **config}))
-    return detector, detector.build_model(EventVocab(np.arange(100, 112)))   # indices 5 .. 16
+    return build_small(LogTCN, LogTCNConfig(**{**SMALL, **config}), seed)
 
 
 def moved_targets(model, session, changed_at, new=12) -> list[bool]:
