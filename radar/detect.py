@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,10 @@ EXPLAIN_KEYS = ("position", "event_id", "rank", "probability", "kind")
 EXPLAIN_KINDS = ("event", "unseen", "end")
 
 
+# What a checkpoint says about the training behind it (kept when the model is loaded).
+TRAINING_KEYS = ("step", "epoch", "train_files", "services", "train_sessions", "train_windows")
+
+
 @dataclass
 class LoadedDetector:
     detector: Detector
@@ -43,6 +47,7 @@ class LoadedDetector:
     config: RadarConfig
     calibration: Calibration | None
     checkpoint: Path
+    training: dict[str, Any] = field(default_factory=dict)   # TRAINING_KEYS of the checkpoint
 
 
 def make_detector(name: str, config: RadarConfig) -> Detector:
@@ -82,7 +87,8 @@ def loaded_from_payload(payload: dict[str, Any], path: str | Path, device: torch
     model.to(device).eval()
     calibration = payload.get("calibration")
     return LoadedDetector(detector, model, vocab, config,
-                          Calibration.from_dict(calibration) if calibration else None, Path(path))
+                          Calibration.from_dict(calibration) if calibration else None, Path(path),
+                          {key: payload.get(key) for key in TRAINING_KEYS})
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 Everything comes from the run folder the server loaded: each checkpoint's detector,
 step, calibration, vocabulary and the names and sizes of the day files it was
-trained on (read without loading the weights again), ``ensemble.json`` for an
+trained on (kept from the one checkpoint read that loaded it), ``ensemble.json`` for an
 ensemble, and the run's ``summary.json`` (validation-day results) when present.
 Paths are given relative to the run folder: the API never tells clients where
 files live on the server.
@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from radar import __version__
 
@@ -40,31 +38,25 @@ def _relative(path: Path, run_dir: Path) -> str:
         return Path(path).name
 
 
-def _checkpoint_meta(path: Path) -> dict[str, Any]:
-    """Step, epoch and training files of a checkpoint, read memory-mapped (no weight copy)."""
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001 - metadata is best effort; the model already loaded
-        return {}
-    files = payload.get("train_files") or []
-    return {"step": payload.get("step"), "epoch": payload.get("epoch"),
-            "training_data": {"files": [{"name": item[0], "bytes": item[1]} for item in files],
-                              "services": list(payload.get("services") or []),
-                              # None for checkpoints written before these were stored
-                              "sessions": payload.get("train_sessions"),
-                              "windows": payload.get("train_windows")}}
+def _training_data(item) -> dict[str, Any]:
+    """The day files, services and session counts the loaded checkpoint was trained on."""
+    meta = item.training
+    return {"files": [{"name": name, "bytes": size}
+                      for name, size, *_ in meta.get("train_files") or []],
+            "services": list(meta.get("services") or []),
+            # None for checkpoints written before these were stored
+            "sessions": meta.get("train_sessions"), "windows": meta.get("train_windows")}
 
 
 def _detector_entry(name: str, item, run_dir: Path, versions: dict) -> dict[str, Any]:
-    meta = _checkpoint_meta(item.checkpoint)
     calibration = item.calibration.to_dict() if item.calibration else None
-    training = meta.get("training_data", {"files": [], "services": []})
+    training = _training_data(item)
     if calibration:
         training["calibration_sessions"] = calibration["n_sessions"]
     section, _ = item.config.model_section(name)
     return {"name": name, **versions.get(name, {"plugin": None, "version": None}),
             "checkpoint": _relative(item.checkpoint, run_dir),
-            "step": meta.get("step"), "epoch": meta.get("epoch"),
+            "step": item.training.get("step"), "epoch": item.training.get("epoch"),
             "threshold": calibration["threshold"] if calibration else None,
             "calibration": calibration, "model_config": dict(section or {}),
             "training_data": training}
