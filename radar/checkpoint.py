@@ -55,14 +55,17 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
-                    ) -> dict[str, Any]:
-    """Load a RADAR checkpoint safely (``weights_only=True``) with readable errors."""
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *,
+                    mmap: bool = False) -> dict[str, Any]:
+    """Load a RADAR checkpoint safely (``weights_only=True``) with readable errors.
+
+    ``mmap=True`` maps the tensors from the file instead of reading them: for callers
+    that only look at the checkpoint's metadata (step, config, training files)."""
     path = Path(path)
     if not path.is_file():
         raise RadarError(f"checkpoint {str(path)!r} does not exist")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        payload = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as exc:  # noqa: BLE001 - corrupt or foreign file
         raise RadarError(f"checkpoint {str(path)!r} cannot be read ({type(exc).__name__}: "
                          f"{exc}); it may be truncated or not a RADAR checkpoint") from None

@@ -360,7 +360,7 @@ def reusable(target: Path, config: RadarConfig, name: str, sets: TrainingSets
         checkpoint = best_checkpoint(target)
     except RadarError:
         return None
-    payload = load_checkpoint(checkpoint)
+    payload = load_checkpoint(checkpoint, mmap=True)    # metadata only: weights stay on disk
     if payload.get("detector") != name or not payload.get("calibration"):
         return None
     if payload.get("train_files") != training_files(sets):
