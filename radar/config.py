@@ -99,6 +99,23 @@ class SeverityConfig:
     warn_raise: int = 0             # levels added for sessions with WARN lines (no ERROR)
 
 
+class SectionChecks:
+    """Range checks shared by detector config sections; errors name ``section.key``."""
+
+    section: typing.ClassVar[str] = "model"
+
+    def check_positive(self, *keys: str) -> None:
+        for key in keys:
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{self.section}.{key} must be >= 1, got {getattr(self, key)}")
+
+    def check_dropout(self, *keys: str) -> None:
+        for key in keys:
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise ConfigError(f"{self.section}.{key} must be in [0, 1), "
+                                  f"got {getattr(self, key)}")
+
+
 CHOICES = {
     "ensemble.normalize": ("ecdf", "robust_z"),
     "detection.format": ("json", "jsonl"),

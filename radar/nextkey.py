@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from radar.config import SectionChecks
 from radar.data.vocab import CLS, SEP, EventVocab
 from radar.detector import Detector, SessionBatch, SessionScores, eval_mode
 from radar.detector import unwrap as unwrap_as
@@ -36,7 +37,7 @@ from radar.scoring.keys import (
 
 
 @dataclass
-class NextKeyConfig:
+class NextKeyConfig(SectionChecks):
     """Scoring keys every next-key detector's config has (plugins subclass this).
 
     ``section`` names the config section in error messages (``models.NAME``).
@@ -61,17 +62,6 @@ class NextKeyConfig:
         if self.explain_top_k < 0:
             raise ConfigError(f"{self.section}.explain_top_k must be >= 0 (0 turns "
                               f"explanations off), got {self.explain_top_k}")
-
-    def check_positive(self, *keys: str) -> None:
-        for key in keys:
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{self.section}.{key} must be >= 1, got {getattr(self, key)}")
-
-    def check_dropout(self, *keys: str) -> None:
-        for key in keys:
-            if not 0.0 <= getattr(self, key) < 1.0:
-                raise ConfigError(f"{self.section}.{key} must be in [0, 1), "
-                                  f"got {getattr(self, key)}")
 
 
 class NextKeyModel(nn.Module):

@@ -11,13 +11,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from radar.config import SectionChecks
 from radar.errors import ConfigError
 
 SCORES = ("max_excess_nll", "max_nll", "mean_nll", "miss_ratio", "distance")
 
 
 @dataclass
-class LogBERTConfig:
+class LogBERTConfig(SectionChecks):
     """LogBERT sizes and scoring options; the defaults are BERT-base.
 
     ``vocab_size`` is a cap, not the embedding size: the model gets exactly one
@@ -59,16 +60,14 @@ class LogBERTConfig:
     explain_top_k: int = 3
 
     def __post_init__(self) -> None:
-        _check_positive(self, ("hidden_size", "num_hidden_layers", "num_attention_heads",
-                               "intermediate_size", "max_position_embeddings", "top_g"))
+        self.check_positive("hidden_size", "num_hidden_layers", "num_attention_heads",
+                            "intermediate_size", "max_position_embeddings", "top_g")
         if self.vocab_size < 0 or self.explain_top_k < 0:
             raise ConfigError("model.vocab_size and model.explain_top_k must be >= 0")
         if self.hidden_size % self.num_attention_heads:
             raise ConfigError(f"model.hidden_size ({self.hidden_size}) must be divisible by "
                               f"model.num_attention_heads ({self.num_attention_heads})")
-        for key in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
-            if not 0.0 <= getattr(self, key) < 1.0:
-                raise ConfigError(f"model.{key} must be in [0, 1), got {getattr(self, key)}")
+        self.check_dropout("hidden_dropout_prob", "attention_probs_dropout_prob")
         if not 0.0 < self.score_mask_ratio <= 1.0:
             raise ConfigError("model.score_mask_ratio must be in (0, 1], "
                               f"got {self.score_mask_ratio}")
@@ -97,8 +96,3 @@ class LogBERTConfig:
         # The epsilon keeps 1 / 0.25 from rounding up to 5 through float error.
         return max(1, math.ceil(1.0 / self.score_mask_ratio - 1e-9))
 
-
-def _check_positive(config: LogBERTConfig, keys: tuple[str, ...]) -> None:
-    for key in keys:
-        if getattr(config, key) < 1:
-            raise ConfigError(f"model.{key} must be >= 1, got {getattr(config, key)}")
