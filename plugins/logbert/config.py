@@ -95,4 +95,3 @@ class LogBERTConfig(SectionChecks):
         """Forward passes per session when scoring (each masks a disjoint stride)."""
         # The epsilon keeps 1 / 0.25 from rounding up to 5 through float error.
         return max(1, math.ceil(1.0 / self.score_mask_ratio - 1e-9))
-
