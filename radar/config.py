@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -22,8 +23,44 @@ from radar.errors import ConfigError
 from radar.fsutil import atomic_write_text
 
 
+class SectionChecks:
+    """Range checks shared by config sections; errors name ``section.key``."""
+
+    section: typing.ClassVar[str] = "model"
+
+    def check_positive(self, *keys: str) -> None:
+        for key in keys:
+            self.check_number(key, minimum=1)
+
+    def check_number(self, key: str, *, minimum: float | None = None,
+                     maximum: float | None = None, above: float | None = None,
+                     below: float | None = None) -> None:
+        """``key`` is finite and within the bounds (``minimum``/``maximum`` inclusive,
+        ``above``/``below`` exclusive); None (an optional value left unset) passes."""
+        value = getattr(self, key)
+        if value is None:
+            return
+        bounds = [f">= {minimum}" if minimum is not None else "",
+                  f"> {above}" if above is not None else "",
+                  f"<= {maximum}" if maximum is not None else "",
+                  f"< {below}" if below is not None else ""]
+        ok = (math.isfinite(value) and (minimum is None or value >= minimum)
+              and (above is None or value > above) and (maximum is None or value <= maximum)
+              and (below is None or value < below))
+        if not ok:
+            wanted = " and ".join(bound for bound in bounds if bound)
+            raise ConfigError(f"{self.section}.{key} must be a finite number"
+                              f"{' ' + wanted if wanted else ''}, got {value!r}")
+
+    def check_dropout(self, *keys: str) -> None:
+        for key in keys:
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise ConfigError(f"{self.section}.{key} must be in [0, 1), "
+                                  f"got {getattr(self, key)}")
+
+
 @dataclass
-class TrainingConfig:
+class TrainingConfig(SectionChecks):
     batch_size: int = 32
     learning_rate: float = 2e-5
     weight_decay: float = 0.01
@@ -45,6 +82,19 @@ class TrainingConfig:
     device: str = "auto"            # auto | cpu | cuda | cuda:N
     seed: int = 42
 
+    section: typing.ClassVar[str] = "training"
+
+    def __post_init__(self) -> None:
+        self.check_positive("batch_size", "num_epochs", "total_steps", "grad_accum_steps",
+                            "log_interval")
+        self.check_number("learning_rate", above=0)
+        self.check_number("min_lr", minimum=0, maximum=self.learning_rate)
+        self.check_number("warmup_ratio", minimum=0, maximum=1)
+        self.check_number("mask_prob", above=0, below=1)
+        for key in ("weight_decay", "max_grad_norm", "save_interval", "eval_interval",
+                    "keep_checkpoints", "num_workers", "seed"):
+            self.check_number(key, minimum=0)
+
 
 @dataclass
 class DataConfig:
@@ -63,7 +113,7 @@ class DataConfig:
 
 
 @dataclass
-class DetectionConfig:
+class DetectionConfig(SectionChecks):
     # How the threshold is set on sessions of the training days held out from
     # training (radar/scoring/calibration.py): percentile | best_f1 | fixed.
     threshold_method: str = "percentile"
@@ -71,6 +121,13 @@ class DetectionConfig:
     threshold_value: float | None = None # fixed: the threshold itself
     batch_size: int = 128
     format: str = "json"                 # json | jsonl
+
+    section: typing.ClassVar[str] = "detection"
+
+    def __post_init__(self) -> None:
+        self.check_number("threshold_percentile", minimum=0, maximum=100)
+        self.check_number("threshold_value")
+        self.check_positive("batch_size")
 
 
 @dataclass
@@ -97,23 +154,6 @@ class SeverityConfig:
     default_weight: float = 1.0
     error_raise: int = 1            # levels added for sessions with ERROR lines
     warn_raise: int = 0             # levels added for sessions with WARN lines (no ERROR)
-
-
-class SectionChecks:
-    """Range checks shared by detector config sections; errors name ``section.key``."""
-
-    section: typing.ClassVar[str] = "model"
-
-    def check_positive(self, *keys: str) -> None:
-        for key in keys:
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{self.section}.{key} must be >= 1, got {getattr(self, key)}")
-
-    def check_dropout(self, *keys: str) -> None:
-        for key in keys:
-            if not 0.0 <= getattr(self, key) < 1.0:
-                raise ConfigError(f"{self.section}.{key} must be in [0, 1), "
-                                  f"got {getattr(self, key)}")
 
 
 CHOICES = {
