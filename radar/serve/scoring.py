@@ -1,6 +1,6 @@
 """Sessions that arrive over HTTP → the records ``radar detect`` writes, in memory.
 
-:class:`MemoryDay` holds one request's sessions with the interface
+A :class:`~radar.data.memory.MemoryDay` holds one request's sessions with the interface
 :class:`~radar.data.dataset.SessionCorpus` reads from a prepared day (``n_sessions``,
 ``services``, ``service``, ``flags``, ``lengths``, ``session_ids``, ``session_keys``
 and the very same ``gather``), so a micro-batch of requests is one corpus of several
@@ -13,47 +13,17 @@ for several. Nothing is written to disk.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from radar.data.cache import ERROR_BIT, WARN_BIT, PreparedDay
 from radar.data.dataset import SessionCorpus
+from radar.data.memory import MemoryDay
 from radar.errors import RadarError
 
 RUN_FIX = ("point --run at the output_dir of a finished `radar run` (or `radar train`): "
            "a multi-detector run holds ensemble.json, a single-detector run best_model.pt")
-
-
-class MemoryDay:
-    """A prepared day built from in-memory sessions (one request) instead of a cache."""
-
-    gather = PreparedDay.gather          # the same gather-and-pad radar detect uses
-
-    def __init__(self, sessions: list) -> None:
-        sequences = [s.event_sequence for s in sessions]
-        n = len(sequences)
-        self.lengths = np.fromiter(map(len, sequences), np.int64, n)
-        self.offsets = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(self.lengths, out=self.offsets[1:])
-        self.events = np.fromiter(chain.from_iterable(sequences), np.int32,
-                                  int(self.offsets[-1]))
-        self.n_sessions = n
-        index: dict[str, int] = {}
-        self.service = np.fromiter((index.setdefault(s.service_name, len(index))
-                                    for s in sessions), np.int64, n)
-        self.services = list(index)
-        self.flags = np.fromiter((ERROR_BIT * s.has_error + WARN_BIT * s.has_warn
-                                  for s in sessions), np.uint8, n)
-        self.given_ids = [s.session_id for s in sessions]
-        self.session_ids = np.array([0 if i is None else i for i in self.given_ids],
-                                    dtype=np.int64)
-        # Always a list, so every result has session_key (null when not given); a day
-        # file's results only have it when some session of that file has one.
-        self.session_keys = [s.session_key for s in sessions]
 
 
 def resolve_run(run_dir: str | Path) -> tuple[str, Path]:
@@ -94,7 +64,7 @@ class ServingModel:
 
     def score(self, groups: list[list]) -> list[list[dict[str, Any]]]:
         """Score several requests' sessions in one pass; one list of records per request."""
-        days = [MemoryDay(sessions) for sessions in groups]
+        days = [MemoryDay.from_sessions(sessions) for sessions in groups]
         corpus = SessionCorpus(days, self.vocab, self.window)
         names: list[str | None] = [None] * len(days)
         ids = [day.session_ids for day in days]
