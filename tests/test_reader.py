@@ -442,3 +442,44 @@ def test_report_merge_and_round_trip(tmp_path):
     assert again.truncated.offset == report_b.truncated.offset
     assert str(again.truncated) == str(report_b.truncated)
     assert set(ALL_FIELDS) >= set(DEFAULT_FIELDS)
+
+
+# ---------------------------------------------------------------- hostile nesting
+
+def deep(depth: int = 5000) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("layout", ["compact", "indent", "jsonl"])
+@pytest.mark.parametrize("field", ["extra", "service_name", "token_ids", "original_logs"])
+def test_deeply_nested_value_is_a_bad_record_not_a_recursion_error(tmp_path, layout, field):
+    sessions = make_sessions(3)
+    sessions[1][field] = "@@DEEP@@"
+    text = dump_sessions(sessions, layout).replace(b'"@@DEEP@@"', deep().encode())
+    path = tmp_path / "day.json"
+    path.write_bytes(text)
+    records, report = read_all(path, fields=ALL_WITH_LOGS)
+    assert [r["session_id"] for r in records] == [0, 2]
+    assert report.bad_counts == {"too_deep": 1}
+    assert report.examples[0].index == 1
+
+
+def test_deeply_nested_raw_token_ids_are_bad_in_prepare_checks(tmp_path):
+    from radar.data.records import TokenLayoutChecker
+
+    sessions = make_sessions(2)
+    sessions[0]["token_ids"] = "@@DEEP@@"
+    path = tmp_path / "day.json"
+    path.write_bytes(dump_sessions(sessions).replace(b'"@@DEEP@@"', deep().encode()))
+    report = ReadReport()
+    batches = iter_session_batches(path, raw_fields=TOKEN_FIELDS, report=report,
+                                   batch_check=TokenLayoutChecker(None))
+    assert [r["session_id"] for batch in batches for r in batch] == [1]
+    assert report.n_bad == 1
+
+
+def test_read_record_at_a_deeply_nested_record_is_a_data_error(tmp_path):
+    path = tmp_path / "day.json"
+    path.write_text('[{"session_id": 1, "x": ' + deep() + "}]")
+    with pytest.raises(DataError):
+        read_record_at(path, 1)

@@ -109,3 +109,29 @@ def test_read_file_list_resolves_relative_entries_and_reports_missing(tmp_path):
         read_file_list(listing)
     with pytest.raises(DataError, match="does not exist.*radar split"):
         read_file_list(tmp_path / "missing.txt")
+
+
+def test_a_json_and_jsonl_of_the_same_day_are_refused(tmp_path):
+    _days(tmp_path, 2)
+    (tmp_path / "preprocessed_logs_2025-02-24.jsonl").write_text("")
+    with pytest.raises(DataError, match="preprocessed_logs_2025-02-24.json and "
+                                        "preprocessed_logs_2025-02-24.jsonl both hold"):
+        find_day_files(tmp_path)
+
+
+def test_an_impossible_date_in_a_name_is_refused(tmp_path):
+    _days(tmp_path, 2)
+    (tmp_path / "preprocessed_logs_2025-13-45.json").write_text("[]")
+    with pytest.raises(DataError, match="2025-13-45 in the file name is not a real date"):
+        find_day_files(tmp_path)
+
+
+def test_date_split_and_limit_need_a_date_in_every_name(tmp_path):
+    files = _days(tmp_path, 3) + [tmp_path / "preprocessed_logs_backup.json"]
+    files[-1].write_text("[]")
+    with pytest.raises(DataError, match="preprocessed_logs_backup.json has no YYYY-MM-DD"):
+        split_files(files)
+    with pytest.raises(DataError, match="--limit-files"):
+        split_files(files, method="random", limit_files=2)
+    train, val = split_files(files, method="random")
+    assert len(train) + len(val) == 4

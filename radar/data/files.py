@@ -2,7 +2,9 @@
 
 The user's preprocessing writes one JSON array per day; the date in the file name
 orders the files (a split by date and ``--limit-files N`` both rely on it). JSON
-Lines files (``*.jsonl``) are accepted beside ``*.json``.
+Lines files (``*.jsonl``) are accepted beside ``*.json``, but not both for one day:
+they would be read twice (and share one cache directory). A name whose date is not a
+real date (``2025-13-45``) is refused rather than sorted as undated.
 """
 
 from __future__ import annotations
@@ -39,6 +41,28 @@ def sort_by_day(paths: list[Path]) -> list[Path]:
     return sorted(paths, key=lambda p: (day_of(p) or dt.date.min, p.name))
 
 
+def require_days(paths: list[Path], why: str) -> None:
+    """DataError naming the first file without a real date in its name (``why`` needs one)."""
+    for path in paths:
+        if day_of(path) is None:
+            raise DataError(f"{path.name} has no YYYY-MM-DD date in its name, and {why}; "
+                            "rename it to preprocessed_logs_YYYY-MM-DD.json", file=str(path))
+
+
+def _check_names(paths: list[Path]) -> None:
+    """Refuse impossible dates in names, and a .json and .jsonl twin of one day."""
+    for path in paths:
+        if day_of(path) is None and _DATE.search(path.name):
+            raise DataError(f"{_DATE.search(path.name)[0]} in the file name is not a real date; "
+                            "rename the file to the day it holds", file=str(path))
+    stems: dict[str, Path] = {}
+    for path in sorted(paths):
+        twin = stems.setdefault(path.stem, path)
+        if twin != path:
+            raise DataError(f"{twin.name} and {path.name} both hold {path.stem} and would be "
+                            "read twice; keep one of them", file=str(path.parent))
+
+
 def find_day_files(path_or_dir: str | os.PathLike,
                    pattern: str = DEFAULT_PATTERN) -> list[Path]:
     """The day files under a folder (matching ``pattern``, and its ``.jsonl`` twin) by date.
@@ -61,4 +85,5 @@ def find_day_files(path_or_dir: str | os.PathLike,
         raise DataError(f"no files matching {' or '.join(patterns)} in {path}; point at the "
                         f"folder holding the day files, pass --pattern for other names, "
                         f"or make demo data with `radar synth DIR`")
+    _check_names(list(found))
     return sort_by_day(list(found))

@@ -38,6 +38,8 @@ from radar.data.records import (
     ORIGINAL_LOGS_INVALID_UTF8,
     REQUIRED_FIELDS,
     SESSION_ID_RANGE,
+    TOO_DEEP,
+    TOO_DEEP_DETAIL,
     WRONG_TYPE,
     BadRecord,
     ReadReport,
@@ -341,7 +343,7 @@ class _DayFileReader:
             # msgspec.Raw values keep the input alive; give them bytes, not the buffer.
             data = bytes(view[first - 1:close + 1]) if self.raw else view[first - 1:close + 1]
             return _decode_quietly(self.list_decoder, data)
-        except (msgspec.DecodeError, UnicodeDecodeError):
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             return None
         finally:
             data = None
@@ -370,7 +372,7 @@ class _DayFileReader:
             position += len(line) + 1
         try:
             records = _decode_quietly(self.list_decoder, b"[" + b",".join(lines) + b"]")
-        except (msgspec.DecodeError, UnicodeDecodeError):
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             records = None
         if records is not None and len(records) == len(lines):
             return self._accept(records, offsets, base)
@@ -468,6 +470,12 @@ class _DayFileReader:
 
     def _decode_one(self, piece: bytes) -> dict | tuple[str, str]:
         """A record dict, or ``(kind, detail)`` when it is bad; DecodeError if not JSON."""
+        try:
+            return self._decode_checked(piece)
+        except RecursionError:          # msgspec follows nesting by recursion, even to skip
+            return TOO_DEEP, TOO_DEEP_DETAIL
+
+    def _decode_checked(self, piece: bytes) -> dict | tuple[str, str]:
         try:
             return self.one_decoder.decode(piece)
         except msgspec.ValidationError as error:
@@ -585,7 +593,7 @@ def _decode_prefix(buf: bytes, end: int, at_end: bool) -> dict | None:
         piece = piece[:-1]
     try:
         record = _decode_any(piece)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None
     return record if isinstance(record, dict) else None
 

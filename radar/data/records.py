@@ -32,8 +32,11 @@ EMPTY_SEQUENCE = "empty_sequence"
 TOKEN_OUT_OF_VOCAB = "token_out_of_vocab"
 MASK_LENGTH_MISMATCH = "mask_length_mismatch"
 INVALID_UTF8 = "invalid_utf8"
+TOO_DEEP = "too_deep"               # a value nested deeper than the decoder can follow
 BAD_KINDS = (MISSING_FIELD, WRONG_TYPE, EMPTY_SEQUENCE, TOKEN_OUT_OF_VOCAB,
-             MASK_LENGTH_MISMATCH, INVALID_UTF8)
+             MASK_LENGTH_MISMATCH, INVALID_UTF8, TOO_DEEP)
+TOO_DEEP_DETAIL = ("a value is nested too deeply to decode (hundreds of levels of arrays or "
+                   "objects); no session field nests more than two levels")
 
 # Notices: things worth counting that do not make a record bad.
 LONG_SEQUENCE = "long_sequence"                  # split into windows later
@@ -357,8 +360,12 @@ class TokenLayoutChecker:
     def _check_one(self, position: int, record: dict, problems: dict) -> None:
         """The full check of one record's token lists (decoded here if still raw)."""
         tokens, mask = record.get("token_ids"), record.get("attention_mask")
-        tokens = msgspec.json.decode(tokens) if isinstance(tokens, msgspec.Raw) else tokens
-        mask = msgspec.json.decode(mask) if isinstance(mask, msgspec.Raw) else mask
+        try:
+            tokens = msgspec.json.decode(tokens) if isinstance(tokens, msgspec.Raw) else tokens
+            mask = msgspec.json.decode(mask) if isinstance(mask, msgspec.Raw) else mask
+        except RecursionError:
+            problems[position] = TOO_DEEP, TOO_DEEP_DETAIL
+            return
         if tokens is None:
             self.layouts[LAYOUT_ABSENT] += 1
             return

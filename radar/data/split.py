@@ -11,7 +11,7 @@ import os
 import random
 from pathlib import Path
 
-from radar.data.files import sort_by_day
+from radar.data.files import require_days, sort_by_day
 from radar.errors import ConfigError, DataError
 from radar.fsutil import atomic_write_text
 
@@ -34,6 +34,9 @@ def split_files(files: list[str | os.PathLike], *, val_fraction: float = 0.1,
     if limit_files < 0:
         raise ConfigError(f"limit_files must be 0 (all) or positive, got {limit_files}")
     ordered = sort_by_day([Path(f) for f in files])
+    if method == "date" or limit_files:
+        require_days(ordered, "splitting by date" if method == "date" else
+                     "--limit-files keeps the most recent days")
     if limit_files:
         ordered = ordered[-limit_files:]
     if len(ordered) < 2:
