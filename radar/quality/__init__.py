@@ -1,0 +1,1 @@
+"""How good a run is without ground-truth labels (injected corruptions, and what they say)."""
