@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -98,15 +99,84 @@ def prune_step_checkpoints(directory: str | Path, keep: int) -> list[Path]:
     return removed
 
 
-def resolve_resume(resume: str, output_dir: str | Path) -> Path:
-    """``auto`` → newest of last.pt / step checkpoints in ``output_dir``; else the path."""
+RESUMABLE_KEYS = ("model", "optimizer", "scheduler", "rng", "step", "epoch", "batch_in_epoch")
+RESUME_NAMES = ("checkpoint_step_*.pt", "epoch_*.pt", "best_model.pt", "last.pt")
+
+
+def resolve_resume(resume: str, output_dir: str | Path,
+                   warn: Callable[[str], None] | None = None) -> Path:
+    """``auto`` → the furthest valid checkpoint in ``output_dir``; else the path itself.
+
+    Furthest: the highest training step (then epoch, then newest file) among the
+    checkpoints the trainer writes that load and carry the optimiser state a resume
+    needs. A damaged one (say, cut short by a crash) is skipped with a warning through
+    ``warn`` (stderr by default) instead of stopping the resume.
+    """
     if resume != "auto":
         return Path(resume)
-    candidates = [path for _, path in step_checkpoints(output_dir)]
-    last = Path(output_dir) / "last.pt"
-    if last.is_file():
-        candidates.append(last)
-    if not candidates:
-        raise RadarError(f"--resume auto: no checkpoint in {output_dir}; "
+    warn = warn or _warn_on_stderr
+    found = []
+    for path in sorted({p for pattern in RESUME_NAMES for p in Path(output_dir).glob(pattern)}):
+        try:
+            payload = load_checkpoint(path, mmap=True)
+        except RadarError as exc:
+            warn(f"--resume auto: skipping {path}: {exc}")
+            continue
+        missing = [key for key in RESUMABLE_KEYS if key not in payload]
+        if missing:
+            warn(f"--resume auto: skipping {path}: it lacks {', '.join(missing)} "
+                 "(not a training checkpoint)")
+            continue
+        found.append(((int(payload["step"]), int(payload["epoch"]),
+                       path.stat().st_mtime_ns), path))
+    if not found:
+        raise RadarError(f"--resume auto: no usable checkpoint in {output_dir}; "
                          "start without --resume or point --resume at a .pt file")
-    return max(candidates, key=lambda path: path.stat().st_mtime_ns)
+    return max(found)[1]
+
+
+def remove_partial_writes(directory: str | Path) -> list[Path]:
+    """Delete the temporary files interrupted atomic writes left in ``directory``
+    (:func:`radar.fsutil.atomic_write` names them ``.NAME.RANDOM.tmp``)."""
+    removed = []
+    for path in Path(directory).glob(".*.tmp"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def load_model_state(model: torch.nn.Module, state: dict[str, Any], path: str | Path,
+                     what: str) -> None:
+    """``model.load_state_dict(state)``, or a :class:`RadarError` naming ``path``, ``what``
+    the model is, and how they differ (missing, unexpected or differently sized weights)."""
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    resized = [f"{key} is {list(state[key].shape)} in the checkpoint, "
+               f"{list(value.shape)} here" for key, value in expected.items()
+               if key in state and isinstance(value, torch.Tensor)
+               and isinstance(state[key], torch.Tensor) and state[key].shape != value.shape]
+    problems = ([f"{len(resized)} weight(s) differ in size: {_some(resized)}"] if resized else [])
+    problems += [f"{len(missing)} weight(s) missing: {_some(missing)}"] if missing else []
+    problems += [f"{len(unexpected)} unknown weight(s): {_some(unexpected)}"] if unexpected \
+        else []
+    if not problems:
+        try:
+            model.load_state_dict(state)
+            return
+        except (RuntimeError, ValueError) as exc:
+            problems = [str(exc).splitlines()[0]]
+    raise RadarError(f"checkpoint {path} does not fit {what}: {'; '.join(problems)}. It was "
+                     "trained with another detector, model size or vocabulary")
+
+
+def _some(items: list[str], shown: int = 2) -> str:
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more
+
+
+def _warn_on_stderr(message: str) -> None:
+    from radar.console import err_console
+
+    err_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)

@@ -1,7 +1,13 @@
-"""The one rich console RADAR prints through (stderr for progress, stdout for results)."""
+"""The one rich console RADAR prints through (stderr for progress, stdout for results).
+
+:func:`step_progress` is how every long step shows it is alive: a bar with an ETA on
+an interactive terminal, a plain progress line now and then on a pipe or log file.
+"""
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 from rich.console import Console
 from rich.progress import (
@@ -16,19 +22,82 @@ from rich.progress import (
 console = Console(soft_wrap=True, log_path=False)
 err_console = Console(stderr=True, soft_wrap=True, log_path=False)
 
+PLAIN_INTERVAL_S = 30.0      # between progress lines when stderr is not a terminal
+_active: list[str] = []      # descriptions of the progress displays now open
+
 
 @contextlib.contextmanager
-def step_progress(total: int, description: str) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on an interactive terminal; yields ``update(completed)``.
+def step_progress(total: int, description: str, *, completed: int = 0,
+                  interval_s: float = PLAIN_INTERVAL_S) -> Iterator[Callable[[int], None]]:
+    """Progress of ``total`` units on stderr; yields ``update(completed)``.
 
-    Log lines printed through :data:`console` meanwhile appear above the bar. On a
-    pipe or log file (a background run) there is no bar, only the log lines.
+    On an interactive terminal a rich bar with elapsed time and ETA (log lines printed
+    meanwhile appear above it); otherwise (a pipe, a log file, a background run) one
+    line with the ETA at the first update, then at most every ``interval_s`` seconds
+    and at the end. ``completed`` is where a resumed job starts: the ETA counts only
+    the rate since then. Inside another open progress display this one is silent (the
+    outer one already shows the job), so callers need not know who draws.
     """
-    if not console.is_terminal:
-        yield lambda completed: None
+    if _active:
+        yield lambda done: None
         return
+    _active.append(description)
+    try:
+        if err_console.is_terminal:
+            with _rich_bar(total, description, completed) as update:
+                yield update
+        else:
+            line = _PlainProgress(total, description, completed, interval_s)
+            yield line.update
+            line.finish()
+    finally:
+        _active.pop()
+
+
+@contextlib.contextmanager
+def _rich_bar(total: int, description: str, completed: int):
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda completed: progress.update(task, completed=completed)
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        task = progress.add_task(description, total=total, completed=completed)
+        yield lambda done: progress.update(task, completed=done)
+
+
+class _PlainProgress:
+    """``description: 120/10000 (1.2%), 0:02:10 elapsed, eta 2:58:00`` lines on stderr."""
+
+    def __init__(self, total: int, description: str, completed: int, interval_s: float):
+        self.total, self.description, self.interval_s = total, description, interval_s
+        self.start_units, self.done = completed, completed
+        self.started = time.monotonic()
+        self.printed_at: float | None = None
+
+    def update(self, done: int) -> None:
+        self.done = done
+        now = time.monotonic()
+        if self.printed_at is None or now - self.printed_at >= self.interval_s:
+            self._print(now)
+
+    def finish(self) -> None:
+        if self.printed_at is not None and self.done > self.start_units:
+            self._print(time.monotonic())
+
+    def _print(self, now: float) -> None:
+        self.printed_at = now
+        elapsed = now - self.started
+        share = f" ({self.done / self.total:.1%})" if self.total else ""
+        err_console.print(f"{self.description}: {self.done}/{self.total}{share}, "
+                          f"{_clock(elapsed)} elapsed, eta {self._eta(elapsed)}",
+                          highlight=False)
+
+    def _eta(self, elapsed: float) -> str:
+        progressed = self.done - self.start_units
+        if self.done >= self.total:
+            return "0:00:00"
+        if progressed <= 0 or elapsed <= 0:
+            return "unknown"
+        return _clock((self.total - self.done) * elapsed / progressed)
+
+
+def _clock(seconds: float) -> str:
+    return str(timedelta(seconds=round(seconds)))

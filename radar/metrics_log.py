@@ -11,21 +11,24 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from radar.fsutil import atomic_write_text
-
-if TYPE_CHECKING:
-    from radar.train import Trainer
 
 METRICS_FILE = "metrics.jsonl"
 
 
 class MetricsLog:
-    def __init__(self, output_dir: Path, enabled: bool = True):
+    """Accumulates per-batch numbers and writes a record (and a console line) per call
+    of :meth:`log_train` / :meth:`log_val`; ``enabled=False`` (ranks other than 0)
+    counts but writes and prints nothing. ``device`` is where GPU memory is read."""
+
+    def __init__(self, output_dir: Path, *, num_epochs: int, total_steps: int,
+                 device=None, log: Callable[[str], None] = print, enabled: bool = True):
         self.path = Path(output_dir) / METRICS_FILE
-        self.enabled = enabled
+        self.num_epochs, self.total_steps, self.device = num_epochs, total_steps, device
+        self.log, self.enabled = log, enabled
         self.last_train_loss: float | None = None
+        self.records = 0                # records in the file, this run's and the kept ones
         self._handle = None
         self._writer = None
         self._total_loss = 0.0
@@ -59,53 +62,63 @@ class MetricsLog:
                 self._writer = None
         self._handle.write(json.dumps(record) + "\n")
         self._handle.flush()
+        self.records += 1
         if self._writer is not None:
             for key, value in record.items():
                 if isinstance(value, (int, float)) and key not in ("step", "epoch"):
                     self._writer.add_scalar(f"{record['kind']}/{key}", value, record["step"])
 
-    def log_train(self, trainer: Trainer, log: Callable[[str], None]) -> None:
+    def log_train(self, step: int, epoch: int, lr: float) -> None:
+        """The training numbers since the last call, at optimiser step ``step``."""
         from radar.device import memory_gb  # torch, only when training (not for plots)
 
         elapsed = max(time.perf_counter() - self._started, 1e-9)
         loss = self._loss / max(self._batches, 1)
         self.last_train_loss = loss
         record = {
-            "kind": "train", "step": trainer.step, "epoch": trainer.epoch + 1,
+            "kind": "train", "step": step, "epoch": epoch + 1,
             "loss": loss, "avg_loss": self._total_loss / max(self._total_batches, 1),
-            "lr": trainer.scheduler.get_last_lr()[0],
+            "lr": lr,
             "sessions_per_s": self._sessions / elapsed, "tokens_per_s": self._tokens / elapsed,
             "padding_fraction": 1.0 - self._tokens / self._slots if self._slots else 0.0,
-            "gpu_memory_gb": memory_gb(trainer.device), "time": time.time(),
+            "gpu_memory_gb": memory_gb(self.device) if self.device is not None else None,
+            "time": time.time(),
         }
         self._write(record)
         if self.enabled:
             gpu = record["gpu_memory_gb"]
-            log(f"Epoch {record['epoch']}/{trainer.tc.num_epochs} | Step {trainer.step}/"
-                f"{trainer.tc.total_steps} | Loss {loss:.4f} | Avg Loss {record['avg_loss']:.4f}"
-                f" | LR {record['lr']:.2e} | {record['sessions_per_s']:.0f} sess/s | "
-                f"{record['tokens_per_s']:.0f} tok/s | pad {record['padding_fraction']:.1%}"
-                + (f" | GPU {gpu:.2f} GB" if gpu is not None else ""))
+            self.log(f"Epoch {record['epoch']}/{self.num_epochs} | Step {step}/"
+                     f"{self.total_steps} | Loss {loss:.4f} | Avg Loss {record['avg_loss']:.4f}"
+                     f" | LR {lr:.2e} | {record['sessions_per_s']:.0f} sess/s | "
+                     f"{record['tokens_per_s']:.0f} tok/s | pad {record['padding_fraction']:.1%}"
+                     + (f" | GPU {gpu:.2f} GB" if gpu is not None else ""))
         self._reset_window()
 
-    def log_val(self, trainer: Trainer, val_loss: float, train_eval_loss: float,
-                log: Callable[[str], None]) -> None:
+    def log_val(self, step: int, epoch: int, val_loss: float, train_eval_loss: float) -> None:
         """``train_eval_loss``: the validation objective on a fixed sample of training data."""
-        self._write({"kind": "val", "step": trainer.step, "epoch": trainer.epoch,
+        self._write({"kind": "val", "step": step, "epoch": epoch,
                      "val_loss": val_loss, "train_eval_loss": train_eval_loss,
                      "gap": val_loss - train_eval_loss, "time": time.time()})
         if self.enabled:
-            log(f"Validation | Epoch {trainer.epoch} | Step {trainer.step} | "
-                f"Val Loss {val_loss:.4f} | Train Loss (eval) {train_eval_loss:.4f} | "
-                f"Gap {val_loss - train_eval_loss:+.4f}")
+            self.log(f"Validation | Epoch {epoch} | Step {step} | "
+                     f"Val Loss {val_loss:.4f} | Train Loss (eval) {train_eval_loss:.4f} | "
+                     f"Gap {val_loss - train_eval_loss:+.4f}")
 
-    def truncate_after(self, step: int) -> None:
-        """Drop records past ``step`` (they belong to the run being resumed over)."""
-        if not self.enabled or not self.path.is_file():
+    def begin(self, keep_records: int | None, step: int) -> None:
+        """Start the file over from a checkpoint: keep the first ``keep_records`` records
+        (what the file held when it was saved; 0 for a fresh run), so a resumed run
+        never repeats a step. ``None`` (a checkpoint from before the count was saved)
+        keeps the records up to ``step``. Rewritten atomically."""
+        if not self.enabled:
             return
-        kept = [line for line in self.path.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line)["step"] <= step]
-        atomic_write_text(self.path, "".join(line + "\n" for line in kept))
+        lines = [line for line in read_lines(self.path) if line.strip()]
+        if keep_records is None:
+            kept = [line for line in lines if json.loads(line)["step"] <= step]
+        else:
+            kept = lines[:keep_records]
+        if len(kept) != len(lines):
+            atomic_write_text(self.path, "".join(line + "\n" for line in kept))
+        self.records = len(kept)
 
     def close(self) -> None:
         if self._handle is not None:
@@ -114,6 +127,14 @@ class MetricsLog:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def read_lines(path: Path) -> list[str]:
+    """The lines of a metrics file (none when it does not exist)."""
+    if not path.is_file():
+        return []
+    with path.open(encoding="utf-8") as handle:
+        return handle.read().splitlines()
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:

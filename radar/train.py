@@ -12,7 +12,7 @@ import math
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,12 +23,15 @@ from torch.nn.parallel import DistributedDataParallel
 
 from radar.checkpoint import (
     load_checkpoint,
+    load_model_state,
     prune_step_checkpoints,
+    remove_partial_writes,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
 from radar.config import RadarConfig
+from radar.console import step_progress
 from radar.data.dataset import SessionCorpus
 from radar.data.sampling import BucketBatchSampler
 from radar.detector import Detector
@@ -83,20 +86,23 @@ def _identity(batch):
 
 
 class Trainer:
-    """Trains ``model`` with ``detector.training_loss`` on a corpus of normal sessions."""
+    """Trains ``model`` with ``detector.training_loss`` on a corpus of normal sessions.
+
+    ``progress``: show a progress bar with an ETA on stderr (rank 0).
+    """
 
     def __init__(self, detector: Detector, model: torch.nn.Module, config: RadarConfig,
                  train_data: SessionCorpus, val_data: SessionCorpus | None, *,
                  device: torch.device, output_dir: str | Path, dist_info: DistInfo | None = None,
                  extra_state: dict[str, Any] | None = None,
                  on_step: Callable[[Trainer], None] | None = None,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = print, progress: bool = True):
         self.detector, self.config, self.tc = detector, config, config.training
         self.train_data, self.val_data = train_data, val_data
         self.device, self.dist = device, dist_info or DistInfo()
         self.output_dir = Path(output_dir)
         self.extra_state = extra_state or {}
-        self.on_step, self.log = on_step, log
+        self.on_step, self.log, self.progress = on_step, log, progress
         self.precision = resolve_precision(self.tc.precision, device)
         self.raw_model = model.to(device)
         if self.tc.gradient_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
@@ -120,10 +126,13 @@ class Trainer:
         self.best_val: float | None = None
         self.last_val: float | None = None
         self.last_train_eval: float | None = None
+        self.validated_at: tuple[int, int] | None = None    # (step, epoch) of the last one
         probe = np.random.default_rng([self.tc.seed, 1]).permutation(len(train_data))
         self._train_probe = np.sort(probe[:TRAIN_PROBE_WINDOWS])
         self._stop_reason: str | None = None
-        self.metrics = MetricsLog(self.output_dir, enabled=self.dist.is_main)
+        self.metrics = MetricsLog(self.output_dir, num_epochs=self.tc.num_epochs,
+                                  total_steps=self.tc.total_steps, device=device, log=log,
+                                  enabled=self.dist.is_main)
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
@@ -136,6 +145,8 @@ class Trainer:
             "rng": rng_state(),
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
             "best_val_loss": self.best_val,
+            "validated_at": list(self.validated_at) if self.validated_at else None,
+            "metrics_records": self.metrics.records,
             "config": self.config.to_dict(),
             **self.extra_state,
         }
@@ -145,8 +156,15 @@ class Trainer:
         if payload.get("detector") != self.detector.name:
             raise RadarError(f"{path} holds a {payload.get('detector')!r} checkpoint, "
                              f"not {self.detector.name!r}")
-        self.raw_model.load_state_dict(payload["model"])
-        self.optimizer.load_state_dict(payload["optimizer"])
+        load_model_state(self.raw_model, payload["model"], path,
+                         f"the {self.detector.name} model this config and data build "
+                         "(--resume continues a run with the same settings)")
+        try:
+            self.optimizer.load_state_dict(payload["optimizer"])
+        except (ValueError, KeyError) as exc:
+            raise RadarError(f"checkpoint {path}: its optimiser state does not fit this "
+                             f"model ({exc}); start a fresh output_dir instead of --resume"
+                             ) from None
         self.scheduler.load_state_dict(payload["scheduler"])
         if self.scaler and payload.get("scaler"):
             self.scaler.load_state_dict(payload["scaler"])
@@ -154,7 +172,9 @@ class Trainer:
         self.step, self.epoch = payload["step"], payload["epoch"]
         self.batch_in_epoch = payload["batch_in_epoch"]
         self.best_val = payload.get("best_val_loss")
-        self.metrics.truncate_after(self.step)
+        validated = payload.get("validated_at")
+        self.validated_at = tuple(validated) if validated else None
+        self.metrics.begin(payload.get("metrics_records"), self.step)
         self.log(f"resumed from {path} at epoch {self.epoch + 1}, step {self.step}")
 
     def save(self, name: str) -> Path | None:
@@ -168,16 +188,44 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def fit(self, resume: str | Path | None = None) -> TrainResult:
-        if resume is not None:
-            self.load_state(resume)
-        previous = {sig: signal.signal(sig, self._on_signal)
-                    for sig in (signal.SIGINT, signal.SIGTERM)} if _main_thread() else {}
-        try:
-            self._run_epochs()
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-            self.metrics.close()
+        """Train until ``total_steps``, ``num_epochs`` or a stop request (Ctrl-C, SIGTERM,
+        :meth:`request_stop`); then save ``last.pt``."""
+        tc = self.tc
+        self._begin(resume)
+        loader = self._loader()
+        with self._signals_caught(), contextlib.closing(self.metrics), \
+                self._progress_bar() as progress:
+            while self.epoch < tc.num_epochs and not self._should_stop():
+                self.sampler.set_epoch(self.epoch, skip=self.batch_in_epoch)
+                self.raw_model.train()
+                for batch in loader:
+                    # Accumulate: DDP syncs gradients only on the batch that steps.
+                    sync = (self.batch_in_epoch + 1) % tc.grad_accum_steps == 0
+                    self._forward_backward(batch, sync)
+                    self.batch_in_epoch += 1
+                    if not sync:
+                        continue
+                    self._optimizer_step()
+                    self.step += 1
+                    progress(self.step)
+                    if self.step % tc.log_interval == 0:
+                        self.metrics.log_train(self.step, self.epoch,
+                                               self.scheduler.get_last_lr()[0])
+                    if tc.eval_interval and self.step % tc.eval_interval == 0:
+                        self._validate()
+                        self.raw_model.train()
+                    if tc.save_interval and self.step % tc.save_interval == 0:
+                        self._save_step_checkpoint()
+                    if self.on_step:
+                        self.on_step(self)
+                    if self._should_stop():
+                        break
+                else:   # the epoch ran to its end
+                    self._end_epoch()
+            if self.step >= tc.total_steps:
+                self._validate()
+            if self._stop_reason:
+                self.save(f"checkpoint_step_{self.step}.pt")
         checkpoint = self.save("last.pt")
         if self._stop_reason and self.dist.is_main:
             self.log(f"{self._stop_reason}: saved {checkpoint}; continue with --resume auto")
@@ -185,14 +233,21 @@ class Trainer:
                            self.last_val, self.last_train_eval, self._stop_reason is not None,
                            checkpoint)
 
-    def _on_signal(self, signum, frame) -> None:
-        self.request_stop(f"received {signal.Signals(signum).name}")
-
-    def _done(self) -> bool:
+    def _should_stop(self) -> bool:
         return self.step >= self.tc.total_steps or self._stop_reason is not None
 
-    def _run_epochs(self) -> None:
-        loader = torch.utils.data.DataLoader(
+    def _begin(self, resume: str | Path | None) -> None:
+        """Clear what a crash left behind, then load ``resume`` or start the metrics file."""
+        if self.dist.is_main:
+            for path in remove_partial_writes(self.output_dir):
+                self.log(f"removed {path.name}, left by an interrupted save")
+        if resume is not None:
+            self.load_state(resume)
+        else:
+            self.metrics.begin(0, 0)
+
+    def _loader(self) -> torch.utils.data.DataLoader:
+        return torch.utils.data.DataLoader(
             self.train_data, sampler=self.sampler, batch_size=None, collate_fn=_identity,
             # More loader processes than cores only adds contention (batches are cheap
             # vectorised gathers from the memory-mapped cache).
@@ -201,35 +256,31 @@ class Trainer:
             # Its own generator: each new iterator draws a seed, and drawing it from the
             # global RNG would make a resumed run diverge from an uninterrupted one.
             generator=torch.Generator().manual_seed(self.tc.seed))
-        while self.epoch < self.tc.num_epochs and not self._done():
-            self.sampler.set_epoch(self.epoch, skip=self.batch_in_epoch)
-            self.raw_model.train()
-            for batch in loader:
-                self._train_step(batch)
-                if self._done():
-                    break
-            else:   # the epoch ran to its end
-                self._end_epoch()
-                continue
-            if self.step >= self.tc.total_steps:
-                if self.dist.is_main:
-                    self.log(f"reached total_steps={self.tc.total_steps}")
-                self._validate()
-            if self._stop_reason:
-                self.save(f"checkpoint_step_{self.step}.pt")
-            break
 
-    def _end_epoch(self) -> None:
-        self.detector.on_epoch_end(self.model)
-        self.epoch += 1
-        self.batch_in_epoch = 0
-        self._validate()
-        self.save(f"epoch_{self.epoch}.pt")
+    @contextlib.contextmanager
+    def _signals_caught(self) -> Iterator[None]:
+        """Ctrl-C and SIGTERM ask for a stop (save, then exit) instead of killing."""
+        previous = {sig: signal.signal(sig, self._on_signal)
+                    for sig in (signal.SIGINT, signal.SIGTERM)} if _main_thread() else {}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
-    def _train_step(self, batch) -> None:
+    def _on_signal(self, signum, frame) -> None:
+        self.request_stop(f"received {signal.Signals(signum).name}")
+
+    def _progress_bar(self):
+        if not (self.progress and self.dist.is_main):
+            return contextlib.nullcontext(lambda step: None)
+        return step_progress(self.tc.total_steps, f"training {self.detector.name} (steps)",
+                             completed=self.step)
+
+    def _forward_backward(self, batch, sync: bool) -> None:
+        """Loss of one batch, scaled for accumulation (and fp16), backpropagated."""
         accum = self.tc.grad_accum_steps
         batch = batch.to(self.device, non_blocking=True)
-        sync = (self.batch_in_epoch + 1) % accum == 0
         context = self.model.no_sync() if self.dist.enabled and not sync else \
             contextlib.nullcontext()
         try:
@@ -243,13 +294,11 @@ class Trainer:
         if not torch.isfinite(loss):
             raise RadarError(f"loss became {loss.item()} at step {self.step}; lower "
                              "training.learning_rate or use training.precision=fp32")
-        self.batch_in_epoch += 1
         self.metrics.observe_batch(loss.item(), len(batch), int(batch.lengths.sum()),
                                    batch.input_ids.numel())
-        if sync:
-            self._optimizer_step()
 
     def _optimizer_step(self) -> None:
+        """unscale → clip → step → update the scaler → zero the gradients → schedule."""
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
         if self.tc.max_grad_norm > 0:
@@ -261,18 +310,18 @@ class Trainer:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
-        self.step += 1
-        if self.step % self.tc.log_interval == 0:
-            self.metrics.log_train(self, self.log)
-        if self.tc.eval_interval and self.step % self.tc.eval_interval == 0:
-            self._validate()
-            self.raw_model.train()
-        if self.tc.save_interval and self.step % self.tc.save_interval == 0:
-            self.save(f"checkpoint_step_{self.step}.pt")
-            if self.dist.is_main:
-                prune_step_checkpoints(self.output_dir, self.tc.keep_checkpoints)
-        if self.on_step:
-            self.on_step(self)
+
+    def _save_step_checkpoint(self) -> None:
+        self.save(f"checkpoint_step_{self.step}.pt")
+        if self.dist.is_main:
+            prune_step_checkpoints(self.output_dir, self.tc.keep_checkpoints)
+
+    def _end_epoch(self) -> None:
+        self.detector.on_epoch_end(self.model)
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        self._validate()
+        self.save(f"epoch_{self.epoch}.pt")
 
     @torch.no_grad()
     def evaluate(self, data: SessionCorpus, items: np.ndarray | None = None) -> float:
@@ -294,8 +343,13 @@ class Trainer:
         return total / count if count else math.nan
 
     def _validate(self) -> None:
+        """Validation loss (and best_model.pt when it improved), once per model state:
+        a second call at the same step and epoch would only repeat the record."""
         if self.val_data is None or len(self.val_data) == 0:
             return
+        if self.validated_at == (self.step, self.epoch):
+            return
+        self.validated_at = (self.step, self.epoch)
         self.last_val = self.evaluate(self.val_data)
         # The same loss on a fixed sample of training windows, in eval mode too, so the
         # train/validation gap compares like with like (the running training loss has
@@ -304,7 +358,7 @@ class Trainer:
         improved = self.best_val is None or self.last_val < self.best_val
         if improved:
             self.best_val = self.last_val
-        self.metrics.log_val(self, self.last_val, self.last_train_eval, self.log)
+        self.metrics.log_val(self.step, self.epoch, self.last_val, self.last_train_eval)
         if improved:
             self.save("best_model.pt")
 
