@@ -104,7 +104,7 @@ def test_recall_per_kind_and_service_with_a_toy_scorer():
     pool = EventPool.from_sessions([*sequences, np.asarray([7, 8])], [*services, "elsewhere"])
     report = injected_recall(transition_scorer, corpus, 0.5, seed=1, event_pool=pool)
     assert report["sessions_sampled"] == 300 and report["false_alarm_rate"] == 0.0
-    kinds = report["by_kind"]
+    kinds = report["per_kind"]
     # Every kind but truncate breaks a transition of the cycle; a truncated cycle is a
     # shorter normal session, which the toy scorer (rightly, by its rule) never flags.
     for kind in ("drop", "swap", "repeat", "foreign"):
@@ -112,12 +112,12 @@ def test_recall_per_kind_and_service_with_a_toy_scorer():
     assert kinds["truncate"]["recall"] == 0.0 and kinds["truncate"]["n_same_as_untouched"] > 0
     assert kinds["truncate"]["n_ineligible"] == sum(len(s) < 4 for s in sequences) > 0
     total = sum(block["n"] for block in kinds.values())
-    assert report["n"] == total == sum(s["n"] for s in report["by_service"].values())
+    assert report["n"] == total == sum(s["n"] for s in report["per_service"].values())
     assert report["recall"] == pytest.approx(
         sum(block["detected"] for block in kinds.values()) / total)
-    assert set(report["by_service"]) == {"gateway", "research"}
-    assert report["by_service"]["research"]["by_kind"]["truncate"]["recall"] == 0.0
-    assert report["by_service"]["research"]["by_kind"]["swap"]["recall"] == 1.0
+    assert set(report["per_service"]) == {"gateway", "research"}
+    assert report["per_service"]["research"]["per_kind"]["truncate"]["recall"] == 0.0
+    assert report["per_service"]["research"]["per_kind"]["swap"]["recall"] == 1.0
     assert "does not measure" in report["caveat"]
     assert injected_recall(transition_scorer, corpus, 0.5, max_sessions=25
                            )["sessions_sampled"] == 25
@@ -183,7 +183,7 @@ def test_a_trained_detector_catches_corruptions_it_was_not_trained_on():
     threshold = float(np.max(normal))
     report = injected_recall(score, corpus, threshold, seed=0)
     assert report["false_alarm_rate"] == 0.0
-    kinds = report["by_kind"]
+    kinds = report["per_kind"]
     # The grammar is strict, so each kind breaks it; measured 1.0 for every kind.
     assert all(block["recall"] >= 0.9 and block["n"] >= 100 for block in kinds.values()), kinds
-    assert report["by_service"]["a"]["by_kind"]["foreign"]["n"] == 60
+    assert report["per_service"]["a"]["per_kind"]["foreign"]["n"] == 60

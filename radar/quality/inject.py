@@ -227,26 +227,26 @@ def _summary(sample: HeldOutSample, copies: Corrupted, untouched_flagged: np.nda
     known = {seq.tobytes() for seq in sample.sequences}
     same = np.fromiter((seq.tobytes() in known for seq in copies.sequences), bool,
                        len(copies.sequences))
-    by_kind = {}
+    per_kind = {}
     for kind in kinds:
         pick = counted & (kind_of == kind)
-        by_kind[kind] = {**_recall_block(copy_flagged[pick]), "min_length": MIN_LENGTH[kind],
+        per_kind[kind] = {**_recall_block(copy_flagged[pick]), "min_length": MIN_LENGTH[kind],
                          "n_ineligible": copies.ineligible[kind],
                          "n_same_as_untouched": int(same[pick].sum())}
-    by_service = {}
+    per_service = {}
     for service in sorted(set(sample.services)):
         own = service_of == service
         pick = counted & (service_of[copies.source] == service)
-        by_service[service] = {
+        per_service[service] = {
             "n_untouched": int(own.sum()), "false_alarm_rate": _rate(untouched_flagged[own]),
             **_recall_block(copy_flagged[pick]),
-            "by_kind": {kind: _recall_block(copy_flagged[pick & (kind_of == kind)])
+            "per_kind": {kind: _recall_block(copy_flagged[pick & (kind_of == kind)])
                         for kind in kinds}}
     return {"n_untouched": int(untouched_flagged.size),
             "false_alarm_rate": _rate(untouched_flagged),
             "n_copies_of_flagged_sessions": int((~counted).sum()),
-            **_recall_block(copy_flagged[counted]), "by_kind": by_kind,
-            "by_service": by_service}
+            **_recall_block(copy_flagged[counted]), "per_kind": per_kind,
+            "per_service": per_service}
 
 
 def injected_recall(score_fn: Callable[[SessionCorpus], np.ndarray], held_out: SessionCorpus,
@@ -261,7 +261,7 @@ def injected_recall(score_fn: Callable[[SessionCorpus], np.ndarray], held_out: S
     more anomalous), as the trained detector or ensemble scores; a session is flagged
     when its score is above ``threshold``, as in ``radar detect``. The event pool defaults
     to the sample's events the vocabulary knows. Returns a JSON-ready dict: ``recall``,
-    ``false_alarm_rate``, ``by_kind``, ``by_service`` and the ``caveat``.
+    ``false_alarm_rate``, ``per_kind``, ``per_service`` and the ``caveat``.
     """
     if held_out.n_sessions == 0:
         raise RadarError("no held-out sessions to inject corruptions into; raise "
