@@ -10,8 +10,7 @@ from radar.console import console, step_progress
 
 
 @click.command("ingest")
-@click.argument("logs", nargs=-1, required=True,
-                type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("logs", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the day files, templates.tsv and the template state.")
 @click.option("--preset", default="generic", show_default=True,
@@ -46,7 +45,11 @@ from radar.console import console, step_progress
               help="Key sessions held at once; the least recently active closes beyond.")
 @click.option("--append", is_flag=True,
               help="Add to day files already in OUT instead of replacing them.")
-def ingest_command(logs: tuple[Path, ...], out_dir: Path, **options) -> None:
+@click.option("--migrate-state", is_flag=True,
+              help="Convert an old (jsonpickle) template state to plain JSON first, reading "
+                   "only its ids and templates; LOGS may then be left out.")
+def ingest_command(logs: tuple[Path, ...], out_dir: Path, migrate_state: bool,
+                   **options) -> None:
     """Parse raw LOGS (plain or .gz, in order) into day files under --out.
 
     Messages become Drain3 templates (event ids stay the same across runs through the
@@ -54,8 +57,19 @@ def ingest_command(logs: tuple[Path, ...], out_dir: Path, **options) -> None:
     each session keeps its key as session_key. Lines that do not match the format are
     counted and the first few shown, never fatal.
     """
-    from radar.ingest import IngestOptions, ingest
+    from radar.ingest import STATE_NAME, IngestOptions, ingest
 
+    if migrate_state:
+        from radar.ingest.templates import migrate_state as migrate
+
+        state = options["state"] or out_dir / STATE_NAME
+        store = migrate(state)
+        console.print(f"{state}: {store.n_templates:,} templates in the plain-JSON state "
+                      f"format (the old file is kept as {state.name}.v1)", highlight=False)
+        if not logs:
+            return
+    elif not logs:
+        raise click.UsageError("Missing argument 'LOGS...'.")
     total = sum(path.stat().st_size for path in logs if path.is_file())
     with step_progress(total, "ingesting (bytes)") as update:
         summary = ingest(list(logs), out_dir, IngestOptions(**options),

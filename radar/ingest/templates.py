@@ -2,23 +2,34 @@
 
 An event id is a Drain cluster id (1, 2, ...). Drain may rewrite a cluster's template
 text as it generalises, but never its id, so a state file saved after one run and
-loaded by the next gives yesterday's templates today's ids. The state file is JSON
-holding the miner settings and drain3's own jsonpickle snapshot; loading jsonpickle
-can build arbitrary objects, so only load state files you wrote yourself.
+loaded by the next gives yesterday's templates today's ids.
+
+The state file is plain JSON (:data:`STATE_VERSION` 2): the miner settings, every
+cluster as ``[id, template tokens, size]``, the id counter and Drain's prefix tree as
+nested ``[cluster ids, {token: child}]`` lists. Loading rebuilds a Drain from that data,
+so nothing in the file can name code to run. Version 1 files embedded drain3's own
+jsonpickle snapshot, which builds arbitrary objects (and so runs arbitrary code) when
+decoded; they are refused, and ``radar ingest --migrate-state`` converts one by reading
+only its cluster ids, templates and tree with :mod:`json`, never jsonpickle.
 """
 
 from __future__ import annotations
 
 import collections
 import json
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from radar.errors import RadarError
 from radar.fsutil import atomic_write_text
-from radar.ingest.formats import DEFAULT_MASKING
+from radar.ingest.formats import DEFAULT_MASKING, compile_regex
 
-STATE_FORMAT, STATE_VERSION = "radar-ingest-drain-state", 1
+STATE_FORMAT, STATE_VERSION = "radar-ingest-drain-state", 2
+JSONPICKLE_VERSION = 1          # the old layout: drain3's jsonpickle snapshot in "drain"
+MAX_DEPTH = 64                  # Drain's parse-tree depth; the tree in a file may not exceed it
+_PARAM = "<*>"                  # drain3's wildcard token (mask prefix + "*" + suffix)
 _CACHE_LIMIT = 200_000      # masked lines remembered per run (a dict, cleared when full)
 
 
@@ -32,32 +43,27 @@ def require_drain3():
     return drain3
 
 
+def _new_drain(settings: dict):
+    """A Drain with drain3's TemplateMiner defaults and these settings."""
+    require_drain3()
+    from drain3.drain import Drain
+
+    return Drain(sim_th=settings["sim_th"], depth=settings["depth"], max_children=100,
+                 param_str=_PARAM, parametrize_numeric_tokens=True)
+
+
 class TemplateStore:
-    """A Drain3 TemplateMiner plus its settings, loaded from and saved to one state file."""
+    """A Drain3 miner plus its settings, loaded from and saved to one plain-JSON state file."""
 
-    def __init__(self, settings: dict, state: bytes | None = None):
-        require_drain3()
-        from drain3 import TemplateMiner
-        from drain3.masking import MaskingInstruction
-        from drain3.memory_buffer_persistence import MemoryBufferPersistence
-        from drain3.template_miner_config import TemplateMinerConfig
-
+    def __init__(self, settings: dict, drain=None):
         self.settings = settings
-        config = TemplateMinerConfig()
-        config.drain_sim_th, config.drain_depth = settings["sim_th"], settings["depth"]
-        config.masking_instructions = [MaskingInstruction(pattern, name)
-                                       for pattern, name in settings["masking"]]
-        config.snapshot_compress_state = False
-        self._persistence = MemoryBufferPersistence()
-        self._persistence.state = state
-        self._miner = TemplateMiner(self._persistence, config)    # loads ``state``
-        self._miner.persistence_handler = None     # no snapshot on every new template
+        self.drain = drain if drain is not None else _new_drain(settings)
         # drain3's LogMasker, without its per-instruction call overhead (a third of it)
-        self._masks = [(instruction.regex.sub, f"<{instruction.mask_with}>")
-                       for instruction in config.masking_instructions]
-        self._add = self._miner.drain.add_log_message
+        self._masks = [(compile_regex(pattern, "the template state's masking").sub,
+                        f"<{name}>") for pattern, name in settings["masking"]]
+        self._add = self.drain.add_log_message
         self._known: dict[str, int] = {}
-        self.n_loaded = len(self._miner.drain.id_to_cluster)
+        self.n_loaded = len(self.drain.id_to_cluster)
 
     @classmethod
     def open(cls, state_path: Path, *, sim_th: float | None, depth: int | None,
@@ -71,18 +77,14 @@ class TemplateStore:
             return cls({"sim_th": default_sim_th if sim_th is None else sim_th,
                         "depth": default_depth if depth is None else depth,
                         "masking": [list(pair) for pair in DEFAULT_MASKING]})
-        saved = _read_state(state_path)
+        store = load_state(state_path)
         for name, given in (("sim_th", sim_th), ("depth", depth)):
-            if given is not None and given != saved["settings"][name]:
+            if given is not None and given != store.settings[name]:
                 raise RadarError(
                     f"{state_path} was mined with {name.replace('_', '-')} "
-                    f"{saved['settings'][name]}, not {given}; drop --{name.replace('_', '-')} "
+                    f"{store.settings[name]}, not {given}; drop --{name.replace('_', '-')} "
                     "to keep its event ids, or pass a new --state to start afresh")
-        try:
-            return cls(saved["settings"], saved["drain"].encode("utf-8"))
-        except (ValueError, TypeError, AttributeError, KeyError, ImportError) as exc:
-            raise RadarError(f"{state_path}: the template snapshot is damaged ({exc}); "
-                             "restore it, or pass a new --state to start afresh") from None
+        return store
 
     def event_id(self, content: str) -> int:
         """The event id of one message (mining a new template when none matches)."""
@@ -102,23 +104,24 @@ class TemplateStore:
 
     @property
     def n_templates(self) -> int:
-        return len(self._miner.drain.id_to_cluster)
+        return len(self.drain.id_to_cluster)
 
     def templates(self) -> list[tuple[int, str]]:
         """(event id, current template text) for every template, by id."""
-        clusters = self._miner.drain.id_to_cluster
+        clusters = self.drain.id_to_cluster
         return sorted((cid, cluster.get_template()) for cid, cluster in clusters.items())
+
+    def to_state(self) -> dict:
+        """The plain-data state (see the module docstring)."""
+        clusters = [[cid, list(cluster.log_template_tokens), cluster.size]
+                    for cid, cluster in sorted(self.drain.id_to_cluster.items())]
+        return {"format": STATE_FORMAT, "version": STATE_VERSION, "settings": self.settings,
+                "clusters_counter": self.drain.clusters_counter, "clusters": clusters,
+                "tree": _tree_to_data(self.drain.root_node)}
 
     def save(self, state_path: Path) -> None:
         """Write the state atomically (a crash leaves the previous state in place)."""
-        self._miner.persistence_handler = self._persistence
-        try:
-            self._miner.save_state("radar ingest")
-        finally:
-            self._miner.persistence_handler = None
-        state = {"format": STATE_FORMAT, "version": STATE_VERSION, "settings": self.settings,
-                 "drain": self._persistence.state.decode("utf-8")}
-        atomic_write_text(state_path, json.dumps(state))
+        atomic_write_text(state_path, json.dumps(self.to_state(), ensure_ascii=False))
 
     def write_table(self, path: Path) -> None:
         """``templates.tsv``: ``event_id<TAB>template``, one line per template."""
@@ -126,23 +129,181 @@ class TemplateStore:
         atomic_write_text(path, "\n".join(rows) + "\n")
 
 
-def _read_state(path: Path) -> dict:
+# ---------------------------------------------------------------- reading a state file
+
+def _tree_to_data(node) -> list:
+    return [list(node.cluster_ids),
+            {token: _tree_to_data(child) for token, child in node.key_to_child_node.items()}]
+
+
+def _tree_from_data(data: Any, known: set[int], depth: int):
+    """Drain's prefix tree from ``[cluster ids, {token: child}]``, checked as it goes."""
+    from drain3.drain import Node
+
+    if depth > MAX_DEPTH + 1:
+        raise ValueError("the prefix tree is deeper than any Drain depth")
+    if not (isinstance(data, list) and len(data) == 2 and isinstance(data[0], list)
+            and isinstance(data[1], dict)):
+        raise TypeError("a prefix-tree node is not [cluster ids, {token: child}]")
+    node = Node()
+    if not all(_is_int(cid) and cid in known for cid in data[0]):
+        raise ValueError("the prefix tree names a cluster id the state does not hold")
+    node.cluster_ids = list(data[0])
+    node.key_to_child_node = {token: _tree_from_data(child, known, depth + 1)
+                              for token, child in data[1].items()}
+    return node
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_settings(settings: Any) -> dict:
+    if not isinstance(settings, dict):
+        raise TypeError("settings is not an object")
+    sim_th, depth, masking = settings["sim_th"], settings["depth"], settings["masking"]
+    if not (isinstance(sim_th, (int, float)) and not isinstance(sim_th, bool)
+            and math.isfinite(sim_th) and 0 <= sim_th <= 1):
+        raise ValueError(f"sim_th {sim_th!r} is not a number in [0, 1]")
+    if not (_is_int(depth) and 3 <= depth <= MAX_DEPTH):
+        raise ValueError(f"depth {depth!r} is not an integer in [3, {MAX_DEPTH}]")
+    if not (isinstance(masking, list) and all(
+            isinstance(pair, list) and len(pair) == 2
+            and all(isinstance(part, str) for part in pair) for pair in masking)):
+        raise TypeError("masking is not a list of [pattern, name] pairs")
+    return {"sim_th": sim_th, "depth": depth, "masking": masking}
+
+
+def _check_clusters(clusters: Any) -> list[tuple[int, list[str], int]]:
+    if not isinstance(clusters, list):
+        raise TypeError("clusters is not a list")
+    checked = []
+    for entry in clusters:
+        if not (isinstance(entry, list) and len(entry) == 3 and _is_int(entry[0])
+                and entry[0] >= 1 and isinstance(entry[1], list)
+                and all(isinstance(token, str) for token in entry[1])
+                and _is_int(entry[2]) and entry[2] >= 1):
+            raise TypeError(f"cluster {str(entry)[:80]} is not [id, [tokens], size]")
+        checked.append((entry[0], entry[1], entry[2]))
+    if len({cid for cid, _, _ in checked}) != len(checked):
+        raise ValueError("two clusters share one id")
+    return checked
+
+
+def _drain_from_state(state: dict, settings: dict):
+    """A Drain holding exactly the clusters and prefix tree of a version-2 state."""
+    from drain3.drain import LogCluster
+
+    clusters = _check_clusters(state["clusters"])
+    counter = state["clusters_counter"]
+    if not (_is_int(counter) and counter >= max((cid for cid, _, _ in clusters), default=0)):
+        raise ValueError("clusters_counter is below the largest cluster id")
+    drain = _new_drain(settings)
+    for cid, tokens, size in clusters:
+        cluster = LogCluster(tokens, cid)
+        cluster.size = size
+        drain.id_to_cluster[cid] = cluster
+    drain.clusters_counter = counter
+    drain.root_node = _tree_from_data(state["tree"], set(drain.id_to_cluster), 0)
+    return drain
+
+
+def _read_json(path: Path) -> dict:
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
-        if state.get("format") != STATE_FORMAT:
-            raise ValueError("not a radar ingest state file")
-        if state.get("version") != STATE_VERSION:
-            raise ValueError(f"state version {state.get('version')}, need {STATE_VERSION}")
-        settings = state["settings"]
-        if not (isinstance(settings["sim_th"], (int, float)) and isinstance(settings["depth"], int)
-                and isinstance(settings["masking"], list) and isinstance(state["drain"], str)):
-            raise TypeError("settings or snapshot of the wrong type")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise RadarError(f"{path}: cannot read the template state ({exc}); pass the "
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise RadarError(f"{path}: cannot read the template state ({type(exc).__name__}: "
+                         f"{str(exc)[:120]}); pass the drain_state.json an earlier `radar "
+                         "ingest` wrote, or a new --state path to start afresh (event ids "
+                         "will then differ from older days)") from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise RadarError(f"{path} is not a radar ingest template state; pass the "
                          "drain_state.json an earlier `radar ingest` wrote, or a new --state "
-                         "path to start afresh (event ids will then differ from older days)"
-                         ) from None
+                         "path to start afresh")
     return state
+
+
+def load_state(path: Path) -> TemplateStore:
+    """The TemplateStore saved at ``path`` (RadarError naming the file and the fix)."""
+    state = _read_json(path)
+    version = state.get("version")
+    if version == JSONPICKLE_VERSION:
+        raise RadarError(f"{path} is an old template state holding a jsonpickle snapshot, "
+                         "which can run code when loaded, so RADAR no longer loads it; "
+                         "convert it once with `radar ingest --migrate-state --out DIR` "
+                         "(or --state FILE), which reads only its ids and templates")
+    if version != STATE_VERSION:
+        raise RadarError(f"{path}: template state version {version!r}, this RADAR reads "
+                         f"{STATE_VERSION}; pass a new --state path to start afresh")
+    try:
+        settings = _check_settings(state["settings"])
+        store = TemplateStore(settings, _drain_from_state(state, settings))
+    except RadarError as exc:           # a masking pattern that does not compile
+        raise RadarError(f"{path}: {exc}; restore the file or pass a new --state") from None
+    except (KeyError, TypeError, ValueError, RecursionError) as exc:
+        raise RadarError(f"{path}: the template state is damaged ({type(exc).__name__}: "
+                         f"{str(exc)[:120]}); restore it, or pass a new --state to start "
+                         "afresh") from None
+    return store
+
+
+# ---------------------------------------------------------------- migrating version 1
+
+def _pickled_slots(obj: Any) -> dict:
+    """The attribute dict of a jsonpickled ``__slots__`` object, read as plain JSON."""
+    if isinstance(obj, dict):
+        state = obj.get("py/state", obj)
+        if isinstance(state, dict) and "py/tuple" in state:
+            state = state["py/tuple"]
+        if isinstance(state, list) and len(state) == 2 and isinstance(state[1], dict):
+            return state[1]
+        if isinstance(state, dict):
+            return state
+    raise TypeError("not a pickled object")
+
+
+def _migrated_tree(node: Any, depth: int = 0) -> list:
+    if depth > MAX_DEPTH + 1:
+        raise ValueError("the prefix tree is deeper than any Drain depth")
+    slots = _pickled_slots(node)
+    return [slots["cluster_ids"], {token: _migrated_tree(child, depth + 1)
+                                   for token, child in slots["key_to_child_node"].items()}]
+
+
+def migrate_state(path: Path) -> TemplateStore:
+    """Convert a version-1 (jsonpickle) state at ``path`` to version 2, in place.
+
+    The snapshot is parsed with :mod:`json` only: the cluster ids, template tokens and
+    sizes, the id counter and the prefix tree's shape are taken; every other field
+    (``py/object``, ``py/reduce``, ...) is ignored, so nothing in it runs. The old file
+    is kept beside the new one as ``NAME.v1``.
+    """
+    state = _read_json(path)
+    if state.get("version") == STATE_VERSION:
+        return load_state(path)
+    if state.get("version") != JSONPICKLE_VERSION or not isinstance(state.get("drain"), str):
+        raise RadarError(f"{path}: not a version-1 template state, nothing to migrate")
+    try:
+        settings = _check_settings(state["settings"])
+        drain = _pickled_slots(json.loads(state["drain"]))
+        clusters = []
+        for cluster in drain["id_to_cluster"].values():
+            slots = _pickled_slots(cluster)
+            tokens = slots["log_template_tokens"]
+            tokens = tokens.get("py/tuple") if isinstance(tokens, dict) else tokens
+            clusters.append([slots["cluster_id"], tokens, slots["size"]])
+        clusters.sort(key=lambda entry: entry[0] if _is_int(entry[0]) else 0)
+        plain = {"clusters": clusters, "clusters_counter": drain["clusters_counter"],
+                 "tree": _migrated_tree(drain["root_node"])}
+        store = TemplateStore(settings, _drain_from_state(plain, settings))
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+        raise RadarError(f"{path}: cannot migrate the template state ({type(exc).__name__}: "
+                         f"{str(exc)[:120]}); pass a new --state path to start afresh "
+                         "(event ids will then differ from older days)") from None
+    backup = path.with_name(path.name + ".v1")
+    atomic_write_text(backup, path.read_text(encoding="utf-8"))
+    store.save(path)
+    return store
 
 
 def parsing_accuracy(predicted: Sequence, truth: Sequence) -> float:
