@@ -43,9 +43,11 @@ def cli(plugin_modules: tuple[str, ...]) -> None:
 
 def _register_builtin_commands() -> None:
     from radar.commands import ALL_COMMANDS
+    from radar.commands.source import source_group
 
     for command in ALL_COMMANDS:
         cli.add_command(command)
+    cli.add_command(source_group)
 
 
 def _register_plugin_commands() -> None:

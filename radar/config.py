@@ -156,6 +156,18 @@ class SeverityConfig:
     warn_raise: int = 0             # levels added for sessions with WARN lines (no ERROR)
 
 
+@dataclass
+class SourceConfig:
+    """Links explained events to the logging statements that printed them (radar/source)."""
+
+    index: str | None = None        # a `radar source index` file; None: no links
+    templates: str | None = None    # event_id<TAB>template; None: DATA/templates.tsv if any
+    min_score: float = 0.6          # below it an event is "no match", not a guess
+    line_format: str | None = None  # regex with a content group for original_logs lines
+    loggers: list[str] = field(default_factory=list)    # more receiver names that log
+    wrappers: list[str] = field(default_factory=list)   # NAME or NAME:LEVEL functions that log
+
+
 CHOICES = {
     "ensemble.normalize": ("ecdf", "robust_z"),
     "detection.format": ("json", "jsonl"),
@@ -178,6 +190,7 @@ class RadarConfig:
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     severity: SeverityConfig = field(default_factory=SeverityConfig)
+    source: SourceConfig = field(default_factory=SourceConfig)
     output_dir: str = "runs/default"
     detectors: list[str] = field(default_factory=lambda: ["logbert"])
 

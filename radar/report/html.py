@@ -101,8 +101,28 @@ def _top_html(items: list[dict]) -> str:
             f"{_e(item['session_id'])}{badge}</h3><p>score {_num(item['anomaly_score'], 4)}"
             f" · has_error {_e(item.get('has_error'))} · has_warn {_e(item.get('has_warn'))}"
             f"</p><p>why: {why}</p>"
-            + (f"<p>severity: {_e('; '.join(reasons))}</p>" if reasons else "") + log)
+            + (f"<p>severity: {_e('; '.join(reasons))}</p>" if reasons else "") + log
+            + _source_html(item.get("top_positions") or []))
     return "".join(parts) or '<p class="na">no session was flagged</p>'
+
+
+def _source_html(positions: list[dict]) -> str:
+    """The code behind each explained event that ``radar source`` linked (``source`` and
+    its ``code`` lines, as radar.source.annotate writes them into flagged records)."""
+    parts = []
+    for item in positions:
+        source = item.get("source")
+        if not source:
+            continue
+        where = (f"position {_e(item['position'])}: {_e(source['file'])}:{_e(source['line'])}"
+                 f" in {_e(source.get('function') or '?')} ({_e(source.get('level') or '?')}, "
+                 f"match {_num(source.get('score'), 2)})")
+        code = source.get("code") or []
+        text = "".join(f'<div class="{"focus" if line["focus"] else ""}">'
+                       f'{line["line"]:>5}  {_e(line["text"])}</div>' for line in code)
+        parts.append(f"<p>code: {where}</p>" + (f"<pre>{text}</pre>" if text else
+                                                f"<pre>{_e(source['statement'])}</pre>"))
+    return "".join(parts)
 
 
 def _position_text(item: dict) -> str:

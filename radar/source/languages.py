@@ -1,0 +1,60 @@
+"""Which files are source code, in which language, and the tree-sitter grammar of each.
+
+The grammars come from PyPI wheels (the ``source`` extra: ``tree-sitter``,
+``tree-sitter-java``, ``-python``, ``-go``, ``-javascript``, ``-typescript``); they are
+imported only when a file of their language is indexed.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from pathlib import Path
+
+from radar.errors import RadarError
+from radar.source.extract import ExtractOptions, FileExtractor
+from radar.source.lang_go import GoExtractor
+from radar.source.lang_java import JavaExtractor
+from radar.source.lang_js import JavaScriptExtractor
+from radar.source.lang_python import PythonExtractor
+
+# extension -> (language name, extractor, grammar module, function returning the grammar)
+LANGUAGES = {
+    ".java": ("java", JavaExtractor, "tree_sitter_java", "language"),
+    ".py": ("python", PythonExtractor, "tree_sitter_python", "language"),
+    ".go": ("go", GoExtractor, "tree_sitter_go", "language"),
+    ".js": ("javascript", JavaScriptExtractor, "tree_sitter_javascript", "language"),
+    ".mjs": ("javascript", JavaScriptExtractor, "tree_sitter_javascript", "language"),
+    ".cjs": ("javascript", JavaScriptExtractor, "tree_sitter_javascript", "language"),
+    ".jsx": ("javascript", JavaScriptExtractor, "tree_sitter_javascript", "language"),
+    ".ts": ("typescript", JavaScriptExtractor, "tree_sitter_typescript", "language_typescript"),
+    ".tsx": ("tsx", JavaScriptExtractor, "tree_sitter_typescript", "language_tsx"),
+}
+INSTALL_HINT = "install the source extra: pip install 'radar-logs[source]'"
+
+
+def language_of(path: str | Path) -> str | None:
+    entry = LANGUAGES.get(Path(path).suffix.lower())
+    return entry[0] if entry else None
+
+
+@functools.cache
+def _parser(suffix: str):
+    _, _, module_name, function = LANGUAGES[suffix]
+    try:
+        from tree_sitter import Language, Parser
+
+        grammar = getattr(importlib.import_module(module_name), function)()
+    except ImportError as exc:
+        raise RadarError(f"cannot parse {suffix} files: {exc.name or exc} is not installed; "
+                         f"{INSTALL_HINT}") from None
+    return Parser(Language(grammar))
+
+
+def extract_file(path: Path, source: bytes, options: ExtractOptions) -> tuple[list, list]:
+    """(statements, definitions) of one source file."""
+    suffix = path.suffix.lower()
+    _, extractor_class, _, _ = LANGUAGES[suffix]
+    tree = _parser(suffix).parse(source)
+    extractor: FileExtractor = extractor_class(source, options)
+    return extractor.run(tree)

@@ -1,0 +1,205 @@
+"""radar.source: linking templates and raw lines, the incremental index, the CLI, and the
+``source`` that result records and the HTML report carry."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+
+import pytest
+
+pytest.importorskip("tree_sitter")
+
+from click.testing import CliRunner  # noqa: E402
+
+from radar.cli import cli  # noqa: E402
+from radar.errors import RadarError  # noqa: E402
+from radar.source.annotate import annotate_explanations, load_linker  # noqa: E402
+from radar.source.extract import ExtractOptions  # noqa: E402
+from radar.source.index import build_index  # noqa: E402
+from radar.source.link import SourceIndex, SourceLinker  # noqa: E402
+from radar.source.match import align_score, log_pieces, tokenize  # noqa: E402
+
+STORE = """\
+public class BlockStore {
+    void receive(Block block, String src, long size) {
+        LOG.info("Receiving block " + block + " src: " + src);
+        LOG.info("Received block " + block + " of size " + size + " from " + src);
+        LOG.warn("Deleting block " + block + " file " + file);
+        LOG.info("Received block " + block + " src: " + src + " of size " + size);
+    }
+    void ship(Block block) {
+        LOG.error("Error: " + reason);
+    }
+}
+"""
+QUEUE = """\
+import logging
+log = logging.getLogger(__name__)
+
+def drain(queue, n):
+    log.info("queue %s drained, %d messages left", queue, n)
+"""
+
+
+@pytest.fixture()
+def source_tree(tmp_path):
+    src = tmp_path / "src"
+    (src / "store").mkdir(parents=True)
+    (src / "store" / "BlockStore.java").write_text(STORE)
+    (src / "queue.py").write_text(QUEUE)
+    return src
+
+
+@pytest.fixture()
+def linker(source_tree, tmp_path):
+    build_index([source_tree], tmp_path / "index.jsonl", ExtractOptions())
+    return SourceLinker(SourceIndex.load(tmp_path / "index.jsonl"))
+
+
+def _where(link):
+    return None if link.statement is None else (link.statement["file"],
+                                                link.statement["line"])
+
+
+@pytest.mark.parametrize(("template", "expected"), [
+    ("Receiving block <*> src: /<*>", ("store/BlockStore.java", 3)),
+    ("Received block blk_<*> of size <*> from /<*>", ("store/BlockStore.java", 4)),
+    ("Received block <NUM> src: <IP> of size <NUM>", ("store/BlockStore.java", 6)),
+    ("Deleting block <*> file <*>", ("store/BlockStore.java", 5)),
+    ("queue <*> drained, <*> messages left", ("queue.py", 5)),
+])
+def test_templates_link_to_their_statement(linker, template, expected):
+    link = linker.link_template(template)
+    assert _where(link) == expected
+    assert link.score >= 0.9
+    assert link.runner_up is None or link.runner_up_score < link.score
+
+
+@pytest.mark.parametrize("template", [
+    "Disk quota exceeded on volume <*> by user <*>",
+    "instruction cache parity error corrected",
+    "Error connecting to <*> after <*> retries: connection refused by peer",
+])
+def test_templates_nothing_prints_say_no_match(linker, template):
+    link = linker.link_template(template)
+    assert link.statement is None and link.score < 0.6
+
+
+def test_raw_lines_link_through_the_line_format(linker):
+    line = ("081109 203518 143 INFO dfs.DataNode$DataXceiver: Receiving block "
+            "blk_-1608999687919862906 src: /10.250.19.102:54106")
+    link = linker.link_line(line)
+    assert _where(link) == ("store/BlockStore.java", 3) and link.score == 1.0
+    # No format fits: the whole line is the message; numbers only differ: one match.
+    assert _where(linker.link_line("queue jobs-7 drained, 12 messages left")) == ("queue.py", 5)
+    assert _where(linker.link_line("queue jobs-8 drained, 99 messages left")) == ("queue.py", 5)
+
+
+def test_generic_statement_does_not_swallow_long_text():
+    short = tokenize(["Error: ", None])
+    exact = tokenize(log_pieces("Error: <*>"))
+    prose = tokenize(log_pieces("Error: the replica on the remote rack has gone away"))
+    assert align_score(short, exact)[0] == 1.0
+    assert align_score(short, prose)[0] < 0.6
+
+
+def test_reindex_parses_only_changed_files(source_tree, tmp_path):
+    out = tmp_path / "index.jsonl"
+    first = build_index([source_tree], out, ExtractOptions())
+    assert (first.files, first.parsed, first.statements) == (2, 2, 6)
+    again = build_index([source_tree], out, ExtractOptions())
+    assert (again.parsed, again.reused) == (0, 2)
+    queue = source_tree / "queue.py"
+    queue.write_text(QUEUE + '    log.warning("queue %s is stuck", queue)\n')
+    os.utime(queue, ns=(1, 10**18))
+    changed = build_index([source_tree], out, ExtractOptions())
+    assert (changed.parsed, changed.reused, changed.statements) == (1, 1, 7)
+    (source_tree / "store" / "BlockStore.java").unlink()
+    assert build_index([source_tree], out, ExtractOptions()).statements == 2
+    # Other logger names: every file is parsed again.
+    assert build_index([source_tree], out, ExtractOptions(loggers=("audit",))).parsed == 1
+
+
+def test_damaged_index_names_the_fix(tmp_path):
+    bad = tmp_path / "index.jsonl"
+    bad.write_text("not json\n")
+    with pytest.raises(RadarError, match="radar source index"):
+        SourceIndex.load(bad)
+    with pytest.raises(RadarError, match="no such source index"):
+        SourceIndex.load(tmp_path / "missing.jsonl")
+
+
+def test_cli_index_and_match(source_tree, tmp_path):
+    runner = CliRunner()
+    index = tmp_path / "index.jsonl"
+    result = runner.invoke(cli, ["source", "index", str(source_tree), "--out", str(index)])
+    assert result.exit_code == 0, result.output
+    assert "6 (java 5, python 1)" in result.output
+    templates = tmp_path / "templates.tsv"
+    templates.write_text("event_id\ttemplate\n1\tDeleting block <*> file <*>\n"
+                         "2\tDisk quota exceeded on volume <*> by user <*>\n")
+    result = runner.invoke(cli, ["source", "match", "--index", str(index), "--templates",
+                                 str(templates), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert [(r["event_id"], r["file"], r["line"], r["function"], r["level"]) for r in rows] == [
+        ("1", "store/BlockStore.java", 5, "receive", "warn"), ("2", None, None, None, None)]
+    assert rows[0]["score"] == 1.0 and rows[1]["score"] < 0.6
+    lines = tmp_path / "app.log"
+    lines.write_text("2024-05-01 12:00:00,123 INFO queue a drained, 3 messages left\n")
+    result = runner.invoke(cli, ["source", "match", "--index", str(index), "--lines",
+                                 str(lines), "--json"])
+    assert json.loads(result.output)["file"] == "queue.py"
+    result = runner.invoke(cli, ["source", "match", "--index", str(index)])
+    assert result.exit_code == 1
+    assert "exactly one of --templates FILE or --lines FILE" in result.output
+
+
+def _records():
+    flagged = {"file": "day.json", "session_id": 3, "is_anomaly": True, "top_positions": [
+        {"position": 0, "event_id": 1, "kind": "event", "rank": 9, "probability": 0.01},
+        {"position": 1, "event_id": 7, "kind": "unseen", "rank": None, "probability": None},
+        {"position": 2, "event_id": None, "kind": "end", "rank": None, "probability": None}]}
+    normal = {"file": "day.json", "session_id": 4, "is_anomaly": False, "top_positions": [
+        {"position": 0, "event_id": 1, "kind": "event", "rank": 1, "probability": 0.9}]}
+    return [flagged, normal]
+
+
+def test_annotate_explanations_adds_source_and_code(source_tree, tmp_path):
+    build_index([source_tree], tmp_path / "index.jsonl", ExtractOptions())
+    (tmp_path / "templates.tsv").write_text("event_id\ttemplate\n1\tDeleting block <*> file <*>\n")
+    linker = load_linker(tmp_path / "index.jsonl", tmp_path / "templates.tsv")
+    asked = []
+
+    def logs_for(record):
+        asked.append(record["session_id"])
+        return ["x", "2024-05-01 12:00:00,123 INFO queue q1 drained, 0 messages left"]
+
+    flagged, normal = annotate_explanations(_records(), linker, logs_for=logs_for)
+    by_template, by_line, end = flagged["top_positions"]
+    assert {k: by_template["source"][k] for k in ("file", "line", "function", "level")} == {
+        "file": "store/BlockStore.java", "line": 5, "function": "receive", "level": "warn"}
+    assert by_template["source"]["statement"].startswith('LOG.warn("Deleting block "')
+    code = by_template["source"]["code"]
+    assert [line["line"] for line in code if line["focus"]] == [5]
+    assert "Deleting block" in code[2]["text"]
+    assert by_line["source"]["file"] == "queue.py"       # event 7 has no template: its line
+    assert "source" not in end
+    assert asked == [3]                                  # day files read for flagged only
+    assert normal["top_positions"][0]["source"]["line"] == 5
+    assert "code" not in normal["top_positions"][0]["source"]
+
+
+def test_report_shows_the_code_of_linked_events(source_tree, tmp_path):
+    from radar.report.html import _top_html
+
+    build_index([source_tree], tmp_path / "index.jsonl", ExtractOptions())
+    (tmp_path / "templates.tsv").write_text("event_id\ttemplate\n1\tDeleting block <*> file <*>\n")
+    record = next(annotate_explanations(_records()[:1], load_linker(
+        tmp_path / "index.jsonl", tmp_path / "templates.tsv")))
+    html = _top_html([dict(record, service_name="hdfs", anomaly_score=3.0,
+                           log_excerpt=None)])
+    assert "store/BlockStore.java:5 in receive" in html
+    assert textwrap.dedent("""LOG.warn(&quot;Deleting block &quot;""") in html
