@@ -2,7 +2,9 @@
 
 Two CSV forms are read: ``file,session_id,label[,...]`` (RADAR's own, written by
 ``radar synth``) and LogHub's ``BlockId,Label`` (``Anomaly``/``Normal``), which
-joins on ``session_key``. A label is 1 for anomalous, 0 for normal.
+joins on ``session_key``. A label is 1 for anomalous, 0 for normal; columns beyond
+these are ignored, and a row whose label is blank (a ``radar review`` file not fully
+filled in yet) is skipped and counted as not yet reviewed.
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ import numpy as np
 
 from radar.errors import DataError
 
+LABEL_HEADER = ("file", "session_id", "label")    # RADAR's own form, in this order
 _TRUE = {"1", "anomaly", "abnormal", "true", "yes"}
 _FALSE = {"0", "normal", "false", "no"}
 
 
-def _parse_label(value: str, path: Path, line: int) -> int:
-    text = value.strip().lower()
+def _parse_label(value: str | None, path: Path, line: int) -> int | None:
+    """1, 0, or None for a blank label (not yet reviewed)."""
+    text = (value or "").strip().lower()
+    if not text:
+        return None
     if text in _TRUE:
         return 1
     if text in _FALSE:
@@ -34,6 +40,13 @@ class LabelTable:
     by_file_session: dict[tuple[str, int], int] = field(default_factory=dict)
     by_key: dict[str, int] = field(default_factory=dict)
     source: str = ""
+    unreviewed: int = 0                    # rows skipped because their label was blank
+
+    def describe(self) -> str:
+        """One line: how many labels, how many anomalous, how many rows left blank."""
+        labels = [*self.by_file_session.values(), *self.by_key.values()]
+        text = f"{self.source}: {len(labels)} labelled sessions ({sum(labels)} anomalous)"
+        return text + (f"; {self.unreviewed} rows not yet reviewed" if self.unreviewed else "")
 
     def lookup(self, file_name: str, session_ids: np.ndarray,
                session_keys: list[str] | None = None) -> np.ndarray:
@@ -60,19 +73,25 @@ def read_labels(path: str | Path) -> LabelTable:
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         columns = {name.strip().lower(): name for name in reader.fieldnames or []}
-        if {"file", "session_id", "label"} <= columns.keys():
+        if set(LABEL_HEADER) <= columns.keys():
             for line, row in enumerate(reader, start=2):
                 try:
                     sid = int(row[columns["session_id"]])
                 except ValueError:
                     raise DataError(f"session_id {row[columns['session_id']]!r} is not an "
                                     "integer", file=str(path), index=line) from None
-                table.by_file_session[(Path(row[columns["file"]]).name, sid)] = _parse_label(
-                    row[columns["label"]], path, line)
+                label = _parse_label(row[columns["label"]], path, line)
+                if label is None:
+                    table.unreviewed += 1
+                    continue
+                table.by_file_session[(Path(row[columns["file"]]).name, sid)] = label
         elif {"blockid", "label"} <= columns.keys():
             for line, row in enumerate(reader, start=2):
-                table.by_key[row[columns["blockid"]]] = _parse_label(
-                    row[columns["label"]], path, line)
+                label = _parse_label(row[columns["label"]], path, line)
+                if label is None:
+                    table.unreviewed += 1
+                    continue
+                table.by_key[row[columns["blockid"]]] = label
         else:
             raise DataError("unrecognised label header; expected 'file,session_id,label' or "
                             f"'BlockId,Label', found {reader.fieldnames}", file=str(path))

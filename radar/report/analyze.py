@@ -80,7 +80,8 @@ def analyze(results: Results, *, data_dir: str | Path | None = None,
     return out
 
 
-def _explain(positions: list[dict]) -> str:
+def explain_positions(positions: list[dict]) -> str:
+    """A result's ``top_positions`` in one line of words."""
     parts = []
     for item in positions:
         if item.get("kind") == "unseen":
@@ -132,7 +133,7 @@ def analysis_renderable(analysis: dict) -> Group:
         text = ("\n".join(("> " if line["focus"] else "  ") + line["text"][:160]
                           for line in lines) if lines
                 else "(day file not found: pass --data DIR)" if lines is None else "(none)")
-        why = _explain(item["top_positions"])
+        why = explain_positions(item["top_positions"])
         if item.get("severity"):
             why = f"{item['severity']}: " + why
         flag = "" if item.get("is_anomaly") else "\n(not flagged)"

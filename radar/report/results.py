@@ -110,12 +110,20 @@ def _check(record: Any, path: Path, index: int) -> None:
         raise DataError(f"anomaly_score {score!r} is not a number", file=str(path), index=index)
 
 
-def load_results(path: str | Path, *, keep_top: int = 0) -> Results:
-    """Stream a results file into columns; keep the ``keep_top`` best records whole."""
+def iter_results(path: str | Path) -> Iterator[dict]:
+    """Every record of a results file, checked, streamed in file order."""
     path = Path(path)
     if not path.is_file():
         raise DataError("results file does not exist; `radar detect` or `radar run` writes "
                         "anomaly_results.json", file=str(path))
+    for index, record in _iter_records(path):
+        _check(record, path, index)
+        yield record
+
+
+def load_results(path: str | Path, *, keep_top: int = 0) -> Results:
+    """Stream a results file into columns; keep the ``keep_top`` best records whole."""
+    path = Path(path)
     files: dict[str, int] = {}
     services: dict[str, int] = {}
     columns: dict[str, list] = {key: [] for key in ("file", "session_id", "service", "score",
@@ -125,8 +133,7 @@ def load_results(path: str | Path, *, keep_top: int = 0) -> Results:
     thresholds: set[float] = set()
     heap: list[tuple[float, int, dict]] = []
     counter = itertools.count()
-    for index, record in _iter_records(path):
-        _check(record, path, index)
+    for record in iter_results(path):
         columns["file"].append(files.setdefault(str(record["file"]), len(files)))
         columns["service"].append(services.setdefault(str(record["service_name"]),
                                                       len(services)))
