@@ -166,7 +166,8 @@ def test_raw_lines_carry_some_non_ascii(synth):
 
 
 @pytest.mark.parametrize("kwargs", [{"days": 0}, {"sessions": 0}, {"anomaly_rate": 1.5},
-                                    {"max_len": 2}, {"start_date": "24/02/2025"}])
+                                    {"max_len": 2}, {"start_date": "24/02/2025"},
+                                    {"drift": -0.1}])
 def test_bad_arguments_raise_clear_errors(tmp_path, kwargs):
     with pytest.raises(RadarError):
         generate(tmp_path, **kwargs)
@@ -182,3 +183,27 @@ def test_every_record_passes_the_streaming_reader_in_strict_mode(synth):
             [r["event_sequence"] for r in records[Path(path).name]]
         assert read[5]["original_logs"] == records[path.name][5]["original_logs"]
         assert report.n_bad == 0 and not report.notices.get("original_logs_invalid_utf8")
+
+
+def _service_shares(path: Path) -> Counter:
+    day = json.loads(path.read_text(encoding="utf-8"))
+    counts = Counter(r["service_name"] for r in day)
+    return Counter({service: n / len(day) for service, n in counts.items()})
+
+
+def test_drift_moves_later_days_deterministically_within_the_grammar(tmp_path):
+    plain = generate(tmp_path / "plain", days=4, sessions=1500, seed=2)
+    drift = generate(tmp_path / "drift", days=4, sessions=1500, seed=2, drift=0.5)
+    again = generate(tmp_path / "again", days=4, sessions=1500, seed=2, drift=0.5)
+    assert [f.read_bytes() for f in drift.files] == [f.read_bytes() for f in again.files]
+    assert drift.files[0].read_bytes() == plain.files[0].read_bytes()   # day one is day one
+    # The last day's traffic mix moved well past sampling noise (a few points).
+    before, after = _service_shares(plain.files[-1]), _service_shares(drift.files[-1])
+    moved = sum(abs(before[s] - after[s]) for s in before | after) / 2
+    assert moved > 0.08
+    # Same grammar: normal sessions still never log an anomaly-only template.
+    truth = read_ground_truth(drift.labels_path)
+    for path in drift.files:
+        for r in json.loads(path.read_text(encoding="utf-8")):
+            if truth[(path.name, r["session_id"])][0] == 0:
+                assert not ANOMALY_ONLY_IDS & set(r["event_sequence"])

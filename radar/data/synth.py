@@ -6,6 +6,8 @@ grammars: sequences with optional steps, branches, loops (retries, pagination, b
 items) and interleaved parallel sub-calls, sharing common events such as "request
 received" / "response sent". A seed also jitters every probability and loop length, so
 each seed is a slightly different system of the same family, not one fixed puzzle.
+With ``drift`` > 0 the system also moves from day to day, as real services do (traffic
+mix, feature usage): same grammar, shifted path frequencies.
 
 Normal data is not clean: rare but legitimate paths (a route reload, a refund), WARN
 lines (slow query, retry), benign ERROR lines (a client 4xx, a timeout that a retry
@@ -207,12 +209,27 @@ class Count:
     def jitter(self, rng: random.Random) -> Count:
         return Count(self.lo, self.hi, self.median * rng.uniform(0.75, 1.3), self.sigma)
 
+    def drift(self, rng: random.Random, sigma: float) -> Count:
+        if self.sigma <= 0:         # uniform counts keep their range
+            return self
+        return Count(self.lo, self.hi, self.median * _step(rng, sigma / 4), self.sigma)
+
+
+def _step(rng: random.Random, sigma: float) -> float:
+    """One multiplicative random-walk step: log-normal with median 1."""
+    return math.exp(rng.gauss(0, sigma))
+
 
 class Node:
     def emit(self, rng: random.Random, out: list, required: bool) -> None:
         raise NotImplementedError
 
     def jitter(self, rng: random.Random) -> Node:
+        return self
+
+    def drift(self, rng: random.Random, sigma: float) -> Node:
+        """This node a day later: branch weights, optional-step odds and loop lengths
+        moved by one random-walk step (``sigma``); the grammar itself stays."""
         return self
 
 
@@ -235,6 +252,9 @@ class Seq(Node):
     def jitter(self, rng):
         return Seq([c.jitter(rng) for c in self.children])
 
+    def drift(self, rng, sigma):
+        return Seq([c.drift(rng, sigma) for c in self.children])
+
 
 @dataclass
 class Opt(Node):
@@ -247,6 +267,9 @@ class Opt(Node):
 
     def jitter(self, rng):
         return Opt(min(0.95, self.p * rng.uniform(0.6, 1.5)), self.child.jitter(rng))
+
+    def drift(self, rng, sigma):
+        return Opt(min(0.95, self.p * _step(rng, sigma / 2)), self.child.drift(rng, sigma))
 
 
 @dataclass
@@ -261,6 +284,10 @@ class Alt(Node):
         return Alt([w * rng.uniform(0.6, 1.5) for w in self.weights],
                    [c.jitter(rng) for c in self.children])
 
+    def drift(self, rng, sigma):
+        return Alt([w * _step(rng, sigma) for w in self.weights],
+                   [c.drift(rng, sigma) for c in self.children])
+
 
 @dataclass
 class Rep(Node):
@@ -273,6 +300,9 @@ class Rep(Node):
 
     def jitter(self, rng):
         return Rep(self.count.jitter(rng), self.child.jitter(rng))
+
+    def drift(self, rng, sigma):
+        return Rep(self.count.drift(rng, sigma), self.child.drift(rng, sigma))
 
 
 @dataclass
@@ -295,6 +325,9 @@ class Par(Node):
 
     def jitter(self, rng):
         return Par(self.count, self.child.jitter(rng))
+
+    def drift(self, rng, sigma):
+        return Par(self.count, self.child.drift(rng, sigma))
 
 
 def _s(*parts) -> Seq:
@@ -425,6 +458,16 @@ class SystemModel:
                          [node.jitter(rng) for _, _, node in table[s][1]]) for s in services}
         own = {s: [t.key for t in TEMPLATES.values() if t.service == s] for s in services}
         return cls(services, weights, workflows, own, 0.12 * rng.uniform(0.5, 1.5))
+
+    def drifted(self, rng: random.Random, sigma: float) -> SystemModel:
+        """The system a day later, as real services move between days: the traffic mix,
+        the workflow and branch choice weights each take a log-normal step (``sigma``),
+        optional steps and loop lengths a smaller one. Same grammar, same events."""
+        weights = [w * _step(rng, sigma) for w in self.service_weights]
+        workflows = {s: ([w * _step(rng, sigma) for w in shares],
+                         [node.drift(rng, sigma) for node in nodes])
+                     for s, (shares, nodes) in self.workflows.items()}
+        return SystemModel(self.services, weights, workflows, self.own_keys, self.noise_p)
 
     def normal_session(self, rng: random.Random, service: str) -> list[tuple[str, bool]]:
         weights, nodes = self.workflows[service]
@@ -725,18 +768,22 @@ def _write_day(path: Path, sessions: list[_Session], rng: random.Random, day: dt
 
 def generate(out_dir: str | Path, *, days: int = 3, sessions: int = 2000,
              anomaly_rate: float = 0.05, seed: int = 0, start_date: str = "2025-02-24",
-             max_len: int = 512, padded: bool = True) -> SynthSummary:
+             max_len: int = 512, padded: bool = True, drift: float = 0.0) -> SynthSummary:
     """Write ``days`` day files of ``sessions`` sessions each, plus labels and templates.
 
     The same arguments give byte-identical files. ``padded`` pads every ``token_ids`` to
     ``max_len``; otherwise each file pads to its own longest session (capped at
     ``max_len``). ``event_sequence`` is never cut; ``token_ids`` keep the first
-    ``max_len - 2`` events between CLS (101) and SEP (102).
+    ``max_len - 2`` events between CLS (101) and SEP (102). ``drift`` > 0 moves the
+    system a step every day after the first (:meth:`SystemModel.drifted`, a random walk
+    from its own seed); 0 leaves every day the same system.
     """
     if days < 1 or sessions < 1:
         raise RadarError(f"days and sessions must be at least 1 (got {days}, {sessions})")
     if not 0.0 <= anomaly_rate <= 1.0:
         raise RadarError(f"anomaly rate must lie in [0, 1], got {anomaly_rate}")
+    if drift < 0:
+        raise RadarError(f"drift must be 0 or more, got {drift}")
     if max_len < 3:
         raise RadarError(f"max_len must be at least 3 (CLS, one event, SEP), got {max_len}")
     try:
@@ -749,6 +796,8 @@ def generate(out_dir: str | Path, *, days: int = 3, sessions: int = 2000,
     labels: list[tuple] = []
     for offset in range(days):
         day = first + dt.timedelta(days=offset)
+        if drift > 0 and offset:
+            model = model.drifted(random.Random(f"radar-synth-drift:{seed}:{day}"), drift)
         rng = random.Random(f"radar-synth:{seed}:{day.isoformat()}")
         day_sessions = _day_sessions(model, rng, sessions, anomaly_rate)
         path = out / day_file_name(day)
