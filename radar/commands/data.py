@@ -54,8 +54,11 @@ def make_table(title: str, *columns: str):
 @_MAX_LEN
 @click.option("--no-pad", is_flag=True,
               help="Pad token_ids to each file's longest session, not to --max-seq-length.")
+@click.option("--drift", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="Day-to-day drift: each day after the first moves the traffic mix and "
+                   "path frequencies by a log-normal step of this sigma (e.g. 0.3).")
 def synth_command(out: Path, days: int, sessions: int, anomaly_rate: float, seed: int,
-                  start_date: str, max_seq_length: int, no_pad: bool) -> None:
+                  start_date: str, max_seq_length: int, no_pad: bool, drift: float) -> None:
     """Write synthetic microservice day files to OUT, with labels.csv and templates.tsv.
 
     The files use the user's format (preprocessed_logs_YYYY-MM-DD.json); labels.csv holds
@@ -65,7 +68,7 @@ def synth_command(out: Path, days: int, sessions: int, anomaly_rate: float, seed
 
     summary = generate(out, days=days, sessions=sessions, anomaly_rate=anomaly_rate,
                        seed=seed, start_date=start_date, max_len=max_seq_length,
-                       padded=not no_pad)
+                       padded=not no_pad, drift=drift)
     console.print(f"wrote {len(summary.files)} day files, {summary.n_sessions:,} sessions "
                   f"({summary.n_anomalies:,} anomalous) to {out}")
     table = make_table("sessions", "kind", "sessions")
