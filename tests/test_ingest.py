@@ -405,3 +405,33 @@ def test_drain_templates_match_loghub_on_real_2k_samples(tmp_path, name, preset,
     summary = ingest([log], tmp_path / "out", IngestOptions(preset=preset))
     assert summary.bad_lines == 0 and summary.lines_parsed == 2000
     assert invoke("validate", tmp_path / "out").exit_code == 0
+
+
+def test_corrupt_gzip_data_is_a_warning_not_a_zlib_traceback(tmp_path):
+    log = tmp_path / "hdfs.log"
+    write_hdfs_log(log, n_blocks=50)
+    packed = bytearray(gzip.compress(log.read_bytes()))
+    packed[10] = 0xFF                   # the first deflate block: "invalid block type"
+    damaged = tmp_path / "hdfs.log.gz"
+    damaged.write_bytes(bytes(packed))
+    result = CliRunner().invoke(cli, ["ingest", str(damaged), "--preset", "hdfs",
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and result.exception.__class__ is SystemExit, result.output
+    assert "unreadable after line 0" in result.stderr or "no log lines" in result.stderr
+
+
+@pytest.mark.parametrize("option", ["--format", "--key-regex"])
+def test_a_catastrophic_regex_stops_with_a_clear_error(tmp_path, monkeypatch, option):
+    from radar.ingest import deadline
+
+    monkeypatch.setattr(deadline, "LINE_SECONDS", 0.3)
+    log = tmp_path / "app.log"
+    log.write_text("2024-05-01 12:00:00 " + "a" * 40 + "!\n")
+    evil = "(a+)+$"
+    args = (["--format", r"(?P<timestamp>\S+ \S+) (?P<content>" + evil + ")"]
+            if option == "--format" else ["--group-by", "key", "--key-regex", evil])
+    result = CliRunner().invoke(cli, ["ingest", str(log), "--out", str(tmp_path / "out"),
+                                      *args])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert f"{log}:1: reading this line took over 0.3 s" in result.stderr
+    assert not list((tmp_path / "out").glob("preprocessed_logs_*"))

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from radar.errors import RadarError
+from radar.ingest.deadline import LineDeadline
 from radar.ingest.formats import (
     ERROR_LEVELS,
     NORMAL_LABELS,
@@ -196,8 +197,8 @@ def ingest(logs: list[str | Path], out_dir: str | Path, options: IngestOptions |
     with_labels = "label" in plan.fmt.groups
     writer = DayWriter(out, service=plan.service, append=options.append,
                        with_labels=with_labels)
-    with writer:
-        _Reader(plan, store, writer, summary).read_all(paths, progress)
+    with writer, LineDeadline() as deadline:
+        _Reader(plan, store, writer, summary, deadline).read_all(paths, progress)
         store.save(state_path)
         store.write_table(out / TEMPLATES_NAME)
     summary.sessions = writer.n_sessions
@@ -214,8 +215,9 @@ class _Reader:
     """The line loop: parse, mine, group, write."""
 
     def __init__(self, plan: _Plan, store: TemplateStore, writer: DayWriter,
-                 summary: IngestSummary):
+                 summary: IngestSummary, deadline: LineDeadline):
         self.plan, self.store, self.writer, self.summary = plan, store, writer, summary
+        self.deadline = deadline
         self.grouper = make_grouper(plan.spec)
         self.times = TimeParser(plan.fmt.groups)
         self.match = plan.fmt.regex.match
@@ -242,8 +244,11 @@ class _Reader:
     def _read_file(self, path: Path, progress) -> None:
         summary, before = self.summary, self.summary.lines_parsed
         n_lines = n_bad = 0
+        deadline = self.deadline
+        deadline.path = str(path)
         try:
             for number, text in iter_lines(path, progress):
+                deadline.number = number
                 n_lines += 1
                 problem = self._read_line(text)
                 if problem is not None:
@@ -253,6 +258,8 @@ class _Reader:
                         break
         except DamagedInput as damaged:
             summary.damaged_inputs.append(str(damaged))
+        finally:
+            deadline.path = ""
         summary.lines_read += n_lines
         if summary.lines_parsed == before:
             raise RadarError(self._wrong_format_message(path, n_lines))

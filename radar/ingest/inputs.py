@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import os
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def iter_lines(path: Path, progress=None, every: int = 8192
                 text = data.rstrip(b"\r\n").decode("utf-8", "replace")
                 if text.strip():
                     yield number, text
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:   # a damaged or truncated .gz
+        except (OSError, EOFError, zlib.error) as exc:   # a damaged or truncated .gz
             raise DamagedInput(path, number + 1, raw.tell(), str(exc) or type(exc).__name__
                                ) from None
         finally:
