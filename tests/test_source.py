@@ -9,10 +9,10 @@ import pytest
 
 pytest.importorskip("tree_sitter")
 
-from radar.source.extract import ExtractOptions  # noqa: E402
-from radar.source.index import build_index  # noqa: E402
-from radar.source.link import SourceIndex  # noqa: E402
-from radar.source.templates import display, split_placeholders  # noqa: E402
+from radar.source.extract import ExtractOptions
+from radar.source.index import build_index
+from radar.source.link import SourceIndex
+from radar.source.templates import display, split_placeholders
 
 JAVA = """\
 package demo;
@@ -82,6 +82,7 @@ class Cart {
     logger.warn('cart ' + this.id + ' is full');
     console.error('failed to add %s: %d', item, qty);
     logger.log('error', 'checkout failed for ' + item);
+    console.info('cart', this.id, 'emptied');
   }
 }
 const handler = (req) => { log.info("request from " + req.ip); };
@@ -169,7 +170,8 @@ def test_javascript_and_typescript_statements(tmp_path):
     assert _texts(found[4]) == ["cart <*> is full"] and found[4]["level"] == "warn"
     assert _texts(found[5]) == ["failed to add <*>: <*>"] and found[5]["level"] == "error"
     assert _texts(found[6]) == ["checkout failed for <*>"] and found[6]["level"] == "error"
-    assert _texts(found[9]) == ["request from <*>"] and found[9]["function"] == "handler"
+    assert _texts(found[7]) == ["cart <*> emptied"]                     # console joins args
+    assert _texts(found[10]) == ["request from <*>"] and found[10]["function"] == "handler"
     typescript = _by_line(index, "web/pay.ts")
     assert _texts(typescript[2]) == ["charge of <*> declined"]
     assert typescript[2]["function"] == "charge"

@@ -11,15 +11,15 @@ import pytest
 
 pytest.importorskip("tree_sitter")
 
-from click.testing import CliRunner  # noqa: E402
+from click.testing import CliRunner
 
-from radar.cli import cli  # noqa: E402
-from radar.errors import RadarError  # noqa: E402
-from radar.source.annotate import annotate_explanations, load_linker  # noqa: E402
-from radar.source.extract import ExtractOptions  # noqa: E402
-from radar.source.index import build_index  # noqa: E402
-from radar.source.link import SourceIndex, SourceLinker  # noqa: E402
-from radar.source.match import align_score, log_pieces, tokenize  # noqa: E402
+from radar.cli import cli
+from radar.errors import RadarError
+from radar.source.annotate import annotate_explanations, load_linker
+from radar.source.extract import ExtractOptions
+from radar.source.index import build_index
+from radar.source.link import SourceIndex, SourceLinker
+from radar.source.match import align_score, log_pieces, tokenize
 
 STORE = """\
 public class BlockStore {
@@ -203,3 +203,25 @@ def test_report_shows_the_code_of_linked_events(source_tree, tmp_path):
                            log_excerpt=None)])
     assert "store/BlockStore.java:5 in receive" in html
     assert textwrap.dedent("""LOG.warn(&quot;Deleting block &quot;""") in html
+
+
+def test_annotate_from_config_reads_templates_and_day_files(source_tree, tmp_path):
+    from radar.config import SourceConfig
+    from radar.data.records import session_record
+    from radar.source.annotate import annotate_from_config
+
+    records = _records()
+    assert annotate_from_config(records, SourceConfig()) is records      # no index: no change
+    build_index([source_tree], tmp_path / "index.jsonl", ExtractOptions())
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "templates.tsv").write_text("event_id\ttemplate\n1\tDeleting block <*> file <*>\n")
+    day = [session_record(3, [1, 7], service="hdfs", original_logs=[
+        "081109 203518 143 INFO dfs.FSDataset: Deleting block blk_1 file /d/blk_1",
+        "081109 203519 143 INFO dfs.DataNode: Receiving block blk_1 src: /10.0.0.1:5"])]
+    (data / "day.json").write_text(json.dumps(day))
+    section = SourceConfig(index=str(tmp_path / "index.jsonl"))
+    flagged, _ = annotate_from_config(_records(), section, data_dir=data)
+    by_template, by_line, _ = flagged["top_positions"]
+    assert by_template["source"]["line"] == 5
+    assert (by_line["source"]["file"], by_line["source"]["line"]) == ("store/BlockStore.java", 3)

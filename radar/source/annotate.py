@@ -15,16 +15,48 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from radar.source.link import SourceIndex, SourceLinker, read_templates, source_of
+from radar.source.match import MIN_SCORE
 
 LogsFor = Callable[[dict], "list[str] | None"]
+TEMPLATES_NAME = "templates.tsv"       # what `radar ingest` writes beside the day files
+
+
+def annotate_from_config(records: Iterable[dict], section, *,
+                         data_dir: str | Path | None = None,
+                         cache_dir: str | Path | None = None) -> Iterable[dict]:
+    """The one call ``radar run``/``detect`` make on their result records: unchanged when
+    ``section.index`` (the config's ``source`` section) is unset, else annotated through
+    the templates file (``section.templates``, else ``DATA_DIR/templates.tsv`` when there
+    is one) and the day files' original log lines."""
+    if not section.index:
+        return records
+    templates = section.templates
+    if templates is None and data_dir is not None and (Path(data_dir) / TEMPLATES_NAME).is_file():
+        templates = Path(data_dir) / TEMPLATES_NAME
+    linker = load_linker(section.index, templates, line_format=section.line_format,
+                         min_score=section.min_score)
+    logs_for = day_file_logs(data_dir, cache_dir) if data_dir is not None else None
+    return annotate_explanations(records, linker, logs_for=logs_for)
+
+
+def day_file_logs(data_dir: str | Path, cache_dir: str | Path | None = None) -> LogsFor:
+    """``logs_for`` reading a record's original_logs from its day file in ``data_dir``
+    (one record read through the prepared cache's offsets when there is one)."""
+    from radar.report.logs import original_logs
+
+    def logs_for(record: dict) -> list[str] | None:
+        key = (record["file"], int(record["session_id"]))
+        return original_logs(data_dir, {key[0]: {key[1]}}, cache_dir=cache_dir).get(key)
+    return logs_for
 
 
 def load_linker(index_path: str | Path, templates_path: str | Path | None = None, *,
-                line_format: str | None = None) -> SourceLinker:
+                line_format: str | None = None, min_score: float = MIN_SCORE) -> SourceLinker:
     """A linker over the index at ``index_path``, with the event templates of
     ``templates_path`` (``radar ingest``'s templates.tsv) when given."""
     templates = read_templates(templates_path) if templates_path else None
-    return SourceLinker(SourceIndex.load(index_path), templates, line_format=line_format)
+    return SourceLinker(SourceIndex.load(index_path), templates, min_score=min_score,
+                        line_format=line_format)
 
 
 def annotate_explanations(records: Iterable[dict], linker: SourceLinker, *,

@@ -53,7 +53,7 @@ class JavaScriptExtractor(FileExtractor):
         if receiver_text == "console":
             if name not in _CONSOLE_LEVELS:
                 return None
-            return _CONSOLE_LEVELS[name], receiver_text, args, "printf"
+            return _CONSOLE_LEVELS[name], receiver_text, args, "console"
         if not is_logger_name(receiver_text.rsplit(".", 1)[-1], self.options):
             return None
         if name == "log" and args and args[0].type == "string":   # winston: log('warn', msg)
@@ -62,6 +62,18 @@ class JavaScriptExtractor(FileExtractor):
                 return level, receiver_text, args[1:], "printf"
         level = level_of(name)
         return (level, receiver_text, args, "printf") if level else None
+
+    def message_parts(self, args, style):
+        if style != "console" or not args:
+            return super().message_parts(args, style)
+        # console.log: %-placeholders take arguments; the others are printed after, spaced.
+        index, parts = self.pick_message(args)
+        rest = args[index + 1:]
+        if any(isinstance(p, str) and "%" in p for p in parts):
+            return self.fill(parts, len(rest), "printf")
+        for arg in rest:
+            parts = parts + [" "] + self.expression_parts(arg)
+        return parts
 
     def declarations_of(self, node):
         if node.type == "variable_declarator":

@@ -87,16 +87,27 @@ def read_templates(path: str | Path) -> dict[str, str]:
         raise RadarError(f"{path}: cannot read the template file ({exc})") from None
 
 
+# Any other header: whatever comes before a level word near the start, then up to two
+# thread or logger fields: "[main]", "[pool-1[x]/y@774]", a logger glued to its colon
+# ("INFO:root:msg") or dotted ("WARN c.a.Pool: msg", "ERROR o.a.C.[Tomcat] - msg").
+GENERIC_HEADER = (r"(?:.{0,80}?[\s\[(|:,-])?(?P<level>TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|"
+                  r"ERROR|ERR|FATAL|CRITICAL|SEVERE)[\])|:]*\s*(?:-\s+)?"
+                  r"(?:(?:\[(?:[^\[\]]|\[[^\]]*\])*\]|[\w$/-]+:(?=\S)"
+                  r"|[\w$/-]+(?:\.[\w$/\[\]-]+)+(?=:\s|\s+-\s))\s*[:-]?\s*){0,2}"
+                  r"(?P<content>.*)")
+
+
 class LineReader:
     """The message part and level of a raw log line: by ``pattern`` (a regex with a
-    ``content`` group and maybe ``level``), else by the first ``radar ingest`` preset
-    whose format fits, else the whole line."""
+    ``content`` group and maybe ``level``), else by the ``radar ingest`` presets of
+    known log types, else by :data:`GENERIC_HEADER`, else the whole line."""
 
     def __init__(self, pattern: str | None = None):
         from radar.ingest.formats import PRESETS, compile_regex
 
         self.formats = ([compile_regex(pattern, "--format")] if pattern
-                        else [preset.regex for preset in PRESETS.values()])
+                        else [PRESETS[name].regex for name in ("hdfs", "bgl")]
+                        + [re.compile(GENERIC_HEADER, re.DOTALL)])
         if pattern and "content" not in self.formats[0].groupindex:
             raise RadarError("--format needs a named group 'content' (the message)")
 

@@ -32,6 +32,8 @@ from radar.source.templates import Template, constant_length
 GAP = None
 WILDCARD = re.compile(r"<\*>|<[A-Z][A-Z0-9_]*>")
 _TOKEN = re.compile(r"[A-Za-z]+|\d+|[^\sA-Za-z\d]")
+_SEPARATORS = frozenset(":=,;()[]{}<>\"'")
+_SPACES = re.compile(r"(?:\\\s)+")      # escaped whitespace in re.escape's output
 TEXT_IN_SLOT = 0.35     # each word of plain text a slot has to swallow
 ABSORBED_CREDIT = 0.5   # statement text a template's wildcard covers
 EMPTY_WILDCARD = 0.3    # a template wildcard facing nothing in the statement
@@ -91,14 +93,28 @@ def tokenize(pieces: list) -> Tokens:
 
 
 def _value_words(texts: list, starts: list) -> tuple:
+    """Per token: whether its piece of word is a value. Pieces end at whitespace and at
+    separators (``key=value``, ``name:value``), so ``environment:java-7`` keeps its text."""
     flags = [False] * len(texts)
     begin = 0
     for end in range(1, len(texts) + 1):
-        if end == len(texts) or starts[end]:
+        if end == len(texts) or starts[end] or texts[end] in _SEPARATORS \
+                or texts[end - 1] in _SEPARATORS:
             value = any(t is None or t.isdigit() for t in texts[begin:end])
             flags[begin:end] = [value] * (end - begin)
             begin = end
     return tuple(flags)
+
+
+def mask_values(tokens: Tokens) -> Tokens:
+    """A raw line with each value (ids, addresses, numbers) as one gap, as a template miner
+    would mask it: values never match a statement's text, and fewer tokens align faster."""
+    keep = [i for i in range(len(tokens.texts)) if not tokens.in_value[i] or i == 0
+            or tokens.word_start[i] or not tokens.in_value[i - 1]]
+    texts = [None if tokens.in_value[i] else tokens.texts[i] for i in keep]
+    weights = [0.0 if tokens.in_value[i] else tokens.weights[i] for i in keep]
+    return Tokens(tuple(texts), tuple(weights), tuple(tokens.word_start[i] for i in keep),
+                  tuple(tokens.in_value[i] for i in keep))
 
 
 def log_pieces(text: str) -> list:
@@ -112,8 +128,11 @@ def log_pieces(text: str) -> list:
     return pieces
 
 
-def align_score(statement: Tokens, log: Tokens) -> tuple[float, float]:
-    """(score in [0, 1], matched constant weight) of a statement template against a log."""
+def align_score(statement: Tokens, log: Tokens, absorbed_credit: float = ABSORBED_CREDIT
+                ) -> tuple[float, float]:
+    """(score in [0, 1], matched constant weight) of a statement template against a log
+    (``absorbed_credit``: for statement text facing a gap of the log; none for a raw
+    line, whose gaps are masked values, not generalised text)."""
     s_texts, s_weights = statement.texts, statement.weights
     l_texts = log.texts
     n, m = len(s_texts), len(l_texts)
@@ -126,10 +145,13 @@ def align_score(statement: Tokens, log: Tokens) -> tuple[float, float]:
         before = s_texts[i - 2] if i > 1 else ""
         row, above = table[i], table[i - 1]
         for j in range(1, m + 1):
-            best = max(row[j - 1], above[j])
+            left, up = row[j - 1], above[j]
+            best = up if up > left else left                # noqa: FURB136 (hot loop)
             if text is not None and text == l_texts[j - 1]:
-                best = max(best, above[j - 1] + weight
-                           + (NEIGHBOUR if j > 1 and before == l_texts[j - 2] else 0.0))
+                gain = above[j - 1] + weight + (NEIGHBOUR if j > 1 and before == l_texts[j - 2]
+                                                else 0.0)
+                if gain > best:                             # noqa: PLR1730 (hot loop)
+                    best = gain
             row[j] = best
     pairs = []
     i, j = n, m
@@ -144,14 +166,15 @@ def align_score(statement: Tokens, log: Tokens) -> tuple[float, float]:
             j -= 1
     pairs.reverse()
     matched = sum(s_weights[i] for i, _ in pairs)
-    explained, penalty = _judge_gaps(statement, log, pairs)
+    explained, penalty = _judge_gaps(statement, log, pairs, absorbed_credit)
     denominator = statement.constant_weight + log.constant_weight - explained + penalty
     if matched <= 0 or denominator <= 0:
         return 0.0, 0.0
     return min(1.0, 2 * matched / denominator), matched
 
 
-def _judge_gaps(statement: Tokens, log: Tokens, pairs: list) -> tuple[float, float]:
+def _judge_gaps(statement: Tokens, log: Tokens, pairs: list, absorbed_credit: float
+                ) -> tuple[float, float]:
     """(weight explained by slots and wildcards, penalties) over the unaligned stretches."""
     explained = penalty = 0.0
     bounds = [(-1, -1)] + pairs + [(len(statement.texts), len(log.texts))]
@@ -167,7 +190,7 @@ def _judge_gaps(statement: Tokens, log: Tokens, pairs: list) -> tuple[float, flo
         elif wilds:
             s_weight = sum(statement.weights[i] for i in s_range
                            if statement.texts[i] is not None)
-            explained += ABSORBED_CREDIT * s_weight
+            explained += absorbed_credit * s_weight
             if not s_weight:
                 penalty += EMPTY_WILDCARD * wilds
     return explained, penalty
@@ -204,26 +227,56 @@ class Matcher:
         total = max(1, len(self.variants))
         self.idf = {word: math.log(1 + total / len(ids)) for word, ids in postings.items()}
         self.postings = dict(postings)
+        self._patterns: dict[int, re.Pattern] = {}
 
     def link_template(self, text: str) -> Link:
         return self._link(tokenize(log_pieces(text)), None)
 
     def link_line(self, content: str, level: str | None = None) -> Link:
-        return self._link(tokenize([content]), level)
+        """A raw line's message: statements that print it exactly (a regular expression
+        per template) need no alignment; the best other candidate gives the runner-up."""
+        log = mask_values(tokenize([content]))
+        shortlist = self._shortlist(log)
+        exact = [v for v in shortlist if self._pattern(v).fullmatch(content)]
+        if not exact:
+            return self._decide([self._scored(v, log, level, 0.0) for v in shortlist])
+        rest = [v for v in shortlist if v not in exact][:1]
+        rows = [self._row(v, 1.0, self.variants[v][2].constant_weight, level) for v in exact]
+        return self._decide(rows + [self._scored(v, log, level, 0.0) for v in rest])
 
     def _link(self, log: Tokens, level: str | None) -> Link:
+        return self._decide([self._scored(v, log, level) for v in self._shortlist(log)])
+
+    def _shortlist(self, log: Tokens) -> list[int]:
+        """The variants sharing the most (IDF-weighted) words with the log."""
         overlap: dict[int, float] = defaultdict(float)
         for word in log.words:
             for variant in self.postings.get(word, ()):
                 overlap[variant] += self.idf[word]
-        shortlist = sorted(overlap, key=overlap.__getitem__, reverse=True)[:self.candidates]
-        scored = []
-        for variant in shortlist:
-            number, template, tokens = self.variants[variant]
-            score, matched = align_score(tokens, log)
-            same_level = level is not None and self.statements[number]["level"] == level
-            scored.append((round(score, 4), same_level, matched, constant_length(template),
-                           -number, number, template))
+        return sorted(overlap, key=overlap.__getitem__, reverse=True)[:self.candidates]
+
+    def _pattern(self, variant: int) -> re.Pattern:
+        pattern = self._patterns.get(variant)
+        if pattern is None:
+            pieces = [r".*?" if part is None else _SPACES.sub(r"\\s*", re.escape(part))
+                      for part in self.variants[variant][1]]
+            pattern = self._patterns[variant] = re.compile(r"\s*" + "".join(pieces) + r"\s*",
+                                                           re.DOTALL)
+        return pattern
+
+    def _scored(self, variant: int, log: Tokens, level: str | None,
+                absorbed_credit: float = ABSORBED_CREDIT) -> tuple:
+        score, matched = align_score(self.variants[variant][2], log, absorbed_credit)
+        return self._row(variant, score, matched, level)
+
+    def _row(self, variant: int, score: float, matched: float, level: str | None) -> tuple:
+        """A sortable row: score, same level as the line, matched weight, specificity."""
+        number, template, _ = self.variants[variant]
+        same_level = level is not None and self.statements[number]["level"] == level
+        return (round(score, 4), same_level, matched, constant_length(template), -number,
+                number, template)
+
+    def _decide(self, scored: list[tuple]) -> Link:
         scored.sort(reverse=True)
         best_by_statement: dict[int, tuple] = {}
         for row in scored:
