@@ -2,7 +2,8 @@
 
 Training masks events and asks a BERT encoder to predict them, while pulling
 each session's CLS (DIST) state towards a centre. Scoring masks every event once
-(in a few strided passes) and measures how surprised the model is.
+(in a few strided passes, batched and once per distinct window: see
+window_stats.py) and measures how surprised the model is.
 """
 
 from __future__ import annotations
@@ -10,16 +11,17 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from radar.data.vocab import FIRST_EVENT, MASK, EventVocab
+from radar.data.vocab import FIRST_EVENT, EventVocab
 from radar.detector import Detector, SessionBatch, SessionScores, eval_mode
 from radar.detector import unwrap as unwrap_as
 from radar.errors import ConfigError
 from radar.scoring.baseline import MAX_NLL, NLLBaseline
-from radar.scoring.keys import explain_targets, key_scores, rank_and_nll, rule_out_specials
+from radar.scoring.keys import explain_targets, key_scores, rule_out_specials
 
 from .config import SCORES, LogBERTConfig
-from .inputs import scoring_mask, training_mask, with_specials
+from .inputs import training_mask, with_specials
 from .model import LogBERTModel
+from .window_stats import WindowStats, WindowStatsCache, window_stats
 
 __all__ = ["MAX_NLL", "LogBERT"]   # MAX_NLL lives in radar.scoring.baseline
 
@@ -50,6 +52,8 @@ class LogBERT(Detector):
         super().__init__(config)
         self.vocab: EventVocab | None = None
         self.last_loss_parts: dict[str, torch.Tensor] = {}
+        # Distinct windows' scoring results, for the model state that made them.
+        self._window_cache = WindowStatsCache()
 
     def build_model(self, vocab: EventVocab) -> LogBERTModel:
         """A randomly initialised model with one embedding row per vocabulary entry."""
@@ -134,42 +138,33 @@ class LogBERT(Detector):
         with eval_mode(model):
             for batch in batches:
                 ids, attention, targets = self._inputs(batch)
-                _, nll = self._position_stats(model, ids, attention, targets)
-                baseline.add(ids[targets], nll[targets])
+                stats = self._window_stats(model, ids, attention, targets)
+                baseline.add(ids[targets], stats.nll[targets])
         core.event_nll_baseline.copy_(baseline.baseline())
 
     def score_sessions(self, model: torch.nn.Module, batch: SessionBatch) -> SessionScores:
         """Per session: max and mean NLL of its targets, miss ratio, and CLS distance.
 
         Targets are the events plus, with ``predict_end``, the session end (SEP).
+        Each target is predicted while masked; the distance is that of the CLS state
+        of those masked inputs (see :mod:`.window_stats`).
         """
         ids, attention, targets = self._inputs(batch)
         with eval_mode(model):
-            rank, nll = self._position_stats(model, ids, attention, targets)
-            _, cls_hidden = model(ids, attention, torch.zeros_like(targets))
-            center = unwrap(model).center_for_loss()
-        shared, nll = key_scores(ids, targets, rank, nll, unwrap(model).event_nll_baseline,
-                                 self.config.top_g)
+            stats = self._window_stats(model, ids, attention, targets)
+        shared, nll = key_scores(ids, targets, stats.rank, stats.nll,
+                                 unwrap(model).event_nll_baseline, self.config.top_g)
         # LogBERT offers the shared key scores less miss_count, plus the CLS distance.
         scores = {key: shared[key] for key in SCORES if key in shared}
-        scores["distance"] = (cls_hidden.float() - center).norm(dim=1)
+        scores["distance"] = stats.distance
         extras = {key: value for key, value in scores.items() if key != self.config.score}
-        explanations = explain_targets(ids, targets, rank, nll, self.config.explain_top_k,
+        explanations = explain_targets(ids, targets, stats.rank, nll, self.config.explain_top_k,
                                        self.vocab)
         return SessionScores(score=scores[self.config.score], extras=extras,
                              explanations=explanations)
 
-    def _position_stats(self, model, ids, attention, targets) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rank (1 = top prediction) and NLL of every target, each predicted while masked."""
-        rank = torch.zeros(ids.shape, dtype=torch.long, device=ids.device)
-        nll = torch.zeros(ids.shape, dtype=torch.float32, device=ids.device)
+    def _window_stats(self, model, ids, attention, targets) -> WindowStats:
+        """Rank and NLL of every target (each predicted while masked) and the CLS distance."""
         passes = min(self.config.scoring_passes, max(int(targets.sum(dim=1).max()), 1))
-        for pass_index in range(passes):
-            masked = scoring_mask(targets, passes, pass_index)
-            rows = masked.any(dim=1)   # sessions too short for this pass sit it out
-            if not bool(rows.any()):
-                continue
-            masked_ids = torch.where(masked, torch.full_like(ids, MASK), ids)
-            logits, _ = model(masked_ids[rows], attention[rows], masked[rows])
-            rank[masked], nll[masked] = rank_and_nll(logits, ids[masked])
-        return rank, nll
+        return window_stats(model, unwrap(model), ids, attention, targets, passes,
+                            self._window_cache)
