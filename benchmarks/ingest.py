@@ -133,7 +133,7 @@ def measure_reader(paths: list[str], with_tokens: bool) -> dict:
 
 
 def measure_prepare(paths: list[str], workers: int, cache_dir: str) -> dict:
-    from radar.data.cache import prepare_files
+    from radar.data.cache_build import prepare_files
 
     shutil.rmtree(cache_dir, ignore_errors=True)
     started = time.perf_counter()
@@ -182,7 +182,7 @@ def parallel_headroom() -> float:
 def run_measurement(argv: list[str]) -> None:
     """Child entry: ``--measure KIND ARG PATH...``; prints one JSON line."""
     kind, arg, paths = argv[0], argv[1], argv[2:]
-    module = {"reader": "radar.data.reader", "prepare": "radar.data.cache",
+    module = {"reader": "radar.data.reader", "prepare": "radar.data.cache_build",
               "gather": "radar.data.cache"}.get(kind)
     if module:                      # import time is not part of the step
         importlib.import_module(module)

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from radar.config import load_config
-from radar.data.cache import cache_dir_for, open_prepared, prepare_files
+from radar.data.cache import cache_dir_for, open_prepared
+from radar.data.cache_build import prepare_files
 from radar.data.dataset import SessionCorpus
 from radar.data.sampling import BucketBatchSampler
 from radar.data.synth import generate
@@ -124,7 +125,7 @@ def main() -> None:
         det = detector_for(size)
         for label, pad_to in (("bucketed, padded to batch", None), ("padded to 512", 512)):
             torch.manual_seed(0)
-            model = det.build_model(data.vocab).to(device)
+            model = det.build_model(data.vocab, data.window).to(device)
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             result = time_training(det, model, data, batches, device, args.precision, pad_to)

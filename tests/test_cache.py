@@ -1,4 +1,5 @@
-"""The prepared cache: round trip, gather, freshness, atomicity, parallelism (radar.data.cache)."""
+"""The prepared cache: round trip, gather, freshness, atomicity, parallelism
+(radar.data.cache, radar.data.cache_build)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,9 @@ import numpy as np
 import pytest
 from test_reader import dump_sessions, make_sessions, write_day
 
-from radar.data import cache
-from radar.data.cache import (
-    cache_dir_for,
-    is_prepared_and_fresh,
-    open_prepared,
-    prepare_file,
-    prepare_files,
-)
+from radar.data import cache_build
+from radar.data.cache import cache_dir_for, is_prepared_and_fresh, open_prepared
+from radar.data.cache_build import prepare_file, prepare_files
 from radar.data.reader import read_record_at
 from radar.errors import DataError
 
@@ -183,7 +179,7 @@ def test_an_interrupted_prepare_leaves_no_cache(tmp_path, monkeypatch, step):
     def fail(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cache, step, fail)
+    monkeypatch.setattr(cache_build, step, fail)
     day = write_day(tmp_path / "data" / "a.json", make_sessions(5))
     with pytest.raises(KeyboardInterrupt):
         prepare_file(day, tmp_path / "cache")
@@ -194,7 +190,7 @@ def test_a_failure_while_writing_arrays_leaves_no_cache(tmp_path, monkeypatch):
     def fail(self, batch):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(cache._DayWriter, "add", fail)
+    monkeypatch.setattr(cache_build._DayWriter, "add", fail)
     day = write_day(tmp_path / "data" / "a.json", make_sessions(5))
     with pytest.raises(RuntimeError):
         prepare_file(day, tmp_path / "cache")
@@ -285,3 +281,31 @@ def test_parallel_strict_failure_raises_the_data_error(tmp_path):
     with pytest.raises(DataError) as caught:
         prepare_files(days, tmp_path / "cache", workers=2, strict=True)
     assert caught.value.index == 2 and caught.value.file == str(days[1])
+
+
+def test_an_edit_in_place_with_the_same_size_and_mtime_is_noticed(tmp_path):
+    day = write_day(tmp_path / "data" / "a.json", make_sessions(5))
+    assert not prepare_files([day], tmp_path / "cache")[0].skipped
+    old_first = int(open_prepared(cache_dir_for(day, tmp_path / "cache")).events[0])
+    before = day.stat()
+    data = bytearray(day.read_bytes())
+    first_event = data.index(b'"event_sequence": [') + len(b'"event_sequence": [')
+    data[first_event] = ord("7") if data[first_event] != ord("7") else ord("8")
+    day.write_bytes(bytes(data))                       # same size, one event changed
+    os.utime(day, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert day.stat().st_size == before.st_size and day.stat().st_mtime_ns == before.st_mtime_ns
+    assert not is_prepared_and_fresh(day, tmp_path / "cache")
+    redone = prepare_files([day], tmp_path / "cache")[0]
+    assert not redone.skipped
+    assert int(open_prepared(cache_dir_for(day, tmp_path / "cache")).events[0]) != old_first
+    assert prepare_files([day], tmp_path / "cache")[0].skipped
+
+
+def test_a_cache_from_before_signatures_is_prepared_again(tmp_path):
+    day = write_day(tmp_path / "data" / "a.json", make_sessions(5))
+    prepare_files([day], tmp_path / "cache")
+    meta_path = cache_dir_for(day, tmp_path / "cache") / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["source"] = {key: meta["source"][key] for key in ("name", "path", "size", "mtime_ns")}
+    meta_path.write_text(json.dumps(meta))
+    assert not prepare_files([day], tmp_path / "cache")[0].skipped

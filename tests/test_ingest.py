@@ -17,7 +17,8 @@ from conftest import SHARED_DATA
 
 from radar.cli import cli
 from radar.config import shipped_config
-from radar.data.cache import cache_dir_for, open_prepared, prepare_files
+from radar.data.cache import cache_dir_for, open_prepared
+from radar.data.cache_build import prepare_files
 from radar.data.labels import read_labels
 from radar.errors import RadarError
 from radar.ingest import IngestOptions, ingest

@@ -14,7 +14,8 @@ from toy import ToyDetector, pattern_sessions, write_day
 
 from radar.checkpoint import load_checkpoint, step_checkpoints
 from radar.config import load_config
-from radar.data.cache import cache_dir_for, open_prepared, prepare_files
+from radar.data.cache import cache_dir_for, open_prepared
+from radar.data.cache_build import prepare_files
 from radar.data.dataset import SessionCorpus
 from radar.data.vocab import EventVocab
 from radar.distributed import DistInfo
@@ -47,7 +48,7 @@ def config_for(out, **training):
 def train(corpus, out, *, noisy=True, resume=None, stop_at=None, **training):
     torch.manual_seed(0)
     detector = ToyDetector(noisy=noisy)
-    model = detector.build_model(corpus.vocab)
+    model = detector.build_model(corpus.vocab, corpus.window)
 
     def on_step(trainer):
         if stop_at is not None and trainer.step == stop_at:
@@ -130,7 +131,7 @@ def test_no_weight_decay_on_biases_and_norms():
 def test_sigterm_saves_and_reports_interrupted(corpus, tmp_path):
     torch.manual_seed(0)
     detector = ToyDetector()
-    model = detector.build_model(corpus.vocab)
+    model = detector.build_model(corpus.vocab, corpus.window)
 
     def on_step(trainer):
         if trainer.step == 2:
@@ -154,7 +155,7 @@ def _ddp_worker(rank, world, store, root, out, queue):
         corpus = make_corpus(root)
         torch.manual_seed(0)
         detector = ToyDetector(noisy=False)
-        model = detector.build_model(corpus.vocab)
+        model = detector.build_model(corpus.vocab, corpus.window)
         trainer = Trainer(detector, model, config_for(out, batch_size=4), corpus, corpus,
                           device=torch.device("cpu"), output_dir=out,
                           dist_info=DistInfo(rank, rank, world), log=lambda message: None)
@@ -188,7 +189,7 @@ def test_two_process_gloo_matches_single_process_on_same_global_batch(tmp_path):
 
 def test_out_of_memory_names_the_batch_and_the_fix(corpus, tmp_path, monkeypatch):
     detector = ToyDetector()
-    model = detector.build_model(corpus.vocab)
+    model = detector.build_model(corpus.vocab, corpus.window)
 
     def explode(model, batch):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
@@ -204,3 +205,95 @@ def test_out_of_memory_names_the_batch_and_the_fix(corpus, tmp_path, monkeypatch
     assert "training.batch_size=8" in message
     assert "--set training.batch_size=4" in message
     assert "--set training.grad_accum_steps=2" in message
+
+
+def metric_keys(out):
+    return [(r["kind"], r["step"], r["epoch"]) for r in read_metrics(out)]
+
+
+def test_auto_resume_takes_the_furthest_valid_checkpoint_after_a_crash(corpus, tmp_path):
+    """A kill -9 leaves last.pt stale, the newest file not the furthest, one checkpoint
+    cut short and a temp file behind: resume skips the damaged one (saying so), goes on
+    from the furthest, removes the temp file and ends as an uninterrupted run."""
+    from radar.checkpoint import resolve_resume
+
+    straight, _ = train(corpus, tmp_path / "a")
+    crashed = tmp_path / "b"
+    train(corpus, crashed)
+    for name in ("checkpoint_step_12.pt", "best_model.pt"):      # killed before these
+        (crashed / name).unlink()
+    (crashed / "last.pt").write_bytes((crashed / "checkpoint_step_4.pt").read_bytes())
+    damaged = crashed / "epoch_2.pt"                       # step 10: the furthest
+    damaged.write_bytes(damaged.read_bytes()[:1000])
+    os.utime(crashed / "checkpoint_step_4.pt")             # the newest file, step 4 only
+    (crashed / ".checkpoint_step_12.pt.x1y2.tmp").write_bytes(b"partial")
+    warnings = []
+    start = resolve_resume("auto", crashed, warn=warnings.append)
+    assert start.name == "checkpoint_step_8.pt"
+    assert len(warnings) == 1 and "epoch_2.pt" in warnings[0]
+    resumed, final = train(corpus, crashed, resume=start)
+    assert final.step == 12 and not list(crashed.glob(".*.tmp"))
+    for key, value in weights(straight.raw_model).items():
+        torch.testing.assert_close(resumed.raw_model.state_dict()[key], value)
+    assert metric_keys(crashed) == metric_keys(tmp_path / "a")
+
+
+def test_resume_at_an_epoch_end_repeats_no_metrics_record(corpus, tmp_path):
+    """Step 5 ends epoch 1 and is also a save and validation step: the step checkpoint
+    is written before the epoch-end validation, so a resume from it must keep only what
+    the file held when it was saved."""
+    every5 = {"save_interval": 5, "eval_interval": 5}
+    train(corpus, tmp_path / "a", **every5)
+    train(corpus, tmp_path / "b", stop_at=7, **every5)
+    train(corpus, tmp_path / "b", resume=tmp_path / "b" / "checkpoint_step_5.pt", **every5)
+    expected = metric_keys(tmp_path / "a")
+    assert metric_keys(tmp_path / "b") == expected
+    assert len(expected) == len(set(expected))
+
+
+def test_a_fresh_run_in_a_used_folder_starts_its_metrics_over(corpus, tmp_path):
+    train(corpus, tmp_path)
+    first = metric_keys(tmp_path)
+    train(corpus, tmp_path)
+    assert metric_keys(tmp_path) == first
+
+
+def test_auto_resume_without_a_usable_checkpoint_is_one_clear_error(tmp_path):
+    from radar.checkpoint import resolve_resume
+    from radar.errors import RadarError
+
+    (tmp_path / "last.pt").write_bytes(b"not a checkpoint")
+    warnings = []
+    with pytest.raises(RadarError, match="no usable checkpoint"):
+        resolve_resume("auto", tmp_path, warn=warnings.append)
+    assert "last.pt" in warnings[0]
+
+
+def test_resume_with_another_vocabulary_names_the_file_and_the_mismatch(corpus, tmp_path):
+    from radar.errors import RadarError
+
+    train(corpus, tmp_path, total_steps=2)
+    other = SessionCorpus(corpus.days, EventVocab(np.arange(1, 9)), window=16)
+    with pytest.raises(RadarError) as info:
+        train(other, tmp_path, resume=tmp_path / "last.pt")
+    message = str(info.value)
+    assert str(tmp_path / "last.pt") in message and "embed.weight is [" in message
+    assert "vocabulary" in message and "\n" not in message
+
+
+def test_load_model_state_reports_missing_unknown_and_resized_weights(tmp_path):
+    from radar.checkpoint import load_model_state
+    from radar.errors import RadarError
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
+    state = torch.nn.Sequential(torch.nn.Linear(4, 3)).state_dict()
+    state["extra.weight"] = torch.zeros(1)
+    with pytest.raises(RadarError) as info:
+        load_model_state(model, state, tmp_path / "m.pt", "the toy model")
+    message = str(info.value)
+    assert message.startswith(f"checkpoint {tmp_path / 'm.pt'} does not fit the toy model")
+    assert "0.weight is [3, 4] in the checkpoint, [4, 4] here" in message
+    assert "2 weight(s) missing: 1.weight, 1.bias" in message
+    assert "1 unknown weight(s): extra.weight" in message
+    good = torch.nn.Linear(4, 4)
+    load_model_state(good, torch.nn.Linear(4, 4).state_dict(), "x.pt", "a linear layer")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
 
 from radar.console import console, err_console
 from radar.data.files import DEFAULT_PATTERN
+from radar.data.selection import default_workers
 
 _PATTERN = click.option("--pattern", default=DEFAULT_PATTERN, show_default=True,
                         help="File name pattern inside PATH (*.jsonl twins are found too).")
@@ -21,10 +21,6 @@ _VOCAB = click.option("--vocab-size", type=click.IntRange(min=1), default=None,
                       help="Treat records with token ids at or above this size as bad.")
 _WORKERS = click.option("--workers", default=None, type=click.IntRange(min=1),
                         help="Files read at once, in separate processes (default: up to 4).")
-
-
-def _default_workers() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
 
 
 def _mb(n_bytes: int) -> str:
@@ -108,7 +104,7 @@ def validate_command(path: Path, pattern: str, max_seq_length: int, vocab_size: 
     files = find_day_files(path, pattern)
     with _file_progress(len(files), "validating", quiet=as_json) as advance:
         stats = collect_stats(files, max_seq_length=max_seq_length, vocab_size=vocab_size,
-                              strict=strict, workers=workers or _default_workers(),
+                              strict=strict, workers=workers or default_workers(),
                               progress_callback=advance)
     if as_json:
         click.echo(json.dumps(stats.to_dict(), ensure_ascii=False, indent=2))
@@ -270,11 +266,11 @@ def prepare_command(path: Path, cache_dir: Path, workers: int | None, pattern: s
     Files already prepared and unchanged are skipped. Training and detection read the
     cache, not the JSON.
     """
-    from radar.data.cache import prepare_files
+    from radar.data.cache_build import prepare_files
     from radar.data.files import find_day_files
 
     files = find_day_files(path, pattern)
-    workers = workers or _default_workers()
+    workers = workers or default_workers()
     with _file_progress(len(files), "preparing") as advance:
         results = prepare_files(files, cache_dir, workers=workers,
                                 max_seq_length=max_seq_length, strict=strict,
