@@ -1,0 +1,84 @@
+"""examples/radar-unigram as an outsider uses it: pip-installed from its own pyproject.toml
+into a scratch folder (never the user's site-packages, nothing downloaded), then found by
+`radar` in a separate process through the ``radar`` entry-point group alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from radar.config import shipped_config
+from radar.data.synth import generate
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "radar-unigram"
+SESSIONS_PER_DAY = 120
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """The example pip-installed into ``ROOT/site``; returns ROOT."""
+    root = tmp_path_factory.mktemp("example_plugin")
+    # Build from a copy: pip's in-tree build would leave build/ and *.egg-info behind.
+    source = root / "radar-unigram"
+    shutil.copytree(EXAMPLE, source,
+                    ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    pip = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
+           "--no-index", "--quiet", "--target", str(root / "site"), str(source)]
+    done = subprocess.run(pip, check=False, capture_output=True, text=True,
+                          env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    assert done.returncode == 0, done.stderr
+    return root
+
+
+def radar(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """``radar ARGS`` in a fresh interpreter that has ``ROOT/site`` on its path."""
+    environ = {key: value for key, value in os.environ.items()
+               if key not in ("RADAR_PLUGINS", "RADAR_LOAD_PLUGINS")}
+    paths = [str(root / "site"), environ.get("PYTHONPATH", "")]
+    environ.update(PYTHONPATH=os.pathsep.join(p for p in paths if p), COLUMNS="200",
+                   OMP_NUM_THREADS="1", **env)
+    command = [sys.executable, "-c", "from radar.cli import main; main()", *args]
+    return subprocess.run(command, check=False, capture_output=True, text=True, env=environ,
+                          timeout=300)
+
+
+def test_radar_plugins_lists_the_installed_package_with_its_version(installed):
+    listed = radar(installed, "plugins", "--json")
+    assert listed.returncode == 0, listed.stderr
+    payload = json.loads(listed.stdout)
+    assert payload["failures"] == []
+    (unigram,) = [p for p in payload["plugins"] if p["name"] == "unigram"]
+    assert unigram == {"name": "unigram", "version": "0.1.0", "hooks": ["register_detectors"],
+                       "detectors": ["unigram"], "scorers": []}
+
+
+def test_radar_run_trains_calibrates_and_scores_with_the_plugin(installed):
+    root = installed
+    generate(root / "data", days=3, sessions=SESSIONS_PER_DAY, anomaly_rate=0.1, seed=7)
+    run = root / "run"
+    settings = [f"output_dir={run}", f"data.cache_dir={root / 'cache'}",
+                "training.total_steps=20", "training.log_interval=10",
+                "training.save_interval=10", "training.batch_size=32",
+                "detection.batch_size=64", "data.max_seq_length=64",
+                "models.unigram.explain_top_k=2"]
+    args = ["run", "--detector", "unigram", "--config", str(shipped_config("demo")),
+            "--data", str(root / "data"), "--labels", str(root / "data" / "labels.csv")]
+    for setting in settings:
+        args += ["--set", setting]
+    result = radar(root, *args)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (run / "best_model.pt").is_file()
+    records = json.loads((run / "anomaly_results.json").read_text())
+    assert len(records) == SESSIONS_PER_DAY           # the one validation day, every session
+    assert all(r["anomaly_score"] > 0 for r in records)  # an NLL: every event costs something
+    assert {len(r["top_positions"]) for r in records} <= {1, 2}
+    assert all(p["kind"] in ("event", "unseen") for r in records for p in r["top_positions"])
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["sessions"] == SESSIONS_PER_DAY
+    assert summary["anomalies"] == sum(r["is_anomaly"] for r in records)
