@@ -200,3 +200,16 @@ def test_validate_on_a_slice_of_public_hdfs_sessions(tmp_path):
     assert data["n_sessions"] == 300
     assert data["vocabulary"]["distinct_events"] == len({e for r in rows for e in r["events"]})
     assert data["sequence_length"]["max"] == max(len(r["events"]) for r in rows)
+
+
+def test_validate_checks_original_logs_and_session_key_types(tmp_path):
+    from test_reader import make_sessions, write_day
+
+    sessions = make_sessions(4, keys=True)
+    sessions[1]["original_logs"] = "one string, not a list"
+    sessions[2]["session_key"] = 7
+    write_day(tmp_path / "preprocessed_logs_2025-01-01.json", sessions)
+    result = CliRunner().invoke(cli, ["validate", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["bad_records"]["by_kind"] == {"wrong_type": 2} and data["n_sessions"] == 2

@@ -483,3 +483,12 @@ def test_read_record_at_a_deeply_nested_record_is_a_data_error(tmp_path):
     path.write_text('[{"session_id": 1, "x": ' + deep() + "}]")
     with pytest.raises(DataError):
         read_record_at(path, 1)
+
+
+def test_read_record_at_checks_the_fields_it_returns(tmp_path):
+    sessions = make_sessions(2)
+    sessions[1]["original_logs"] = "one string, not a list of lines"
+    path = write_day(tmp_path / "day.json", sessions)
+    second = list(iter_sessions(path))[1]
+    with pytest.raises(DataError, match="original_logs must be an array of strings"):
+        read_record_at(path, second["_offset"], fields=("session_id", "original_logs"))

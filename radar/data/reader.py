@@ -44,6 +44,7 @@ from radar.data.records import (
     BadRecord,
     ReadReport,
     RecordLimits,
+    check_optional,
     check_record,
     check_tokens,
 )
@@ -632,4 +633,7 @@ def read_record_at(path, offset: int, fields=None) -> dict:
                 tried, buf = max(1, len(buf) - _ANCHOR_MAX), buf + chunk
     if fields is None:
         return record
+    problem = check_optional(record, tuple(fields))
+    if problem is not None:
+        raise DataError(f"bad record ({problem[0]}): {problem[1]}", file=str(path), offset=offset)
     return {name: record.get(name) for name in fields}

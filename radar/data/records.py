@@ -129,7 +129,8 @@ def _check_event_sequence(value: Any) -> tuple[str, str] | None:
     return None
 
 
-def _check_optional(obj: dict, fields: tuple[str, ...]) -> tuple[str, str] | None:
+def check_optional(obj: dict, fields: tuple[str, ...]) -> tuple[str, str] | None:
+    """``(kind, detail)`` when an optional field among ``fields`` has the wrong type."""
     for name in ("token_ids", "attention_mask"):
         value = obj.get(name)
         if name in fields and value is not None:
@@ -166,7 +167,7 @@ def check_record(obj: Any, limits: RecordLimits) -> tuple[str, str] | None:
             return WRONG_TYPE, f"{name} must be true or false, got {_type_name(obj[name])}"
     if not isinstance(obj["service_name"], str):
         return WRONG_TYPE, f"service_name must be a string, got {_type_name(obj['service_name'])}"
-    problem = _check_optional(obj, limits.fields)
+    problem = check_optional(obj, limits.fields)
     if problem:
         return problem
     return check_tokens(obj, limits)
