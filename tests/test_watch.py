@@ -464,3 +464,31 @@ def test_metrics_speak_prometheus():
     text = metrics.render()
     assert 'radar_watch_sessions_closed_total{reason="idle"} 1' in text
     assert "radar_watch_alert_latency_seconds_count 1" in text
+
+
+def test_a_quiet_pipe_closes_its_sessions_by_wall_clock_and_exits_when_closed(
+        trained, tmp_path):
+    """Real stdin pipe, kept open: the sessions close by --wall-timeout, not by EOF."""
+    log, _ = stream_log(tmp_path, n_blocks=12, seed=31)
+    alerts = tmp_path / "alerts.jsonl"
+    args = [str(a) for a in watch_args(trained, tmp_path, "--all", "--alerts", alerts,
+                                       "--wall-timeout", "1", "--stats-interval", "0.5",
+                                       "-")]
+    proc = subprocess.Popen([sys.executable, "-m", "radar.cli", *args], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc.stdin.write(log.read_bytes())
+    proc.stdin.flush()
+    deadline = time.monotonic() + 120
+    while count_lines(alerts) < 13:                   # 12 blocks + the novel line
+        assert proc.poll() is None and time.monotonic() < deadline, "no wall-clock close"
+        time.sleep(0.05)
+    proc.stdin.close()
+    assert proc.wait(timeout=60) == 0
+    records = read_jsonl(alerts)
+    assert {r["closed_by"] for r in records} == {"wall_idle"}
+    assert all(1.0 <= _seconds(r["closed_at"]) - _seconds(r["first_seen"]) for r in records)
+    assert "lines (" in proc.stderr.read().decode()   # the stats line
+
+
+def _seconds(text: str) -> float:
+    return dt.datetime.fromisoformat(text).timestamp()

@@ -19,6 +19,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from radar.ingest import IngestSummary, _Reader
+from radar.ingest.deadline import LineDeadline
 from radar.ingest.grouping import KeyGrouper, Session
 from radar.ingest.inputs import BadLine, snippet
 
@@ -77,7 +78,9 @@ class OnlineSessions:
         self.plan, self.store = plan, store
         self._collector = _Collector()
         self.summary = IngestSummary(Path("-"), plan.fmt.name, plan.spec.group_by)
-        self._reader = _Reader(plan, store, self._collector, self.summary)
+        # ingest's per-line time limit is armed per file by its own file loop, which the
+        # watcher does not use; here it stays unarmed
+        self._reader = _Reader(plan, store, self._collector, self.summary, LineDeadline())
         self.grouper = self._reader.grouper
         self.keyed = isinstance(self.grouper, KeyGrouper)
         self.end_regex, self.max_events = end_regex, max_events

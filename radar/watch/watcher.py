@@ -123,17 +123,19 @@ class Watcher:
     # -------------------------------------------------------------- the loop
     def run(self) -> dict:
         """Watch until the input ends (stdin closed, ``--once``) or SIGTERM/SIGINT."""
-        previous = signal.signal(signal.SIGTERM, self._request_stop)
+        # A signal only sets a flag: the loop stops between two read batches, never
+        # inside one, so the checkpoint's offsets match its open sessions.
+        previous = {number: signal.signal(number, self._request_stop)
+                    for number in (signal.SIGTERM, signal.SIGINT)}
         try:
             if self.outbox:                     # the batch a crash interrupted
                 self._deliver(self.outbox)
                 self.outbox = []
                 self._checkpoint()
             self._loop()
-        except KeyboardInterrupt:
-            self._stop = True
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for number, handler in previous.items():
+                signal.signal(number, handler)
             if self._stop:                      # keep open sessions for the next start
                 self._flush()
             self.sources.close()
