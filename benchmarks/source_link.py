@@ -10,10 +10,11 @@ prints, measure false links. Prints a Markdown table per template and the summar
 
     python benchmarks/source_link.py
 
-``--unseen SRC LOG`` adds a check on code and logs the rules were not tuned on: LogHub's
+``--unseen SRC LOG`` adds a check on code and logs the rules were not tuned on, e.g. LogHub's
 ``Zookeeper_2k.log`` (ZooKeeper 3.4, 2015; log4j names the logging class in each line,
-``[thread:Class@line]``) against a ZooKeeper source tree: the share of lines linked, and of
-those, the share linked to a file of the class the line names::
+``[thread:Class@line]``) against a ZooKeeper source tree, or ``OpenStack_2k.log`` (nova,
+2017; each line names its module's logger) against nova's: the share of lines linked, and
+of those, the share linked to the file of the class or module the line names::
 
     python benchmarks/source_link.py --unseen zookeeper/ loghub/Zookeeper/Zookeeper_2k.log
 """
@@ -151,13 +152,17 @@ def false_links(linker: SourceLinker) -> tuple[int, int, float]:
             max(link.score for link in scores))
 
 
-_LOGGING_CLASS = re.compile(r"(\w+)(?:\$\w+)?@\d+\] - ")
+# Where a line says it was logged: log4j's [thread:Class@line], or a Python logger named
+# after its module (oslo.log's "INFO nova.compute.manager [req-...]").
+_LOGGING_CLASS = re.compile(r"(\w+)(?:\$\w+)?@\d+\] - |"
+                            r" (?:DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]*\.(\w+) \[")
 
 
 def unseen_check(source: Path, log: Path, work: Path) -> dict:
     """Lines of ``log`` linked into ``source``, and how many to the class the line names."""
     started = time.perf_counter()
-    summary = build_index([source], work / "unseen.jsonl", ExtractOptions())
+    summary = build_index([source], work / "unseen.jsonl", ExtractOptions(),
+                          exclude=("*/tests/*", "*/test/*"))
     index_s = time.perf_counter() - started
     linker = SourceLinker(SourceIndex.load(work / "unseen.jsonl"))
     lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -169,7 +174,7 @@ def unseen_check(source: Path, log: Path, work: Path) -> dict:
         if statement is None or found is None:
             continue
         linked += 1
-        agree += Path(statement["file"]).stem == found.group(1)
+        agree += Path(statement["file"]).stem == (found.group(1) or found.group(2))
     return {"files": summary.files, "statements": summary.statements,
             "mb": summary.bytes_parsed / 1e6, "index_s": index_s, "lines": len(lines),
             "named": named, "linked": linked, "agree": agree}
@@ -205,7 +210,7 @@ def print_table(rows: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--unseen", nargs=2, type=Path, metavar=("SRC", "LOG"),
-                        help="also link LOG's lines (log4j [thread:Class@line] format) "
+                        help="also link LOG's lines (naming their class or module logger) "
                              "into the source tree SRC")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

@@ -56,6 +56,7 @@ class Worker:
         logger.log(logging.WARNING, "disk %s full" % job)
         logger.exception("crashed while handling %s", job, exc_info=True)
         print("done", job)
+        LOG.warning(_LW("Instance %s vanished"), job)
 """
 
 GO = """\
@@ -147,6 +148,7 @@ def test_python_statements(tmp_path):
     assert _texts(found[14]) == ["crashed while handling <*>"]
     assert found[14]["level"] == "error"
     assert _texts(found[15]) == ["done <*>"]                             # print joins by spaces
+    assert _texts(found[16]) == ["Instance <*> vanished"]                # gettext's _LW()
 
 
 def test_go_statements(tmp_path):

@@ -97,6 +97,25 @@ def test_raw_lines_link_through_the_line_format(linker):
     assert _where(linker.link_line("queue jobs-8 drained, 99 messages left")) == ("queue.py", 5)
 
 
+@pytest.mark.parametrize("line", [
+    "INFO:root:queue jobs-7 drained, 12 messages left",
+    ("2024-05-01 12:00:00.008 2931 WARNING app.queue.worker [req-1f2e - - -] queue q drained, "
+     "0 messages left"),
+    "2015-07-29 17:41:44,747 - INFO  [main:Queue@78] - queue q drained, 3 messages left",
+    "12:00:01.123 INFO [pool-2] c.a.Queue - [job: 7f] queue q drained, 3 messages left",
+])
+def test_raw_lines_of_other_formats(linker, line):
+    """Headers with a level word, thread and logger fields, and a leading [context] that a
+    logging framework adds, are not part of the message."""
+    link = linker.link_line(line)
+    assert _where(link) == ("queue.py", 5) and link.score == 1.0
+
+
+def test_template_with_framework_context(linker):
+    assert _where(linker.link_template("[instance: <*>] Deleting block <*> file <*>")) == (
+        "store/BlockStore.java", 5)
+
+
 def test_generic_statement_does_not_swallow_long_text():
     short = tokenize(["Error: ", None])
     exact = tokenize(log_pieces("Error: <*>"))

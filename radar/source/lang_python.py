@@ -4,8 +4,13 @@
 
 from __future__ import annotations
 
+import re
+
 from radar.source.extract import FileExtractor, is_logger_name, level_of, string_parts, text_of
 from radar.source.templates import SLOT, Parts
+
+# Translation functions whose result is their text: gettext's _(), oslo's _LI()/_LW()/_LE().
+_TRANSLATION = re.compile(r"^(?:_\w{0,3}|gettext|ugettext|lazy_gettext|gettext_lazy)$")
 
 
 class PythonExtractor(FileExtractor):
@@ -94,6 +99,10 @@ class PythonExtractor(FileExtractor):
 
     def _call_parts(self, node) -> Parts:
         function = node.child_by_field_name("function")
+        args = _arguments(node)
+        if function.type == "identifier" and _TRANSLATION.match(text_of(function, self.source)) \
+                and len(args) == 1:
+            return self.expression_parts(args[0])       # _("text"), _LW("text"): gettext
         if function.type == "attribute":
             name = text_of(function.child_by_field_name("attribute"), self.source)
             receiver = function.child_by_field_name("object")

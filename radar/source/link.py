@@ -89,11 +89,12 @@ def read_templates(path: str | Path) -> dict[str, str]:
 
 # Any other header: whatever comes before a level word near the start, then up to two
 # thread or logger fields: "[main]", "[pool-1[x]/y@774]", a logger glued to its colon
-# ("INFO:root:msg") or dotted ("WARN c.a.Pool: msg", "ERROR o.a.C.[Tomcat] - msg").
-GENERIC_HEADER = (r"(?:.{0,80}?[\s\[(|:,-])?(?P<level>TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|"
-                  r"ERROR|ERR|FATAL|CRITICAL|SEVERE)[\])|:]*\s*(?:-\s+)?"
+# ("INFO:root:msg") or dotted ("WARN c.a.Pool: msg", "ERROR o.a.C.[Tomcat] - msg",
+# "INFO nova.compute.manager [req-1 - -] msg").
+GENERIC_HEADER = (r"(?:.{0,80}?[\s\[(|:,-])?(?P<level>TRACE|DEBUG|INFO|NOTICE|WARNING|WARN|"
+                  r"ERROR|ERR|FATAL|CRITICAL|SEVERE)(?![A-Za-z])[\])|:]*\s*(?:-\s+)?"
                   r"(?:(?:\[(?:[^\[\]]|\[[^\]]*\])*\]|[\w$/-]+:(?=\S)"
-                  r"|[\w$/-]+(?:\.[\w$/\[\]-]+)+(?=:\s|\s+-\s))\s*[:-]?\s*){0,2}"
+                  r"|[\w$/-]+(?:\.[\w$/\[\]-]+)+(?=:\s|\s+-\s|\s+\[))\s*[:-]?\s*){0,2}"
                   r"(?P<content>.*)")
 
 

@@ -32,6 +32,7 @@ from radar.source.templates import Template, constant_length
 GAP = None
 WILDCARD = re.compile(r"<\*>|<[A-Z][A-Z0-9_]*>")
 _TOKEN = re.compile(r"[A-Za-z]+|\d+|[^\sA-Za-z\d]")
+_CONTEXT = re.compile(r"\s*\[[^\]]*\]\s*(?=\S)")
 _SEPARATORS = frozenset(":=,;()[]{}<>\"'")
 _SPACES = re.compile(r"(?:\\\s)+")      # escaped whitespace in re.escape's output
 TEXT_IN_SLOT = 0.35     # each word of plain text a slot has to swallow
@@ -115,6 +116,12 @@ def mask_values(tokens: Tokens) -> Tokens:
     weights = [0.0 if tokens.in_value[i] else tokens.weights[i] for i in keep]
     return Tokens(tuple(texts), tuple(weights), tuple(tokens.word_start[i] for i in keep),
                   tuple(tokens.in_value[i] for i in keep))
+
+
+def _without_context(text: str) -> str | None:
+    """``text`` without a leading bracketed group, or None when it has none."""
+    found = _CONTEXT.match(text)
+    return text[found.end():] if found else None
 
 
 def log_pieces(text: str) -> list:
@@ -230,11 +237,28 @@ class Matcher:
         self._patterns: dict[int, re.Pattern] = {}
 
     def link_template(self, text: str) -> Link:
-        return self._link(tokenize(log_pieces(text)), None)
+        """The best statement for a template; a leading ``[...]`` group (context a logging
+        framework adds, e.g. ``[instance: <*>]``) may be left out."""
+        link = self._link(tokenize(log_pieces(text)), None)
+        rest = _without_context(text)
+        if rest is not None:
+            other = self._link(tokenize(log_pieces(rest)), None)
+            link = other if other.score > link.score else link
+        return link
 
     def link_line(self, content: str, level: str | None = None) -> Link:
-        """A raw line's message: statements that print it exactly (a regular expression
-        per template) need no alignment; the best other candidate gives the runner-up."""
+        """The best statement for a raw line's message (a leading ``[...]`` group may be
+        left out, as for templates)."""
+        link = self._link_line(content, level)
+        rest = _without_context(content)
+        if rest is not None and link.score < 1.0:
+            other = self._link_line(rest, level)
+            link = other if other.score > link.score else link
+        return link
+
+    def _link_line(self, content: str, level: str | None) -> Link:
+        """Statements that print the line exactly (a regular expression per template) need
+        no alignment; the best other candidate gives the runner-up."""
         log = mask_values(tokenize([content]))
         shortlist = self._shortlist(log)
         exact = [v for v in shortlist if self._pattern(v).fullmatch(content)]
