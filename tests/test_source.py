@@ -96,6 +96,21 @@ export function charge(amount: number): void {
 """
 
 
+SCALA = """\
+class BlockManager(x: Int) extends Logging {
+  private val PREFIX = "bm "
+  def register(id: String, mem: Long): Unit = {
+    logInfo(s"Registering block manager $id with ${Utils.bytesToString(mem)} RAM, $x")
+    logWarning("Lost " + id + " executor")
+    log.info("Got %s".format(id))
+    logDebug(f"took $mem%d ms")
+    logger.warn("Slow {} after {}", id, mem)
+    logInfo(PREFIX + "done")
+  }
+}
+"""
+
+
 def _index(tmp_path, files: dict[str, str], **options) -> SourceIndex:
     src = tmp_path / "src"
     for name, text in files.items():
@@ -177,6 +192,20 @@ def test_javascript_and_typescript_statements(tmp_path):
     typescript = _by_line(index, "web/pay.ts")
     assert _texts(typescript[2]) == ["charge of <*> declined"]
     assert typescript[2]["function"] == "charge"
+
+
+def test_scala_statements(tmp_path):
+    pytest.importorskip("tree_sitter_scala")
+    found = _by_line(_index(tmp_path, {"core/BlockManager.scala": SCALA}),
+                     "core/BlockManager.scala")
+    assert _texts(found[4]) == ["Registering block manager <*> with <*> RAM, <*>"]
+    assert (found[4]["level"], found[4]["function"], found[4]["class"]) == \
+        ("info", "register", "BlockManager")
+    assert _texts(found[5]) == ["Lost <*> executor"] and found[5]["level"] == "warn"
+    assert _texts(found[6]) == ["Got <*>"]                               # "...".format
+    assert _texts(found[7]) == ["took <*> ms"] and found[7]["level"] == "debug"   # f"$x%d"
+    assert _texts(found[8]) == ["Slow <*> after <*>"]                    # SLF4J {}
+    assert _texts(found[9]) == ["bm done"]                               # val constant
 
 
 def test_message_built_in_one_class_and_logged_in_another(tmp_path):

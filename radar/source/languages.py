@@ -1,8 +1,8 @@
 """Which files are source code, in which language, and the tree-sitter grammar of each.
 
 The grammars come from PyPI wheels (the ``source`` extra: ``tree-sitter``,
-``tree-sitter-java``, ``-python``, ``-go``, ``-javascript``, ``-typescript``); they are
-imported only when a file of their language is indexed.
+``tree-sitter-java``, ``-python``, ``-go``, ``-javascript``, ``-typescript``, ``-scala``);
+they are imported only when a file of their language is indexed.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from radar.source.lang_go import GoExtractor
 from radar.source.lang_java import JavaExtractor
 from radar.source.lang_js import JavaScriptExtractor
 from radar.source.lang_python import PythonExtractor
+from radar.source.lang_scala import ScalaExtractor
 
 # extension -> (language name, extractor, grammar module, function returning the grammar)
 LANGUAGES = {
@@ -29,6 +30,7 @@ LANGUAGES = {
     ".jsx": ("javascript", JavaScriptExtractor, "tree_sitter_javascript", "language"),
     ".ts": ("typescript", JavaScriptExtractor, "tree_sitter_typescript", "language_typescript"),
     ".tsx": ("tsx", JavaScriptExtractor, "tree_sitter_typescript", "language_tsx"),
+    ".scala": ("scala", ScalaExtractor, "tree_sitter_scala", "language"),
 }
 INSTALL_HINT = "install the source extra: pip install 'radar-logs[source]'"
 
