@@ -238,6 +238,42 @@ def test_message_built_in_one_class_and_logged_in_another(tmp_path):
     assert indirect[0]["function"] == "serve" and indirect[0]["level"] == "info"
 
 
+def test_functions_that_log_their_parameter(tmp_path):
+    """A helper logging its parameter: each call passing text is a statement at the call."""
+    helper = """\
+    class Environment {
+        static void logEnv(String msg, Logger log) {
+            for (String e : list()) {
+                log.info(msg + e);
+            }
+        }
+    }
+    """
+    caller = """\
+    class Server {
+        void start() {
+            Environment.logEnv("Server environment:", LOG);
+            names.put("not a log", LOG);
+        }
+    }
+    """
+    python = """\
+    class Job:
+        def note(self, text, *args):
+            self.log.info("job: " + text, *args)
+
+        def run(self):
+            self.note("started %s", self.name)
+    """
+    index = _index(tmp_path, {"Environment.java": helper, "Server.java": caller,
+                              "job.py": python})
+    calls = {(s["file"], s["line"]): s for s in index.statements if "logged_at" in s}
+    assert _texts(calls[("Server.java", 3)]) == ["Server environment:<*>"]
+    assert calls[("Server.java", 3)]["logged_at"]["file"] == "Environment.java"
+    assert ("Server.java", 4) not in calls        # a call to a function that does not log
+    assert _texts(calls[("job.py", 6)]) == ["job: started <*>"]
+
+
 @pytest.mark.parametrize(("text", "style", "expected"), [
     ("took %d ms (%.2f%%)", "printf", ["took ", None, " ms (", None, "%)"]),
     ("user {0} has {count} items {{raw}}", "brace", ["user ", None, " has ", None,

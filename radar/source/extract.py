@@ -98,6 +98,19 @@ def string_parts(node, source: bytes, interpolation) -> Parts:
     return parts
 
 
+def _parameter_index(parts: Parts) -> int | None:
+    """The index of the first parameter ``parts`` print, looking into formats and branches."""
+    for part in parts:
+        if isinstance(part, dict):
+            if "param" in part:
+                return part["index"]
+            for inner in [part.get("parts") or []] + list(part.get("alts") or []):
+                found = _parameter_index(inner)
+                if found is not None:
+                    return found
+    return None
+
+
 @functools.lru_cache(maxsize=64)
 def _query(language, node_types: frozenset[str]):
     from tree_sitter import Query
@@ -153,6 +166,18 @@ class FileExtractor:
     def expression_parts(self, node) -> Parts:
         raise NotImplementedError
 
+    def callee(self, node) -> tuple[str, str | None] | None:
+        """(function name, last name of its receiver or None) of a call node."""
+        return None
+
+    def call_arguments(self, node) -> list:
+        args = node.child_by_field_name("arguments")
+        return list(args.named_children) if args is not None else []
+
+    def parameters_of(self, function) -> list[str]:
+        """Parameter names of a function node, in the order callers pass them."""
+        return []
+
     def function_name(self, node) -> str | None:
         name = node.child_by_field_name("name")
         return text_of(name, self.source) if name is not None else None
@@ -161,8 +186,8 @@ class FileExtractor:
         return self.function_name(node)
 
     # -- the walk -----------------------------------------------------------------------
-    def run(self, tree) -> tuple[list[dict], list[dict]]:
-        """(statements, definitions) of the file parsed into ``tree``."""
+    def run(self, tree) -> tuple[list[dict], list[dict], list[dict]]:
+        """(statements, definitions, call sites passing text) of the file in ``tree``."""
         found = _captures(tree, self.call_types | self.declaration_types)
         calls = []
         for node in found:
@@ -172,21 +197,50 @@ class FileExtractor:
                 scope = self._enclosing_function(node)
                 self.declarations.setdefault(name, []).append(
                     Declaration(name, value, scope, node.start_byte, constant))
-        statements = [s for s in (self._statement(call) for call in calls) if s is not None]
+        statements, sites = [], []
+        for call in calls:
+            found = self.log_call(call)
+            if found is not None:
+                statement = self._statement(call, *found)
+                if statement is not None:
+                    statements.append(statement)
+            else:
+                site = self._call_site(call)
+                if site is not None:
+                    sites.append(site)
         statements.sort(key=lambda s: (s["line"], s["column"]))
-        return statements, self._definitions()
+        return statements, self._definitions(), sites
 
-    def _statement(self, call) -> dict | None:
-        found = self.log_call(call)
-        if found is None:
-            return None
-        level, logger, args, style = found
+    def _statement(self, call, level, logger, args, style) -> dict | None:
         self._call = call
         parts = self.message_parts(args, style)
         self._call = None
         if not parts:
             return None
-        return dict(self.position(call), level=level, logger=logger, parts=parts)
+        statement = dict(self.position(call), level=level, logger=logger, parts=parts)
+        index = _parameter_index(parts)
+        if index is not None:           # logs its own parameter: a wrapper, see resolve.py
+            statement["wrapper"] = {"index": index}
+        return statement
+
+    def _call_site(self, call) -> dict | None:
+        """A call passing text (a quote in an argument) to a function that may log it:
+        ``{name, receiver, args: {index: parts}}`` and where it is."""
+        callee = self.callee(call)
+        if callee is None:
+            return None
+        texts = {}
+        for index, arg in enumerate(self.call_arguments(call)[:4]):
+            if not any(quote in text_of(arg, self.source) for quote in "\"'`"):
+                continue
+            self._call = call
+            parts = self.expression_parts(arg)
+            self._call = None
+            if has_constant(parts):
+                texts[str(index)] = parts
+        if not texts:
+            return None
+        return dict(self.position(call), name=callee[0], receiver=callee[1], args=texts)
 
     def message_parts(self, args: list, style: str | None) -> Parts:
         """Parts of the message argument with its placeholders filled by the arguments
@@ -237,8 +291,14 @@ class FileExtractor:
 
     # -- names --------------------------------------------------------------------------
     def name_parts(self, name: str) -> Parts:
-        """A name at the current call: its local or file-level value, else a reference."""
+        """A name at the current call: its local or file-level value, a parameter of the
+        enclosing function, else a reference."""
         binding = self._binding(name)
+        if binding is None and self._call is not None:
+            function = self._enclosing_function(self._call)
+            names = self.parameters_of(function) if function is not None else []
+            if name in names:
+                return [{"param": name, "index": names.index(name)}]
         if binding is None or name in self._resolving:
             return [{"ref": name}]
         self._resolving.add(name)
@@ -279,8 +339,8 @@ class FileExtractor:
                 if not has_constant(parts):
                     continue
                 # A local is never a constant for other files, final or not.
-                out.append(dict(self.position(binding.value, at_statement=True), name=name, parts=parts,
-                                constant=binding.constant and binding.scope is None,
+                out.append(dict(self.position(binding.value, at_statement=True), name=name,
+                                parts=parts, constant=binding.constant and binding.scope is None,
                                 local=binding.scope is not None))
         out.sort(key=lambda d: (d["line"], d["name"]))
         return out

@@ -6,7 +6,8 @@ Layout (written atomically): a header line ``{"format": "radar-source-index", "v
 ``sha1``, ``statements`` (each: ``line``, ``end_line``, ``column``, ``function``,
 ``class``, ``level``, ``logger``, ``statement`` text, raw ``parts`` and the resolved
 ``templates``), ``definitions`` (named values holding text, for references from other
-files) and ``indirect`` (messages built here into a variable and logged elsewhere).
+files), ``calls`` (calls passing text, for functions that log their parameter) and
+``indirect`` (messages written here and logged elsewhere: see resolve.py).
 
 Re-indexing reuses the entry of every file whose size and modification time (or, when
 those changed, content hash) are unchanged; only the others are parsed. Names are then
@@ -31,7 +32,7 @@ from radar.source.languages import LANGUAGES, extract_file, language_of
 from radar.source.resolve import resolve_entries
 
 INDEX_FORMAT, INDEX_VERSION = "radar-source-index", 1
-EXTRACTOR_VERSION = 1       # bump when extraction changes: every file is parsed again
+EXTRACTOR_VERSION = 2       # bump when extraction changes: every file is parsed again
 SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv",
                           "venv", ".tox", "build", "dist", "target", "vendor"})
 
@@ -117,10 +118,10 @@ def _entry(path: Path, root: int, relative: str, old: dict | None, options: Extr
     digest = hashlib.sha1(source).hexdigest()
     if old is not None and old["sha1"] == digest:
         return dict(old, root=root, mtime_ns=stat.st_mtime_ns), False
-    statements, definitions = extract_file(path, source, options)
+    statements, definitions, calls = extract_file(path, source, options)
     return {"root": root, "file": relative, "language": language_of(path),
             "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha1": digest,
-            "statements": statements, "definitions": definitions}, True
+            "statements": statements, "definitions": definitions, "calls": calls}, True
 
 
 def _reusable_entries(out: Path, header: dict) -> dict[tuple[str, str], dict]:

@@ -30,6 +30,22 @@ class GoExtractor(FileExtractor):
         text = text_of(receiver, self.source).strip("()").split()
         return text[-1].lstrip("*") if text else None
 
+    def callee(self, node):
+        function = node.child_by_field_name("function")
+        if function.type == "identifier":
+            return text_of(function, self.source), None
+        if function.type == "selector_expression":
+            return (text_of(function.child_by_field_name("field"), self.source),
+                    text_of(function.child_by_field_name("operand"), self.source).rsplit(".")[-1])
+        return None
+
+    def parameters_of(self, function) -> list[str]:
+        parameters = function.child_by_field_name("parameters")
+        names = []
+        for declaration in parameters.named_children if parameters is not None else []:
+            names.extend(text_of(n, self.source) for n in declaration.children_by_field_name("name"))
+        return names
+
     def log_call(self, node):
         function = node.child_by_field_name("function")
         args = _arguments(node)

@@ -33,6 +33,19 @@ class JavaExtractor(FileExtractor):
             return None
         return super().function_name(node)
 
+    def callee(self, node):
+        receiver = node.child_by_field_name("object")
+        return (text_of(node.child_by_field_name("name"), self.source),
+                text_of(receiver, self.source).rsplit(".", 1)[-1] if receiver else None)
+
+    def parameters_of(self, function) -> list[str]:
+        parameters = function.child_by_field_name("parameters")
+        if parameters is None or parameters.type != "formal_parameters":
+            return []
+        names = [p.child_by_field_name("name") for p in parameters.named_children
+                 if p.type == "formal_parameter"]
+        return [text_of(name, self.source) for name in names if name is not None]
+
     def log_call(self, node):
         name = text_of(node.child_by_field_name("name"), self.source)
         receiver = node.child_by_field_name("object")

@@ -37,6 +37,30 @@ class JavaScriptExtractor(FileExtractor):
             return text_of(target, self.source) if target is not None else None
         return None
 
+    def callee(self, node):
+        function = node.child_by_field_name("function")
+        if function.type == "identifier":
+            return text_of(function, self.source), None
+        if function.type == "member_expression":
+            return (text_of(function.child_by_field_name("property"), self.source),
+                    text_of(function.child_by_field_name("object"), self.source).rsplit(".")[-1])
+        return None
+
+    def call_arguments(self, node) -> list:
+        return _arguments(node)
+
+    def parameters_of(self, function) -> list[str]:
+        single = function.child_by_field_name("parameter")
+        if single is not None:
+            return [text_of(single, self.source)]
+        parameters = function.child_by_field_name("parameters")
+        names = []
+        for parameter in parameters.named_children if parameters is not None else []:
+            target = (parameter.child_by_field_name("pattern")
+                      or parameter.child_by_field_name("left") or parameter)
+            names.append(text_of(target, self.source))
+        return names
+
     def log_call(self, node):
         function = node.child_by_field_name("function")
         args = [a for a in _arguments(node) if a.type != "comment"]

@@ -22,6 +22,33 @@ class PythonExtractor(FileExtractor):
     def function_name(self, node) -> str | None:
         return None if node.type == "lambda" else super().function_name(node)
 
+    def callee(self, node):
+        function = node.child_by_field_name("function")
+        if function.type == "identifier":
+            return text_of(function, self.source), None
+        if function.type == "attribute":
+            return (text_of(function.child_by_field_name("attribute"), self.source),
+                    text_of(function.child_by_field_name("object"), self.source).rsplit(".")[-1])
+        return None
+
+    def call_arguments(self, node) -> list:
+        return [a for a in _arguments(node) if a.type not in ("keyword_argument",
+                                                               "dictionary_splat")]
+
+    def parameters_of(self, function) -> list[str]:
+        parameters = function.child_by_field_name("parameters")
+        names = []
+        for parameter in parameters.named_children if parameters is not None else []:
+            if parameter.type == "identifier":
+                names.append(text_of(parameter, self.source))
+            elif parameter.type in ("typed_parameter", "default_parameter",
+                                    "typed_default_parameter"):
+                name = parameter.child_by_field_name("name") or parameter.named_children[0]
+                names.append(text_of(name, self.source))
+        if names and names[0] in ("self", "cls"):
+            names = names[1:]           # callers pass obj.method(a): a is the first
+        return names
+
     def log_call(self, node):
         function = node.child_by_field_name("function")
         args = [a for a in _arguments(node) if a.type not in ("keyword_argument",

@@ -23,6 +23,23 @@ class ScalaExtractor(FileExtractor):
     def function_name(self, node) -> str | None:
         return None if node.type == "lambda_expression" else super().function_name(node)
 
+    def callee(self, node):
+        function = node.child_by_field_name("function")
+        if function is None:
+            return None
+        if function.type == "identifier":
+            return text_of(function, self.source), None
+        if function.type == "field_expression":
+            return (text_of(function.child_by_field_name("field"), self.source),
+                    text_of(function.child_by_field_name("value"), self.source).rsplit(".")[-1])
+        return None
+
+    def parameters_of(self, function) -> list[str]:
+        parameters = function.child_by_field_name("parameters")
+        names = [p.child_by_field_name("name") for p in
+                 (parameters.named_children if parameters is not None else [])]
+        return [text_of(name, self.source) for name in names if name is not None]
+
     def log_call(self, node):
         function = node.child_by_field_name("function")
         args = _arguments(node)

@@ -53,8 +53,9 @@ def _parser(suffix: str):
     return Parser(Language(grammar))
 
 
-def extract_file(path: Path, source: bytes, options: ExtractOptions) -> tuple[list, list]:
-    """(statements, definitions) of one source file."""
+def extract_file(path: Path, source: bytes, options: ExtractOptions
+                 ) -> tuple[list, list, list]:
+    """(statements, definitions, call sites passing text) of one source file."""
     suffix = path.suffix.lower()
     _, extractor_class, _, _ = LANGUAGES[suffix]
     tree = _parser(suffix).parse(source)

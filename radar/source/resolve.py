@@ -6,12 +6,13 @@ message that is nothing but a reference to a variable built elsewhere
 (``LOG.info(fmt)`` where ``fmt`` was composed in another class and passed in) becomes an
 *indirect* statement at each place such a variable is built (at most
 :data:`MAX_INDIRECT` of them): that is where its text is written, and ``logged_at``
-names the call that prints it.
+names the call that prints it. Likewise a function that logs its own parameter makes
+each call passing it text an indirect statement (:func:`_wrapped_calls`).
 """
 
 from __future__ import annotations
 
-from radar.source.templates import SLOT, Parts, has_constant, resolve
+from radar.source.templates import SLOT, Parts, has_constant, resolve, substitute_parameter
 
 MAX_INDIRECT = 4
 
@@ -42,6 +43,38 @@ def resolve_entries(entries: list[dict]) -> None:
                     "parts": parts,
                     "templates": resolve(parts, _constant_lookup(constants, site_number)),
                     "logged_at": {"root": entry["root"], "file": entry["file"],
+                                  "line": statement["line"]}})
+    _wrapped_calls(entries, constants)
+
+
+def _wrapped_calls(entries: list[dict], constants: dict) -> None:
+    """Functions that log their own parameter (``void audit(String what) { LOG.info(
+    "audit: " + what); }``): each call passing text there is an indirect statement at the
+    call, printing the function's message with the caller's text in it. A call counts when
+    it is in the function's file, names its class (``Audit.audit(...)``), or when no
+    other logging function has that name."""
+    wrappers: dict[str, list[tuple[int, dict]]] = {}
+    for number, entry in enumerate(entries):
+        for statement in entry["statements"]:
+            if "wrapper" in statement and statement["function"]:
+                wrappers.setdefault(statement["function"], []).append((number, statement))
+    for number, entry in enumerate(entries):
+        for call in entry.get("calls", ()):
+            found = wrappers.get(call["name"], [])
+            unique = len({(n, s["class"]) for n, s in found}) == 1
+            for home, statement in found:
+                index = str(statement["wrapper"]["index"])
+                if index not in call["args"] or not (
+                        home == number or call["receiver"] == statement["class"] or unique):
+                    continue
+                parts = substitute_parameter(statement["parts"], int(index), call["args"][index])
+                entry["indirect"].append({
+                    key: call[key] for key in ("line", "end_line", "column", "function",
+                                               "class", "statement")} | {
+                    "level": statement["level"], "logger": statement["logger"],
+                    "parts": parts, "templates": resolve(parts, _constant_lookup(constants,
+                                                                                  number)),
+                    "logged_at": {"root": entries[home]["root"], "file": entries[home]["file"],
                                   "line": statement["line"]}})
 
 

@@ -5,6 +5,8 @@ An extractor turns a message expression into *parts*, plain JSON data:
 - ``"text"``: constant text;
 - ``None``: a slot (a value known only at run time);
 - ``{"ref": NAME}``: the value of a named constant or variable, resolved later across files;
+- ``{"param": NAME, "index": I}``: the enclosing function's parameter I (a slot, and what
+  the function's callers pass there: see :mod:`radar.source.resolve`);
 - ``{"alts": [parts, ...]}``: one of several messages (a conditional expression);
 - ``{"fmt": STYLE, "parts": parts, "args": N}``: a format string whose placeholders become
   slots once its text is known (``printf``: ``%s``/``%d``/``%v``..., ``brace``:
@@ -107,6 +109,8 @@ def resolve(parts: Parts, lookup: Lookup, depth: int = 0) -> list[Template]:
 def _resolve_part(part, lookup: Lookup, depth: int) -> list[Template]:
     if part is None or isinstance(part, str):
         return [[part]]
+    if "param" in part:
+        return [[SLOT]]
     if "ref" in part:
         found = lookup(part["ref"]) if depth < MAX_DEPTH else None
         return resolve(found, lookup, depth + 1) if found is not None else [[SLOT]]
@@ -131,6 +135,22 @@ def _apply_format(template: Template, style: str, args: int | None) -> Template:
     if args is not None and args > placeholders:
         out.extend([" ", SLOT])
     return normalize(out)
+
+
+def substitute_parameter(parts: Parts, index: int, value: Parts) -> Parts:
+    """``parts`` with parameter ``index`` replaced by ``value`` (a caller's argument)."""
+    out: Parts = []
+    for part in parts:
+        if isinstance(part, dict) and part.get("index") == index and "param" in part:
+            out.extend(value)
+        elif isinstance(part, dict) and "fmt" in part:
+            out.append(dict(part, parts=substitute_parameter(part["parts"], index, value)))
+        elif isinstance(part, dict) and "alts" in part:
+            out.append({"alts": [substitute_parameter(alt, index, value)
+                                 for alt in part["alts"]]})
+        else:
+            out.append(part)
+    return out
 
 
 def display(template: Template) -> str:
