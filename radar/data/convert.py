@@ -2,7 +2,9 @@
 
 Every converter writes two day files, the training part dated before the test part,
 so RADAR's date split trains on the first and validates (and reports) on the second,
-and a ``labels.csv`` (``file,session_id,label,split``) that ``--labels`` reads.
+and a ``labels.csv`` (``file,session_id,label,split``) that ``--labels`` reads, through
+the day-file and label writers every RADAR tool uses (:mod:`radar.data.files`,
+:mod:`radar.data.labels`).
 
 - ``hdfs_100k``: the JSON Lines of logpai/deep-loglizer's HDFS_100k
   (``{"block_id", "split", "label", "events"}``). Block ids become ``session_key``, and
@@ -20,20 +22,13 @@ import json
 import random
 from pathlib import Path
 
-from radar.data.files import day_file_name
-from radar.data.records import session_record
+from radar.data.files import day_file_name, write_day_file
+from radar.data.labels import BLOCK_LABELS_NAME, LABELS_NAME, write_block_labels, write_labels
+from radar.data.records import MAX_EVENT_ID, session_record
+from radar.data.textfiles import text_lines
 from radar.errors import DataError
-from radar.fsutil import atomic_write
 
 TRAIN_DAY, TEST_DAY = "2000-01-01", "2000-01-02"
-
-
-def _write_day(path: Path, records: list[dict]) -> None:
-    with atomic_write(path, "w") as handle:
-        handle.write("[\n")
-        for i, record in enumerate(records):
-            handle.write((",\n" if i else "") + json.dumps(record))
-        handle.write("\n]\n")
 
 
 def convert_hdfs_100k(source: str | Path, out_dir: str | Path) -> dict[str, int]:
@@ -41,42 +36,55 @@ def convert_hdfs_100k(source: str | Path, out_dir: str | Path) -> dict[str, int]
     source, out_dir = Path(source), Path(out_dir)
     splits: dict[str, list[dict]] = {"train": [], "test": []}
     labels = []
-    with source.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                split, events = row["split"], [int(e) for e in row["events"]]
-                label, key = int(row["label"]), str(row["block_id"])
-            except (ValueError, KeyError, TypeError) as exc:
-                raise DataError(f"not an HDFS_100k record ({exc}); expected block_id, split, "
-                                "label, events", file=str(source), index=line_no) from None
-            if split not in splits:
-                raise DataError(f"unknown split {split!r}", file=str(source), index=line_no)
-            day = TRAIN_DAY if split == "train" else TEST_DAY
-            session_id = len(splits[split])
-            splits[split].append(session_record(session_id, events, service="hdfs",
-                                                session_key=key))
-            labels.append((day_file_name(day), session_id, label, split))
+    if not source.is_file():
+        raise DataError("HDFS_100k file does not exist", file=str(source))
+    for line_no, line in enumerate(text_lines(source, "the HDFS_100k file"), start=1):
+        if not line.strip():
+            continue
+        split, events, label, key = _hdfs_100k_row(line, source, line_no)
+        day = TRAIN_DAY if split == "train" else TEST_DAY
+        session_id = len(splits[split])
+        splits[split].append(session_record(session_id, events, service="hdfs",
+                                            session_key=key))
+        labels.append((day_file_name(day), session_id, label, split))
     _write_split(out_dir, splits, labels)
-    block_labels = [(splits[split][sid]["session_key"], label)
-                    for _, sid, label, split in labels]
-    with atomic_write(out_dir / "anomaly_label.csv", "w") as handle:
-        handle.write("BlockId,Label\n")
-        handle.writelines(f"{key},{'Anomaly' if label else 'Normal'}\n"
-                          for key, label in block_labels)
+    write_block_labels(out_dir / BLOCK_LABELS_NAME,
+                       [(splits[split][sid]["session_key"], label)
+                        for _, sid, label, split in labels])
     return {name: len(records) for name, records in splits.items()}
+
+
+def _hdfs_100k_row(line: str, source: Path, line_no: int) -> tuple[str, list[int], int, str]:
+    """(split, events, label, block id) of one HDFS_100k line, checked."""
+    try:
+        row = json.loads(line)
+        split, events, label, key = row["split"], row["events"], row["label"], row["block_id"]
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise DataError(f"not an HDFS_100k record ({type(exc).__name__}); "
+                        "expected a JSON object with block_id, split, label, events",
+                        file=str(source), index=line_no) from None
+    problem = None
+    if split not in ("train", "test"):
+        problem = f"split {split!r} is neither 'train' nor 'test'"
+    elif not (isinstance(events, list) and events and all(
+            isinstance(e, int) and not isinstance(e, bool) and 0 <= e <= MAX_EVENT_ID
+            for e in events)):
+        problem = f"events must be a non-empty list of integers from 0 to {MAX_EVENT_ID}"
+    elif label not in (0, 1) or isinstance(label, bool):
+        problem = f"label {label!r} is neither 0 nor 1"
+    elif not isinstance(key, (str, int)) or isinstance(key, bool):
+        problem = "block_id must be a string"
+    if problem:
+        raise DataError(problem, file=str(source), index=line_no)
+    return split, events, label, str(key)
 
 
 def _write_split(out_dir: Path, splits: dict[str, list[dict]], labels: list[tuple]) -> None:
     """The train and test day files and their ``labels.csv``."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_day(out_dir / day_file_name(TRAIN_DAY), splits["train"])
-    _write_day(out_dir / day_file_name(TEST_DAY), splits["test"])
-    with atomic_write(out_dir / "labels.csv", "w") as handle:
-        handle.write("file,session_id,label,split\n")
-        handle.writelines(f"{f},{s},{lab},{sp}\n" for f, s, lab, sp in labels)
+    write_day_file(out_dir / day_file_name(TRAIN_DAY), splits["train"])
+    write_day_file(out_dir / day_file_name(TEST_DAY), splits["test"])
+    write_labels(out_dir / LABELS_NAME, labels, extra_columns=("split",))
 
 
 def read_key_sequences(path: str | Path) -> list[list[int]]:
@@ -85,18 +93,17 @@ def read_key_sequences(path: str | Path) -> list[list[int]]:
     if not path.is_file():
         raise DataError("key-sequence file does not exist", file=str(path))
     sessions = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            try:
-                keys = [int(token) for token in line.split()]
-            except ValueError:
-                raise DataError("not a key sequence; expected log-key integers separated by "
-                                "spaces, one session per line", file=str(path),
-                                index=line_no) from None
-            if any(key < 1 for key in keys):
-                raise DataError("log keys must be positive integers", file=str(path),
-                                index=line_no)
-            sessions.append(keys)
+    for line_no, line in enumerate(text_lines(path, "the key-sequence file"), start=1):
+        try:
+            keys = [int(token) for token in line.split()]
+        except ValueError:
+            raise DataError("not a key sequence; expected log-key integers separated by "
+                            "spaces, one session per line", file=str(path),
+                            index=line_no) from None
+        if any(not 1 <= key <= MAX_EVENT_ID for key in keys):
+            raise DataError(f"log keys must be integers from 1 to {MAX_EVENT_ID}",
+                            file=str(path), index=line_no)
+        sessions.append(keys)
     return sessions
 
 

@@ -1,20 +1,29 @@
-"""Finding the day files: ``preprocessed_logs_YYYY-MM-DD.json`` in a folder, in date order.
+"""Day files: their name, finding them in date order, and the one writer that writes them.
 
 The user's preprocessing writes one JSON array per day; the date in the file name
 orders the files (a split by date and ``--limit-files N`` both rely on it). JSON
 Lines files (``*.jsonl``) are accepted beside ``*.json``, but not both for one day:
 they would be read twice (and share one cache directory). A name whose date is not a
 real date (``2025-13-45``) is refused rather than sorted as undated.
+
+:class:`DayFileWriter` streams session records into one JSON array; ``radar synth``,
+``radar convert`` and ``radar ingest`` all write through it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
+from typing import IO, Any
+
+import msgspec
 
 from radar.errors import DataError
+from radar.fsutil import atomic_write
 
 DEFAULT_PATTERN = "preprocessed_logs_*.json"
 
@@ -22,6 +31,52 @@ DEFAULT_PATTERN = "preprocessed_logs_*.json"
 def day_file_name(day: str | dt.date) -> str:
     """``preprocessed_logs_YYYY-MM-DD.json`` for a day (a date or its ISO text)."""
     return f"preprocessed_logs_{day.isoformat() if isinstance(day, dt.date) else day}.json"
+
+
+# (opening, separator, closing) of a day file's JSON array
+_STYLES = {"lines": (b"[\n", b",\n", b"\n]\n"), "json_dump": (b"[", b", ", b"]")}
+
+
+class DayFileWriter:
+    """Streams session records into a binary handle as one JSON array.
+
+    ``style="lines"`` (the default) writes ``[``, one compact record per line, ``]``;
+    ``style="json_dump"`` writes exactly what ``json.dump(records, f, ensure_ascii=False)``
+    would (``radar synth`` promises that). ``continues=True`` carries on an array whose
+    opening (and ``has_records`` records) the handle already holds (``--append``).
+    """
+
+    def __init__(self, handle: IO[bytes], *, style: str = "lines", continues: bool = False,
+                 has_records: bool = False):
+        opening, self._separator, self._closing = _STYLES[style]
+        self.handle, self.n_records = handle, 0
+        self._needs_separator = has_records
+        if style == "json_dump":
+            self._encode = lambda record: json.dumps(record, ensure_ascii=False).encode("utf-8")
+        else:
+            self._encode = msgspec.json.Encoder().encode
+        if not continues:
+            handle.write(opening)
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.handle.write((self._separator if self._needs_separator else b"")
+                          + self._encode(record))
+        self._needs_separator = True
+        self.n_records += 1
+
+    def close(self) -> None:
+        """Write the closing bracket (the caller closes the handle)."""
+        self.handle.write(self._closing)
+
+
+def write_day_file(path: Path, records: Iterable[dict[str, Any]], style: str = "lines") -> int:
+    """Write a whole day file atomically; returns the number of records."""
+    with atomic_write(path, "wb") as handle:
+        writer = DayFileWriter(handle, style=style)
+        for record in records:
+            writer.write(record)
+        writer.close()
+    return writer.n_records
 
 _DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 

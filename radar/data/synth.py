@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import io
 import itertools
-import json
 import math
 import random
 import re
@@ -37,7 +35,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from radar.data.files import day_file_name
+from radar.data.files import DayFileWriter, day_file_name
+from radar.data.labels import LABELS_NAME, write_labels
 from radar.data.records import CLS_TOKEN, PAD_TOKEN, SEP_TOKEN
 from radar.errors import RadarError
 from radar.fsutil import atomic_write, atomic_write_text
@@ -743,17 +742,17 @@ def _record(session_id: int, events: list[int], width: int, max_len: int, has_er
 def _write_day(path: Path, sessions: list[_Session], rng: random.Random, day: dt.date,
                max_len: int, padded: bool, summary: SynthSummary, labels: list) -> None:
     width = max_len if padded else min(max_len, max(len(s.keys) for s in sessions) + 2)
-    with atomic_write(path) as handle:
+    with atomic_write(path, "wb") as handle:
         # Byte-identical to json.dump(list_of_sessions, f, ensure_ascii=False), one
         # session at a time so memory stays flat.
-        handle.write("[")
+        writer = DayFileWriter(handle, style="json_dump")
         for sid, session in enumerate(sessions):
             lines, has_error, has_warn = _render(rng, day.isoformat(), session.start_ms,
                                                  session.service, session.keys)
             events = [TEMPLATES[key].id for key in session.keys]
             record = _record(sid, events, width, max_len, has_error, has_warn,
                              session.service, lines)
-            handle.write((", " if sid else "") + json.dumps(record, ensure_ascii=False))
+            writer.write(record)
             labels.append((path.name, sid, int(bool(session.kind)), session.kind))
             summary.n_sessions += 1
             summary.n_anomalies += bool(session.kind)
@@ -763,7 +762,7 @@ def _write_day(path: Path, sessions: list[_Session], rng: random.Random, day: dt
             summary.max_events = max(summary.max_events, len(events))
             summary.kinds[session.kind or "normal"] += 1
             summary.services[session.service] += 1
-        handle.write("]")
+        writer.close()
 
 
 def generate(out_dir: str | Path, *, days: int = 3, sessions: int = 2000,
@@ -792,7 +791,7 @@ def generate(out_dir: str | Path, *, days: int = 3, sessions: int = 2000,
         raise RadarError(f"start date {start_date!r} is not YYYY-MM-DD") from None
     out = Path(out_dir)
     model = SystemModel.build(random.Random(f"radar-synth-model:{seed}"))
-    summary = SynthSummary(out, [], out / "labels.csv", out / "templates.tsv")
+    summary = SynthSummary(out, [], out / LABELS_NAME, out / "templates.tsv")
     labels: list[tuple] = []
     for offset in range(days):
         day = first + dt.timedelta(days=offset)
@@ -803,17 +802,9 @@ def generate(out_dir: str | Path, *, days: int = 3, sessions: int = 2000,
         path = out / day_file_name(day)
         _write_day(path, day_sessions, rng, day, max_len, padded, summary, labels)
         summary.files.append(path)
-    _write_labels(summary.labels_path, labels)
+    write_labels(summary.labels_path, labels, extra_columns=("anomaly_kind",))
     _write_templates(summary.templates_path)
     return summary
-
-
-def _write_labels(path: Path, rows: list[tuple]) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(("file", "session_id", "label", "anomaly_kind"))
-    writer.writerows(rows)
-    atomic_write_text(path, buffer.getvalue())
 
 
 def _write_templates(path: Path) -> None:

@@ -6,36 +6,37 @@ and renamed into place only when the whole ingest succeeds, so a failed run leav
 the folder as it was. A day file already in the folder is replaced, or with
 ``append`` kept and continued (its sessions first, ids carrying on after its largest).
 With a ``label`` group in the format, ``labels.csv`` (``file,session_id,label``, the
-form :func:`radar.data.labels.read_labels` reads) gets one row per session.
+form :func:`radar.data.labels.read_labels` reads) gets one row per session. Day files
+and labels go through the writers in :mod:`radar.data.files` and :mod:`radar.data.labels`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 from pathlib import Path
 
-import msgspec
-
-from radar.data.files import day_file_name
+from radar.data.files import DayFileWriter, day_file_name
+from radar.data.labels import (
+    LABELS_NAME,
+    check_labels_header,
+    labels_text,
+    rows_of_other_files,
+)
 from radar.data.records import REQUIRED_FIELDS, session_record
 from radar.errors import RadarError
 from radar.fsutil import atomic_write, atomic_write_text
 from radar.ingest.grouping import Session
 
-LABELS_NAME = "labels.csv"
-_LABEL_HEADER = ["file", "session_id", "label"]
+__all__ = ["LABELS_NAME", "DayWriter"]
 _COPY_CHUNK = 1 << 20
 
 
 class _Day:
     """One day file being written."""
 
-    def __init__(self, path: Path, handle, next_id: int, appended: bool, needs_comma: bool):
-        self.path, self.handle = path, handle
+    def __init__(self, path: Path, writer: DayFileWriter, next_id: int, appended: bool):
+        self.path, self.writer = path, writer
         self.first_new_id = self.next_id = next_id
-        self.needs_comma = needs_comma
         self.appended = appended
         self.labels = bytearray()
 
@@ -50,9 +51,8 @@ class DayWriter:
         self.days: dict[str, _Day] = {}
         self.replaced: list[Path] = []
         self._stack = contextlib.ExitStack()
-        self._encode = msgspec.json.Encoder().encode
         if with_labels:
-            _check_label_file(out_dir / LABELS_NAME)
+            check_labels_header(out_dir / LABELS_NAME)
 
     def __enter__(self):
         return self
@@ -61,7 +61,7 @@ class DayWriter:
         if exc_type is not None:        # every temporary file is removed, nothing replaced
             return self._stack.__exit__(exc_type, exc, tb)
         for day in self.days.values():
-            day.handle.write(b"\n]\n")
+            day.writer.close()
         self._stack.close()
         if self.with_labels:
             self._write_labels()
@@ -77,8 +77,7 @@ class DayWriter:
                                 service=session.service or self.service,
                                 has_error=session.has_error, has_warn=session.has_warn,
                                 original_logs=session.logs, session_key=session.key)
-        day.handle.write((b",\n" if day.needs_comma else b"") + self._encode(record))
-        day.needs_comma = True
+        day.writer.write(record)
         day.next_id += 1
         if self.with_labels:
             day.labels.append(session.alert)
@@ -86,44 +85,25 @@ class DayWriter:
     def _open(self, day_name: str) -> _Day:
         path = self.out_dir / day_file_name(day_name)
         handle = self._stack.enter_context(atomic_write(path, "wb"))
-        next_id, appended, needs_comma = 0, False, False
+        next_id, appended, has_records = 0, False, False
         if path.exists():
             if self.append:
-                next_id, needs_comma = _copy_open_array(path, handle)
+                next_id, has_records = _copy_open_array(path, handle)
                 appended = True
             else:
                 self.replaced.append(path)
-        if not appended:
-            handle.write(b"[\n")
-        day = self.days[day_name] = _Day(path, handle, next_id, appended, needs_comma)
+        writer = DayFileWriter(handle, continues=appended, has_records=has_records)
+        day = self.days[day_name] = _Day(path, writer, next_id, appended)
         return day
 
     def _write_labels(self) -> None:
         path = self.out_dir / LABELS_NAME
         rewritten = {day.path.name for day in self.days.values() if not day.appended}
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(_LABEL_HEADER)
-        if path.exists():
-            with path.open(newline="", encoding="utf-8") as handle:
-                rows = csv.reader(handle)
-                next(rows, None)
-                writer.writerows(row for row in rows if row and row[0] not in rewritten)
+        rows = rows_of_other_files(path, rewritten)
         for day in sorted(self.days.values(), key=lambda day: day.path.name):
-            writer.writerows((day.path.name, day.first_new_id + i, label)
-                             for i, label in enumerate(day.labels))
-        atomic_write_text(path, buffer.getvalue())
-
-
-def _check_label_file(path: Path) -> None:
-    """Refuse to touch a labels.csv that is not in RADAR's file,session_id,label form."""
-    if not path.exists():
-        return
-    with path.open(newline="", encoding="utf-8") as handle:
-        header = next(csv.reader(handle), [])
-    if [name.strip().lower() for name in header[:3]] != _LABEL_HEADER:
-        raise RadarError(f"{path} exists but is not a file,session_id,label table (header "
-                         f"{header}); move it away so radar ingest can write its labels there")
+            rows += [(day.path.name, day.first_new_id + i, label)
+                     for i, label in enumerate(day.labels)]
+        atomic_write_text(path, labels_text(rows))
 
 
 def _copy_open_array(path: Path, handle) -> tuple[int, bool]:

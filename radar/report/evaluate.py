@@ -15,35 +15,9 @@ from rich.table import Table
 from radar.errors import RadarError
 from radar.report.metrics import binary_metrics
 from radar.report.results import Results
+from radar.scoring.calibration import best_f1_threshold
 
 WEAK_SOURCE = "has_error (weak label: no label file given)"
-
-
-def best_f1_threshold(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
-    """(best F1, threshold) over every cut ``score > t`` of these scores."""
-    labels = np.asarray(labels).astype(bool)
-    scores = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf)
-    if not labels.any():
-        return 0.0, float("nan")
-    order = np.argsort(-scores, kind="stable")
-    sorted_scores, sorted_labels = scores[order], labels[order]
-    tp = np.cumsum(sorted_labels)
-    fp = np.cumsum(~sorted_labels)
-    # A cut can only fall between distinct scores: take the last row of each tie.
-    last = np.r_[sorted_scores[1:] != sorted_scores[:-1], True]
-    tp, fp = tp[last], fp[last]
-    f1 = 2 * tp / (tp + fp + labels.sum())
-    best = int(np.argmax(f1))
-    cut_scores = sorted_scores[last]
-    below = cut_scores[best + 1] if best + 1 < cut_scores.size else -np.inf
-    above = cut_scores[best]
-    if np.isfinite(below) and np.isfinite(above):
-        threshold = below + (above - below) / 2
-    elif np.isfinite(above):
-        threshold = np.nextafter(above, -np.inf)
-    else:
-        threshold = float(np.finfo(float).max)
-    return float(f1[best]), float(threshold)
 
 
 def _metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
@@ -97,9 +71,12 @@ def _fmt(value) -> str:
 def evaluation_table(report: dict, title: str = "Evaluation") -> Table:
     """Rich table: one row per service plus the overall row."""
     weak = " [bold yellow](WEAK labels: has_error)[/bold yellow]" if report["weak_labels"] else ""
+    unlabelled = report["n_unlabelled"]
+    coverage = (f"; {unlabelled:,} of {report['n'] + unlabelled:,} sessions have no label and "
+                "are left out of every number" if unlabelled else "")
     table = Table(title=f"{title} at threshold {report['threshold']:.4g}{weak}",
-                  caption=f"labels: {report['label_source']}; best-F1 threshold is chosen on "
-                          "these data (an upper bound, not for use)")
+                  caption=f"labels: {report['label_source']}{coverage}; best-F1 threshold is "
+                          "chosen on these data (an upper bound, not for use)")
     columns = ("service", "sessions", "anomalous", "TP", "FP", "FN", "precision", "recall",
                "F1", "ROC-AUC", "PR-AUC", "best F1")
     for column in columns:

@@ -71,6 +71,10 @@ def _iter_records(path: Path) -> Iterator[tuple[int, dict]]:
                 text = text[:-1]
             try:
                 record = decoder.decode(text)
+            except RecursionError:
+                raise DataError("a result record nests values too deeply to decode; pass the "
+                                "anomaly_results.json written by `radar detect` or `radar run`",
+                                file=str(path), index=index) from None
             except msgspec.DecodeError:
                 break
             if not isinstance(record, dict):
