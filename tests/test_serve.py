@@ -414,6 +414,135 @@ def test_micro_batcher_merges_concurrent_requests_and_bounds_the_queue():
     assert calls == [[1], [2, 3, 1], [3]]            # whole requests, at most 6 sessions
 
 
+def test_a_large_request_is_scored_in_chunks_and_a_small_one_waits_for_one_chunk():
+    calls = []
+
+    def score(groups):
+        calls.append([len(g) for g in groups])
+        return [[f"r{x}" for x in g] for g in groups]
+
+    async def go():
+        batcher = MicroBatcher(score, max_batch_sessions=4, wait_s=0.0, max_queued_sessions=99)
+        batcher.start()
+        big = asyncio.ensure_future(batcher.submit(list(range(10))))
+        small = asyncio.ensure_future(batcher.submit([7]))
+        results = await asyncio.gather(big, small)
+        await batcher.stop()
+        return results
+
+    big, small = asyncio.run(go())
+    assert big == [f"r{x}" for x in range(10)] and small == ["r7"]
+    assert calls == [[4], [1], [4], [2]]
+
+
+def test_a_cancelled_request_leaves_the_queue_unscored():
+    calls = []
+    gate = threading.Event()
+
+    def score(groups):
+        calls.append([len(g) for g in groups])
+        gate.wait(5)
+        return [[0] * len(g) for g in groups]
+
+    async def go():
+        batcher = MicroBatcher(score, max_batch_sessions=4, wait_s=0.0, max_queued_sessions=99)
+        batcher.start()
+        busy = asyncio.ensure_future(batcher.submit([1]))
+        await asyncio.sleep(0.05)
+        waiting = asyncio.ensure_future(batcher.submit(list(range(9))))
+        await asyncio.sleep(0.05)
+        assert batcher.queued_sessions == 9
+        waiting.cancel()
+        await asyncio.sleep(0.05)
+        queued = batcher.queued_sessions
+        gate.set()
+        await busy
+        await asyncio.sleep(0.05)
+        await batcher.stop()
+        return queued
+
+    assert asyncio.run(go()) == 0
+    assert calls == [[1]]
+
+
+class SlowModel:
+    """A stand-in model: ``per_session`` seconds of work per session, counted."""
+
+    name, device, loaded, info = "slow", "cpu", {"slow": None}, {}
+
+    def __init__(self, per_session: float = 0.0):
+        self.per_session, self.scored = per_session, 0
+
+    def warm_up(self) -> None:
+        pass
+
+    def score(self, groups):
+        n = sum(map(len, groups))
+        time.sleep(n * self.per_session)
+        self.scored += n
+        return [[{"is_anomaly": False, "anomaly_score": 0.0} for _ in g] for g in groups]
+
+
+@contextlib.contextmanager
+def slow_server(tmp_path, model, **settings):
+    app = create_app(ServeSettings(run_dir=tmp_path, **settings), loader=lambda: model)
+    with serving(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        wait_ready(client)
+        yield url, client
+
+
+def test_work_of_clients_that_left_is_not_done(tmp_path):
+    """Three heavy requests (1 s of model time each) whose clients give up after 0.3 s:
+    their queued work is dropped, so the next small request waits for one chunk."""
+    model = SlowModel(per_session=0.0025)
+    heavy = {"sessions": [{"event_sequence": [1, 2, 3]}] * 400}
+    with slow_server(tmp_path, model, max_batch_sessions=50) as (url, client):
+        def abandon():
+            with httpx.Client(base_url=url, timeout=0.3) as impatient, \
+                    contextlib.suppress(httpx.TimeoutException):
+                impatient.post("/v1/score", json=heavy)
+
+        threads = [threading.Thread(target=abandon) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        start = time.perf_counter()
+        small = client.post("/v1/score", json={"sessions": [{"event_sequence": [1]}]})
+        waited = time.perf_counter() - start
+        metrics = client.get("/metrics").text
+    assert small.status_code == 200 and waited < 1.0, waited     # was ~2.7 s
+    assert model.scored < 400, model.scored                       # of 1200 asked for
+    assert 'radar_requests_total{endpoint="/v1/score",status="499"} 3' in metrics
+
+
+def test_without_the_token_nothing_of_the_body_is_read(tmp_path):
+    """401 before the body is parsed: a malformed or oversized body from a client
+    without the token is not a 422 or 413, which would tell it the route is open."""
+    with slow_server(tmp_path, SlowModel(), token="s3cret", max_body_bytes=1000) as (_, client):
+        for body in (b"{not json", b'{"sessions": []}' + b" " * 5000):
+            answer = client.post("/v1/score", content=body,
+                                 headers={"Content-Type": "application/json"})
+            assert answer.status_code == 401, answer.text
+            assert answer.headers["www-authenticate"] == 'Bearer realm="radar"'
+            assert answer.json()["detail"].startswith("missing or wrong bearer token")
+        assert client.get("/v1/models", headers={"Authorization": "bearer s3cret"}
+                          ).status_code == 200                  # the scheme is case-blind
+        malformed = client.post("/v1/score", content=b"{not json",
+                                headers={"Content-Type": "application/json",
+                                         "Authorization": "Bearer s3cret"})
+        assert malformed.status_code == 422
+
+
+def test_a_body_that_is_not_utf8_is_a_422_like_other_bad_json(tmp_path):
+    with slow_server(tmp_path, SlowModel()) as (_, client):
+        answer = client.post("/v1/score", content=b'{"sessions": [{"service_name": "\xff"}]}',
+                             headers={"Content-Type": "application/json"})
+    assert answer.status_code == 422
+    (error,) = answer.json()["detail"]
+    assert error["loc"] == ["body"] and "not valid UTF-8 text (byte 32)" in error["msg"]
+
+
 # -- the command -------------------------------------------------------------------------
 def test_serve_without_a_trained_run_is_one_line(tmp_path):
     result = CliRunner().invoke(cli, ["serve", "--run", str(tmp_path)])

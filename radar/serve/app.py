@@ -6,37 +6,39 @@ answers ``/v1/health`` (503 "loading", then 200 "ready") while models load; scor
 requests before then get 503. Body size is limited by an ASGI middleware (from
 Content-Length and while reading, 413), sessions per request and events per session
 in the route (413 naming the limit and the session). With a token configured every
-route but ``/v1/health`` and the docs needs ``Authorization: Bearer TOKEN``. No
-route takes a path from the client: the run folder is fixed at start.
+route but ``/v1/health`` and the docs needs ``Authorization: Bearer TOKEN``, checked
+before the body is read. A scoring request whose client disconnects while it waits
+is withdrawn from the queue. No route takes a path from the client: the run folder
+is fixed at start.
 """
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 
 from radar import __version__
 from radar.errors import RadarError
 from radar.serve.batching import BatcherClosed, MicroBatcher, QueueFull
 from radar.serve.metrics import CONTENT_TYPE, ServerMetrics
-from radar.serve.middleware import BodyLimitMiddleware, MetricsMiddleware
+from radar.serve.middleware import AuthMiddleware, BodyLimitMiddleware, MetricsMiddleware
 from radar.serve.schemas import ErrorResponse, HealthResponse, ScoreRequest, ScoreResponse
 
 log = logging.getLogger("radar.serve")
 
 DEFAULT_MAX_EVENTS = 65536
+CLIENT_GONE = 499       # nginx's "client closed request": what metrics count such a request as
 
 
 @dataclass
@@ -119,10 +121,13 @@ def create_app(settings: ServeSettings, *, loader: Callable | None = None,
     app = FastAPI(title="RADAR scoring API", version=__version__, lifespan=lifespan,
                   description="Score log sessions with a trained RADAR run; see docs/serve.md.")
     app.state.radar = state
+    # The last added runs first: metrics see every answer, auth comes before the body.
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    if settings.token:
+        app.add_middleware(AuthMiddleware, token=settings.token)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    auth = [Depends(_bearer_check(settings.token))] if settings.token else []
+    auth = [Depends(_bearer_scheme())] if settings.token else []
     _add_score_route(app, state, auth)
     _add_info_routes(app, state, auth)
     return app
@@ -138,18 +143,10 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     return JSONResponse(status_code=422, content={"detail": jsonable_encoder(errors)})
 
 
-def _bearer_check(token: str) -> Callable:
-    expected = token.encode("utf-8")
-    scheme = HTTPBearer(auto_error=False, description="RADAR_API_TOKEN (or --token-env)")
-
-    async def check(credentials: Annotated[HTTPAuthorizationCredentials | None,
-                                           Depends(scheme)]) -> None:
-        given = credentials.credentials.encode("utf-8") if credentials else b""
-        if not hmac.compare_digest(given, expected):
-            raise HTTPException(401, "missing or wrong bearer token: send "
-                                     "'Authorization: Bearer <token>'",
-                                headers={"WWW-Authenticate": 'Bearer realm="radar"'})
-    return check
+def _bearer_scheme() -> HTTPBearer:
+    """The token scheme as the OpenAPI docs show it; the check itself is
+    :class:`~radar.serve.middleware.AuthMiddleware`'s, before the body is read."""
+    return HTTPBearer(auto_error=False, description="RADAR_API_TOKEN (or --token-env)")
 
 
 def _not_ready(state: ServerState) -> HTTPException:
@@ -202,14 +199,16 @@ def _add_score_route(app: FastAPI, state: ServerState, auth: list) -> None:
 
     @app.post("/v1/score", response_model=ScoreResponse, dependencies=auth,
               responses=ERRORS, summary="Score a batch of sessions")
-    async def score(body: ScoreRequest) -> Response:
+    async def score(body: ScoreRequest, request: Request) -> Response:
         """Each session's anomaly score, decision, explanation (and for an ensemble run
         every detector's say and a severity), as `radar detect` writes them."""
         _check_limits(body, state.settings)
         if state.batcher is None:
             raise _not_ready(state)
         try:
-            records = await state.batcher.submit(body.sessions)
+            records = await _unless_client_leaves(request, state.batcher.submit(body.sessions))
+        except ClientGone:
+            return Response(status_code=CLIENT_GONE)
         except QueueFull as exc:
             raise HTTPException(503, f"server busy: {exc}; retry shortly",
                                 headers={"Retry-After": "1"}) from None
@@ -225,6 +224,34 @@ def _add_score_route(app: FastAPI, state: ServerState, auth: list) -> None:
         payload = {"model": state.model.name, "n_sessions": len(records),
                    "n_anomalies": len(flagged), "results": records}
         return Response(_json_bytes(payload), media_type="application/json")
+
+
+class ClientGone(Exception):
+    """The client disconnected before its answer was ready."""
+
+
+async def _unless_client_leaves(request: Request, work):
+    """Await ``work``; cancel it (taking the request out of the batcher's queue) and
+    raise :class:`ClientGone` when the client disconnects first."""
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    raise ClientGone
+
+
+async def _disconnected(request: Request) -> None:
+    """Return once the server reports the client gone (the body is already read, so
+    the next ASGI message is the disconnect)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _add_info_routes(app: FastAPI, state: ServerState, auth: list) -> None:

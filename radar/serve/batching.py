@@ -6,9 +6,13 @@ started collecting (no wait at all when the queue already fills a batch), scores
 them with a single call of ``score_fn`` in a thread (``asyncio.to_thread``), and
 hands each request its own results. One model call runs at a time; requests that
 arrive meanwhile form the next batch, so under load batches grow by themselves. A
-request is never split: one larger than ``max_batch_sessions`` is a batch of its
-own. When more than ``max_queued_sessions`` wait, new requests are refused
-(:class:`QueueFull`, a 503 with Retry-After) instead of piling up in memory.
+request larger than ``max_batch_sessions`` is scored in chunks of that size, and
+after each chunk the rest of it goes to the back of the queue: a small request
+waits for one chunk, not for the whole large one. A request whose caller stops
+waiting (its ``submit`` is cancelled: the client went away) leaves the queue at once
+and its remaining chunks are never scored. When more than ``max_queued_sessions``
+wait, new requests are refused (:class:`QueueFull`, a 503 with Retry-After) instead
+of piling up in memory.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import asyncio
 import collections
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 ScoreFn = Callable[[list[list[Any]]], list[list[Any]]]
@@ -32,10 +36,19 @@ class BatcherClosed(Exception):
     """The server is shutting down; the request was not scored."""
 
 
-@dataclass
+@dataclass(eq=False)      # compared by identity: the queue finds an item to drop it
 class _Pending:
     sessions: list
     future: asyncio.Future
+    taken: int = 0                  # sessions handed to the model so far
+    results: list = field(default_factory=list)
+
+    @property
+    def left(self) -> int:
+        return len(self.sessions) - self.taken
+
+
+Chunk = tuple[_Pending, int, int]       # (request, start, end) of its sessions
 
 
 class MicroBatcher:
@@ -77,7 +90,8 @@ class MicroBatcher:
         self._queued = 0
 
     async def submit(self, sessions: list) -> list:
-        """Score ``sessions`` (with whatever else is queued); their results, in order."""
+        """Score ``sessions`` (with whatever else is queued); their results, in order.
+        Cancelling the call takes the request out of the queue."""
         if self._closed or self._wake is None:
             raise BatcherClosed("the scorer is not running")
         if not sessions:
@@ -85,13 +99,24 @@ class MicroBatcher:
         if self._queued and self._queued + len(sessions) > self.max_queued:
             raise QueueFull(f"{self._queued} sessions are already waiting for the model "
                             f"(limit {self.max_queued})")
-        future = asyncio.get_running_loop().create_future()
-        self._items.append(_Pending(sessions, future))
+        item = _Pending(sessions, asyncio.get_running_loop().create_future())
+        self._items.append(item)
         self._queued += len(sessions)
         self._wake.set()
-        return await future
+        try:
+            return await item.future
+        except asyncio.CancelledError:
+            self._drop(item)
+            raise
 
-    async def _collect(self) -> list[_Pending]:
+    def _drop(self, item: _Pending) -> None:
+        """Take ``item`` out of the queue; none of its sessions will be scored any more."""
+        if item in self._items:
+            self._items.remove(item)
+            self._queued -= item.left
+        item.taken = len(item.sessions)
+
+    async def _collect(self) -> list[Chunk]:
         """Wait for work, then for more up to the batch size or the wait window."""
         while not self._items:
             self._wake.clear()
@@ -107,33 +132,40 @@ class MicroBatcher:
                 await asyncio.wait_for(self._wake.wait(), remaining)
             except asyncio.TimeoutError:
                 break
-        batch = [self._items.popleft()]
-        total = len(batch[0].sessions)
-        while self._items and total + len(self._items[0].sessions) <= self.max_batch:
+        batch: list[Chunk] = []
+        room = self.max_batch
+        while self._items and room > 0 and (not batch or self._items[0].left <= room):
             item = self._items.popleft()
-            batch.append(item)
-            total += len(item.sessions)
-        self._queued -= total
+            size = min(item.left, room)        # less than all of it: only a large request
+            batch.append((item, item.taken, item.taken + size))
+            item.taken += size
+            self._queued -= size
+            room -= size
+            if item.left:
+                self._items.append(item)       # the rest waits its turn behind the others
         return batch
 
     async def _run(self) -> None:
         while True:
-            batch = await self._collect()
-            live = [item for item in batch if not item.future.done()]   # client gone
-            if not live:
+            batch = [chunk for chunk in await self._collect() if not chunk[0].future.done()]
+            if not batch:
                 continue
-            n_sessions = sum(len(item.sessions) for item in live)
-            start = time.perf_counter()
+            n_sessions = sum(end - start for _, start, end in batch)
+            began = time.perf_counter()
             try:
-                results = await asyncio.to_thread(self.score_fn,
-                                                  [item.sessions for item in live])
+                results = await asyncio.to_thread(
+                    self.score_fn, [item.sessions[start:end] for item, start, end in batch])
             except Exception as exc:  # noqa: BLE001 - every waiting request gets the error
-                for item in live:
+                for item, _, _ in batch:
+                    self._drop(item)
                     if not item.future.done():
                         item.future.set_exception(exc)
                 continue
             if self.on_batch is not None:
-                self.on_batch(n_sessions, len(live), time.perf_counter() - start)
-            for item, result in zip(live, results):
-                if not item.future.done():
-                    item.future.set_result(result)
+                self.on_batch(n_sessions, len(batch), time.perf_counter() - began)
+            for (item, _, _), result in zip(batch, results):
+                if item.future.done():
+                    continue
+                item.results.extend(result)
+                if len(item.results) == len(item.sessions):
+                    item.future.set_result(item.results)

@@ -1,33 +1,79 @@
-"""Plain ASGI middleware of the scoring server: the body-size limit and request metrics.
+"""Plain ASGI middleware of the scoring server: auth, the body checks and request metrics.
 
-:class:`BodyLimitMiddleware` refuses a body over the limit with 413 before the app
-parses anything: at once when Content-Length says so, otherwise as soon as the
-bytes read pass the limit (chunked uploads). :class:`MetricsMiddleware` counts
-every answer by endpoint and status and times it, 413s and 500s included; paths
-the server does not serve are counted under ``other`` so clients cannot grow the
-label set.
+:class:`AuthMiddleware` answers 401 to a request without the bearer token before
+anything of its body is parsed or buffered. :class:`BodyLimitMiddleware` refuses a
+body over the limit with 413 before the app parses anything: at once when
+Content-Length says so, otherwise as soon as the bytes read pass the limit (chunked
+uploads); a JSON body that is not valid text (JSON is UTF-8) is a 422 like any
+other malformed JSON. :class:`MetricsMiddleware` counts every answer by endpoint
+and status and times it, 401s, 413s and 500s included; paths the server does not
+serve are counted under ``other`` so clients cannot grow the label set.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
 
 from radar.serve.metrics import ServerMetrics
 
-KNOWN_PATHS = frozenset({"/v1/score", "/v1/health", "/v1/models", "/metrics", "/docs",
-                         "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+OPEN_PATHS = frozenset({"/v1/health", "/docs", "/docs/oauth2-redirect", "/redoc",
+                        "/openapi.json"})    # no token needed (see docs/serve.md)
+KNOWN_PATHS = OPEN_PATHS | {"/v1/score", "/v1/models", "/metrics"}
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 DRAIN_BYTES = 16 * 1024 * 1024      # most of an oversized body read to answer it cleanly
+# Most of a body read before a 401: enough for clients to see the answer (curl and httpx
+# do with 7 MiB bodies), little work for a flood of unauthenticated uploads.
+AUTH_DRAIN_BYTES = 64 * 1024
 
 
-async def _send_error(send, status: int, message: str) -> None:
-    body = json.dumps({"detail": message}).encode("utf-8")
+async def _send_error(send, status: int, detail, headers: tuple = ()) -> None:
+    body = json.dumps({"detail": detail}).encode("utf-8")
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode("ascii")),
-                            (b"connection", b"close")]})
+                            (b"connection", b"close"), *headers]})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _drain(receive, more: bool = True, limit: int = DRAIN_BYTES) -> bool:
+    """Read and drop what is left of a body, up to ``limit`` bytes, before answering
+    early: closing a socket with unread data resets the connection, and the client
+    would see a reset instead of the answer. False when the client went away."""
+    drained = 0
+    while more and drained <= limit:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return False
+        drained += len(message.get("body", b""))
+        more = message.get("more_body", False)
+    return True
+
+
+class AuthMiddleware:
+    """401 for a request without ``Authorization: Bearer <token>`` on every path but
+    :data:`OPEN_PATHS`, checked (in constant time) before the body is read."""
+
+    MESSAGE = "missing or wrong bearer token: send 'Authorization: Bearer <token>'"
+
+    def __init__(self, app, token: str):
+        self.app, self.expected = app, token.encode("utf-8")
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or self._allowed(scope):
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] in _BODY_METHODS and not await _drain(receive,
+                                                                 limit=AUTH_DRAIN_BYTES):
+            return    # the client went away
+        await _send_error(send, 401, self.MESSAGE,
+                          ((b"www-authenticate", b'Bearer realm="radar"'),))
+
+    def _allowed(self, scope) -> bool:
+        scheme, _, given = dict(scope["headers"]).get(b"authorization", b"").partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(),
+                                                                    self.expected)
 
 
 class BodyLimitMiddleware:
@@ -67,20 +113,32 @@ class BodyLimitMiddleware:
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
-        await self.app(scope, _replay(b"".join(chunks), receive), send)
+        body = b"".join(chunks)
+        problem = _not_text(body, dict(scope["headers"]).get(b"content-type", b""))
+        if problem:
+            await _send_error(send, 422, [{"type": "json_invalid", "loc": ["body"],
+                                           "msg": problem}])
+            return
+        await self.app(scope, _replay(body, receive), send)
 
     async def _refuse(self, receive, send, size: str, more: bool = True) -> None:
-        """413, after reading (and dropping) what is left of the body up to
-        :data:`DRAIN_BYTES`: closing a socket with unread data resets the connection,
-        and the client would see a reset instead of the answer."""
-        drained = 0
-        while more and drained <= DRAIN_BYTES:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            drained += len(message.get("body", b""))
-            more = message.get("more_body", False)
-        await _send_error(send, 413, self._too_large(size))
+        """413, after draining what is left of the body (up to :data:`DRAIN_BYTES`)."""
+        if await _drain(receive, more):
+            await _send_error(send, 413, self._too_large(size))
+
+
+def _not_text(body: bytes, content_type: bytes) -> str | None:
+    """Why a JSON ``body`` cannot be decoded (None when it can, or is not JSON): the
+    framework would answer a bare 400 where every other malformed body gets a 422."""
+    if b"json" not in content_type.lower() or not body:
+        return None
+    encoding = json.detect_encoding(body)       # what json.loads would decode it as
+    try:
+        body.decode(encoding)
+    except UnicodeDecodeError as exc:
+        return (f"the body is not valid {encoding.upper()} text (byte {exc.start}); "
+                "send JSON encoded as UTF-8")
+    return None
 
 
 def _replay(body: bytes, receive):
