@@ -213,3 +213,24 @@ def test_validate_checks_original_logs_and_session_key_types(tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["bad_records"]["by_kind"] == {"wrong_type": 2} and data["n_sessions"] == 2
+
+
+def test_validate_and_prepare_report_repeated_session_ids(tmp_path):
+    from test_reader import make_sessions, write_day
+
+    sessions = make_sessions(5)
+    sessions[3]["session_id"] = sessions[1]["session_id"]
+    data = tmp_path / "data"
+    write_day(data / "preprocessed_logs_2025-01-01.json", sessions)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["validate", str(data), "--json"])
+    assert result.exit_code == 0, result.output
+    repeats = json.loads(result.stdout)["duplicate_session_ids"]
+    assert repeats["total"] == 1 and repeats["files"][0]["example"] == 1
+    table = runner.invoke(cli, ["validate", str(data)], terminal_width=200)
+    assert "1 sessions repeat a session_id of the same day (e.g. 1)" in table.output
+    for _ in range(2):                       # prepared, then up to date: both say so
+        prepared = runner.invoke(cli, ["prepare", str(data), "--cache-dir",
+                                       str(tmp_path / "cache")], terminal_width=200)
+        assert prepared.exit_code == 0, prepared.output
+        assert "1 sessions repeat a session_id" in prepared.output

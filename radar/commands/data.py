@@ -194,6 +194,8 @@ def _print_files(stats, limit: int = 40) -> None:
 
 
 def _print_problems(data: dict) -> None:
+    from rich.markup import escape
+
     bad = data["bad_records"]
     if bad["total"]:
         table = make_table("bad records (skipped)", "kind", "count")
@@ -206,6 +208,12 @@ def _print_problems(data: dict) -> None:
     for ex in data["token_layout"]["examples"]:
         console.print(f"  token_ids differ from [101] + events + [102]: {ex['file']}, "
                       f"record {ex['index']}, byte {ex['offset']}", markup=False, highlight=False)
+    for repeat in data["duplicate_session_ids"]["files"]:
+        console.print(f"[yellow]warning:[/yellow] {escape(repeat['file'])}: "
+                      f"{repeat['n_repeated']:,} "
+                      f"sessions repeat a session_id of the same day (e.g. {repeat['example']}); "
+                      "labels keyed by (file, session_id) cannot tell them apart",
+                      highlight=False)
     if len(data["unreadable_files"]) > 1:     # the first one ends the run as the error
         for broken in data["unreadable_files"]:
             console.print(f"[red]unreadable:[/red] {broken['error']}", highlight=False)
@@ -298,6 +306,12 @@ def _print_prepared(results, cache_dir: Path, limit: int = 40) -> None:
     console.print(f"{n_new} prepared, {len(results) - n_new} already up to date, "
                   f"{sum(r.n_sessions for r in results):,} sessions "
                   f"({seconds:.1f} s of conversion)")
+    for result in results:
+        if result.n_duplicate_ids:
+            console.print(f"warning: {result.path}: {result.n_duplicate_ids:,} sessions repeat "
+                          "a session_id of the same day; labels keyed by (file, session_id) "
+                          "cannot tell them apart (`radar validate` shows one)",
+                          markup=False, highlight=False)
     broken = [r for r in results if r.truncated is not None]
     if broken:
         more = f" (and {len(broken) - 1} more damaged file(s))" if len(broken) > 1 else ""

@@ -226,6 +226,11 @@ def _length_stats(offsets: np.ndarray, max_seq_length: int) -> dict:
             "p99": int(p99), "n_long": int(np.count_nonzero(lengths > max_seq_length))}
 
 
+def _n_repeated(session_ids: np.ndarray) -> int:
+    """Sessions whose session_id an earlier session of the day already has."""
+    return int(session_ids.size - np.unique(session_ids).size)
+
+
 def _day_meta(directory: Path, writer: _DayWriter, counts: dict, checker: TokenLayoutChecker,
               source: Path, stat: os.stat_result, report: ReadReport, options: dict) -> dict:
     """meta.json for a finished day directory (reads back only the per-session arrays)."""
@@ -250,6 +255,7 @@ def _day_meta(directory: Path, writer: _DayWriter, counts: dict, checker: TokenL
         "token_ids": {"layouts": dict(checker.layouts),
                       "max_padded_length": checker.max_padded_length},
         "has_session_keys": counts["has_session_keys"],
+        "n_duplicate_ids": _n_repeated(np.load(directory / "session_ids.npy")),
         "report": report.to_dict(),
         "truncated": truncated,
         "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -271,6 +277,7 @@ class PrepareResult:
     truncated: DataError | None       # the damage in a truncated/corrupt source, if any
     seconds: float = 0.0
     source_bytes: int = 0
+    n_duplicate_ids: int = 0          # sessions repeating a session_id of their day
 
     def to_dict(self) -> dict:
         """Plain data; ``truncated`` travels inside the report."""
@@ -372,7 +379,7 @@ def prepare_file(path, cache_dir, *, max_seq_length: int = 512, strict: bool = F
         raise
     return PrepareResult(str(source), str(final), counts["n_sessions"], counts["n_events"],
                          False, report, report.truncated, time.perf_counter() - started,
-                         stat.st_size)
+                         stat.st_size, meta["n_duplicate_ids"])
 
 
 def _write_meta(directory: Path, meta: dict) -> None:
@@ -384,7 +391,8 @@ def _cached_result(path: Path, cache_dir) -> PrepareResult:
     meta = read_meta(day_dir)
     report = ReadReport.from_dict(meta["report"])
     return PrepareResult(str(path), str(day_dir), meta["n_sessions"], meta["n_events"], True,
-                         report, report.truncated, 0.0, meta["source"]["size"])
+                         report, report.truncated, 0.0, meta["source"]["size"],
+                         meta.get("n_duplicate_ids", 0))
 
 
 def _needs_prepare(path: Path, cache_dir, strict: bool, vocab_size: int | None) -> bool:

@@ -12,10 +12,13 @@ import datetime as dt
 import functools
 import multiprocessing
 import os
+from array import array
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from radar.data.files import day_of
 from radar.data.reader import iter_sessions
@@ -99,6 +102,9 @@ class DatasetStats:
     bad_counts: Counter = field(default_factory=Counter)
     bad_examples: list[dict] = field(default_factory=list)
     notices: Counter = field(default_factory=Counter)
+    # per file with repeats: {"file", "n_repeated", "example"}; labels keyed by
+    # (file, session_id) cannot tell such sessions apart
+    duplicate_ids: list[dict] = field(default_factory=list)
 
     def merge(self, other: DatasetStats) -> None:
         """Add another part (usually one file's statistics) into this one."""
@@ -117,6 +123,7 @@ class DatasetStats:
         self.bad_counts.update(other.bad_counts)
         self.bad_examples = (self.bad_examples + other.bad_examples)[:MAX_EXAMPLES]
         self.notices.update(other.notices)
+        self.duplicate_ids.extend(other.duplicate_ids)
 
     @property
     def n_sessions(self) -> int:
@@ -170,6 +177,9 @@ class DatasetStats:
             "bad_records": {"total": sum(self.bad_counts.values()),
                             "by_kind": dict(self.bad_counts), "examples": self.bad_examples},
             "notices": dict(self.notices),
+            "duplicate_session_ids": {
+                "total": sum(d["n_repeated"] for d in self.duplicate_ids),
+                "files": self.duplicate_ids},
             "files": [asdict(f) for f in self.files],
             "unreadable_files": [{"path": f.path, "error": f.error, "offset": f.error_offset}
                                  for f in self.unreadable],
@@ -258,11 +268,13 @@ def file_stats(path: Path, *, max_seq_length: int, vocab_size: int | None,
     info = FileStats(str(path), day and day.isoformat(), size)
     stats.files.append(info)
     report = ReadReport()
+    ids = array("q")
     try:
         for record in iter_sessions(path, fields=STAT_FIELDS, strict=strict,
                                     max_seq_length=max_seq_length, vocab_size=vocab_size,
                                     report=report):
             info.n_sessions += 1
+            ids.append(record["session_id"])
             _add_session(stats, path, record)
     except DataError as exc:
         info.error, info.error_offset = str(exc), exc.offset
@@ -270,4 +282,14 @@ def file_stats(path: Path, *, max_seq_length: int, vocab_size: int | None,
         info.error = f"{path}: cannot read: {exc.strerror or exc}"
     info.n_bad = report.n_bad
     _merge_report(stats, report)
+    _note_duplicates(stats, path, np.frombuffer(ids, dtype=np.int64))
     return stats
+
+
+def _note_duplicates(stats: DatasetStats, path: Path, ids: np.ndarray) -> None:
+    values, counts = np.unique(ids, return_counts=True)
+    repeated = counts > 1
+    if repeated.any():
+        stats.duplicate_ids.append({"file": str(path),
+                                    "n_repeated": int((counts[repeated] - 1).sum()),
+                                    "example": int(values[repeated][0])})
