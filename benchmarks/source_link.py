@@ -14,7 +14,8 @@ prints, measure false links. Prints a Markdown table per template and the summar
 ``Zookeeper_2k.log`` (ZooKeeper 3.4, 2015; log4j names the logging class in each line,
 ``[thread:Class@line]``) against a ZooKeeper source tree, or ``OpenStack_2k.log`` (nova,
 2017; each line names its module's logger) against nova's: the share of lines linked, and
-of those, the share linked to the file of the class or module the line names::
+of those, the share linked to the file of the class or module the line names (or to a
+statement whose ``logged_at`` is in that file)::
 
     python benchmarks/source_link.py --unseen zookeeper/ loghub/Zookeeper/Zookeeper_2k.log
 """
@@ -174,7 +175,10 @@ def unseen_check(source: Path, log: Path, work: Path) -> dict:
         if statement is None or found is None:
             continue
         linked += 1
-        agree += Path(statement["file"]).stem == (found.group(1) or found.group(2))
+        named_file = found.group(1) or found.group(2)
+        printed_in = [statement["file"]] + ([statement["logged_at"]["file"]]
+                                            if "logged_at" in statement else [])
+        agree += any(Path(file).stem == named_file for file in printed_in)
     return {"files": summary.files, "statements": summary.statements,
             "mb": summary.bytes_parsed / 1e6, "index_s": index_s, "lines": len(lines),
             "named": named, "linked": linked, "agree": agree}
