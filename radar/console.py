@@ -33,8 +33,8 @@ def step_progress(total: int, description: str, *, completed: int = 0,
 
     On an interactive terminal a rich bar with elapsed time and ETA (log lines printed
     meanwhile appear above it); otherwise (a pipe, a log file, a background run) one
-    line with the ETA at the first update, then at most every ``interval_s`` seconds
-    and at the end. ``completed`` is where a resumed job starts: the ETA counts only
+    line at the start, one with the ETA at the first update, then at most every
+    ``interval_s`` seconds, and one at the end. ``completed`` is where a resumed job starts: the ETA counts only
     the rate since then. Inside another open progress display this one is silent (the
     outer one already shows the job), so callers need not know who draws.
     """
@@ -48,6 +48,7 @@ def step_progress(total: int, description: str, *, completed: int = 0,
                 yield update
         else:
             line = _PlainProgress(total, description, completed, interval_s)
+            line.start()
             yield line.update
             line.finish()
     finally:
@@ -71,6 +72,11 @@ class _PlainProgress:
         self.start_units, self.done = completed, completed
         self.started = time.monotonic()
         self.printed_at: float | None = None
+        self.printed_done: int | None = None
+
+    def start(self) -> None:
+        self._print(self.started)
+        self.printed_at = None          # the first update prints too: the first ETA
 
     def update(self, done: int) -> None:
         self.done = done
@@ -79,11 +85,11 @@ class _PlainProgress:
             self._print(now)
 
     def finish(self) -> None:
-        if self.printed_at is not None and self.done > self.start_units:
+        if self.done != self.printed_done:     # the end, unless that was the last line
             self._print(time.monotonic())
 
     def _print(self, now: float) -> None:
-        self.printed_at = now
+        self.printed_at, self.printed_done = now, self.done
         elapsed = now - self.started
         share = f" ({self.done / self.total:.1%})" if self.total else ""
         err_console.print(f"{self.description}: {self.done}/{self.total}{share}, "

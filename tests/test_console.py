@@ -9,7 +9,7 @@ from radar.console import step_progress
 
 
 def test_progress_lines_go_to_stderr_with_an_eta(capsys, monkeypatch):
-    clock = iter([0.0, 10.0, 20.0, 25.0, 35.0, 41.0])
+    clock = iter([0.0, 10.0, 20.0, 25.0, 35.0, 41.0])     # start, 4 updates, finish
     monkeypatch.setattr(console.time, "monotonic", lambda: next(clock))
     with step_progress(100, "training toy (steps)", completed=20, interval_s=15) as update:
         update(25)      # t=10: first update, printed
@@ -18,7 +18,8 @@ def test_progress_lines_go_to_stderr_with_an_eta(capsys, monkeypatch):
         update(45)      # t=35: silent
     out, err = capsys.readouterr()
     assert out == ""
-    lines = err.strip().splitlines()
+    start, *lines = err.strip().splitlines()
+    assert start == "training toy (steps): 20/100 (20.0%), 0:00:00 elapsed, eta unknown"
     # Resumed at 20: the rate counts only the 5 steps done in 10 s, so 75 left take 150 s.
     assert lines[0] == "training toy (steps): 25/100 (25.0%), 0:00:10 elapsed, eta 0:02:30"
     assert lines[1].startswith("training toy (steps): 40/100 (40.0%), 0:00:25 elapsed, eta ")
