@@ -69,7 +69,6 @@ class TrainingConfig(SectionChecks):
     warmup_ratio: float = 0.05
     min_lr: float = 1e-6
     max_grad_norm: float = 1.0
-    mask_prob: float = 0.15
     grad_accum_steps: int = 1
     log_interval: int = 50
     save_interval: int = 500
@@ -90,14 +89,13 @@ class TrainingConfig(SectionChecks):
         self.check_number("learning_rate", above=0)
         self.check_number("min_lr", minimum=0, maximum=self.learning_rate)
         self.check_number("warmup_ratio", minimum=0, maximum=1)
-        self.check_number("mask_prob", above=0, below=1)
         for key in ("weight_decay", "max_grad_norm", "save_interval", "eval_interval",
                     "keep_checkpoints", "num_workers", "seed"):
             self.check_number(key, minimum=0)
 
 
 @dataclass
-class DataConfig:
+class DataConfig(SectionChecks):
     preprocessed_dir: str = "../output"
     file_pattern: str = "preprocessed_logs_*.json"
     max_seq_length: int = 512
@@ -107,20 +105,37 @@ class DataConfig:
     val_fraction: float = 0.1
     split_seed: int = 42
     calibration_fraction: float = 0.1   # of training sessions held out to set thresholds
-    train_filter: str = "no_error"  # no_error | no_error_no_warn | all | labels
+    # sessions: a random share of every training day; days: the newest training days
+    # whole (at least 3 training days), so thresholds are set on days never trained on
+    calibration_split: str = "days"
+    # Which sessions train: all (default: nothing tells anomalies apart without labels;
+    # has_error does not) | labels (--labels sets it) | no_error | no_error_no_warn
+    train_filter: str = "all"
     label_file: str | None = None
     strict: bool = False
+
+    section: typing.ClassVar[str] = "data"
+
+    def __post_init__(self):
+        self.check_number("max_seq_length", minimum=3)      # CLS, one event, SEP
+        self.check_number("limit_files", minimum=0)
+        self.check_number("val_fraction", above=0, below=1)
+        self.check_number("calibration_fraction", minimum=0, below=1)
 
 
 @dataclass
 class DetectionConfig(SectionChecks):
     # How the threshold is set on sessions of the training days held out from
-    # training (radar/scoring/calibration.py): percentile | best_f1 | fixed.
-    threshold_method: str = "percentile"
-    threshold_percentile: float = 99.5   # percentile: of held-out normal sessions' scores
+    # training (radar/scoring/calibration.py): tail | percentile | best_f1 | fixed.
+    threshold_method: str = "tail"
+    # tail and percentile: 100 - this = the false-alarm budget (% of normal sessions)
+    threshold_percentile: float = 99.5
     threshold_value: float | None = None # fixed: the threshold itself
     batch_size: int = 128
     format: str = "json"                 # json | jsonl
+    # Held-out sessions copied and corrupted to estimate recall without labels
+    # (quality.json, radar/quality/inject.py); 0 turns the estimate off.
+    injected_sessions: int = 1000
 
     section: typing.ClassVar[str] = "detection"
 
@@ -128,6 +143,7 @@ class DetectionConfig(SectionChecks):
         self.check_number("threshold_percentile", minimum=0, maximum=100)
         self.check_number("threshold_value")
         self.check_positive("batch_size")
+        self.check_number("injected_sessions", minimum=0)
 
 
 @dataclass
@@ -171,10 +187,11 @@ class SourceConfig:
 CHOICES = {
     "ensemble.normalize": ("ecdf", "robust_z"),
     "detection.format": ("json", "jsonl"),
-    "detection.threshold_method": ("percentile", "best_f1", "fixed"),
+    "detection.threshold_method": ("tail", "percentile", "best_f1", "fixed"),
     "training.precision": ("auto", "fp32", "bf16", "fp16"),
     "data.split": ("date", "random"),
-    "data.train_filter": ("no_error", "no_error_no_warn", "all", "labels"),
+    "data.calibration_split": ("sessions", "days"),
+    "data.train_filter": ("all", "labels", "no_error", "no_error_no_warn"),
 }
 
 
@@ -359,7 +376,30 @@ def read_yaml(path: str | Path) -> dict:
 
 
 def build_config(raw: dict) -> RadarConfig:
-    return build_section(RadarConfig, raw)
+    return build_section(RadarConfig, _moved_keys(raw))
+
+
+# Keys of the user's plan that belong to one detector: read into that detector's
+# section (``models.NAME``) unless the section sets them itself.
+MOVED_KEYS = {("training", "mask_prob"): "logbert"}
+
+
+def _moved_keys(raw: dict) -> dict:
+    if not isinstance(raw, dict):
+        return raw
+    raw = dict(raw)
+    for (section, key), detector in MOVED_KEYS.items():
+        part = raw.get(section)
+        if isinstance(part, dict) and key in part:
+            part = dict(part)
+            value = part.pop(key)
+            raw[section] = part
+            models = dict(raw.get("models") or {})
+            own = dict(models.get(detector) or {})
+            own.setdefault(key, value)
+            models[detector] = own
+            raw["models"] = models
+    return raw
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()

@@ -21,6 +21,7 @@ from radar.config import RadarConfig, build_config
 from radar.data.cache import ERROR_BIT, WARN_BIT
 from radar.data.dataset import SessionCorpus
 from radar.data.sampling import BucketBatchSampler
+from radar.data.selection import window_length
 from radar.data.vocab import EventVocab
 from radar.detector import Detector
 from radar.device import autocast_context, resolve_precision
@@ -65,9 +66,6 @@ def make_detector(name: str, config: RadarConfig) -> Detector:
         raise ConfigError(f"{exc} (the config's `model:` section belongs to the first "
                           f"detector, {name} here; put another detector's keys under "
                           "models.NAME, e.g. models.logbert)") from None
-    # Run-wide settings a detector may use (LogBERT's mask rate and window check).
-    detector.mask_prob = config.training.mask_prob
-    detector.max_seq_length = config.data.max_seq_length
     return detector
 
 
@@ -82,7 +80,7 @@ def loaded_from_payload(payload: dict[str, Any], path: str | Path, device: torch
     config = build_config(payload["config"])
     detector = make_detector(payload["detector"], config)
     vocab = EventVocab.from_state_dict(payload["vocab"])
-    model = detector.build_model(vocab)
+    model = detector.build_model(vocab, window_length(config.data.max_seq_length))
     model.load_state_dict(payload["model"])
     model.to(device).eval()
     calibration = payload.get("calibration")
@@ -112,7 +110,7 @@ def score_corpus(loaded: LoadedDetector, corpus: SessionCorpus, *, batch_size: i
     n = corpus.n_sessions
     score = np.full(n, -np.inf)
     extras: dict[str, np.ndarray] = {}
-    k = int(getattr(loaded.detector.config, "explain_top_k", 3) or 0)
+    k = loaded.detector.explain_top_k
     explain = np.full((n, k, len(EXPLAIN_KEYS)), np.nan)
     sampler = BucketBatchSampler(corpus.window_length, batch_size, shuffle=False)
     for items in sampler:

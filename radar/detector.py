@@ -102,12 +102,12 @@ def unwrap(model: torch.nn.Module, cls: type) -> Any:
 class Detector:
     """Base class for detector plugins.
 
-    ``__init__`` only stores the config (an instance of ``config_class``); everything
-    learned lives in the model returned by ``build_model`` so it is checkpointed with it.
-
-    Two run-wide settings are set on every detector by the pipeline before
-    ``build_model``: ``mask_prob`` (``training.mask_prob``) and ``max_seq_length``
-    (``data.max_seq_length``, which counts CLS and SEP; windows hold two fewer events).
+    ``__init__`` only stores the config (an instance of ``config_class``, built from
+    the detector's own section ``models.NAME``). ``build_model(vocab, window)`` gets
+    what the run decided: the event vocabulary and the window (events per model input,
+    ``data.max_seq_length`` less CLS and SEP). What a detector keeps from that call is
+    fitted state and ends in ``_`` (``vocab_``, ``window_``); everything learned lives
+    in the returned model, so it is checkpointed with it.
     """
 
     name: ClassVar[str] = ""
@@ -116,11 +116,20 @@ class Detector:
 
     def __init__(self, config: Any = None):
         self.config = config if config is not None else self.config_class()
-        self.mask_prob: float = 0.15
-        self.max_seq_length: int | None = None
 
-    def build_model(self, vocab: EventVocab) -> torch.nn.Module:
-        """Return a freshly initialised ``nn.Module`` for ``vocab`` (never downloaded)."""
+    @property
+    def score_name(self) -> str:
+        """What ``score_sessions``'s ``score`` is called in results and reports."""
+        return "anomaly_score"
+
+    @property
+    def explain_top_k(self) -> int:
+        """How many of the most surprising positions each explanation keeps (0: none)."""
+        return 3
+
+    def build_model(self, vocab: EventVocab, window: int) -> torch.nn.Module:
+        """Return a freshly initialised ``nn.Module`` for ``vocab`` whose inputs hold up to
+        ``window`` events (never downloaded)."""
         raise NotImplementedError
 
     def training_loss(self, model: torch.nn.Module, batch: SessionBatch) -> torch.Tensor:

@@ -24,7 +24,8 @@ def register_detectors(register):
 
 @hookspec
 def register_scorers(register):
-    """Register :class:`radar.scoring.base.Scorer` subclasses (ensemble combiners, severity).
+    """Register scorer classes: ensemble combiners (:class:`radar.scoring.base.Combiner`
+    subclasses) and severity scorers (:class:`radar.scoring.severity.SeverityScorer`).
 
     :param register: call ``register(ScorerClass)`` once per scorer; the class
         attribute ``name`` is the name used in configs.

@@ -112,21 +112,30 @@ class NextKeyDetector(Detector):
 
     Subclasses set ``name``, ``description``, ``config_class`` (a
     :class:`NextKeyConfig` subclass) and implement :meth:`build_network`.
-    ``vocab`` is stored by :meth:`build_model` to decode explanations.
+    ``vocab_`` (fitted by :meth:`build_model`) decodes explanations.
     """
 
     config_class: ClassVar[type] = NextKeyConfig
 
     def __init__(self, config: NextKeyConfig | None = None):
         super().__init__(config)
-        self.vocab: EventVocab | None = None
+        self.vocab_: EventVocab | None = None
+        self.window_: int | None = None
+
+    @property
+    def score_name(self) -> str:
+        return self.config.score
+
+    @property
+    def explain_top_k(self) -> int:
+        return self.config.explain_top_k
 
     def build_network(self, vocab_size: int) -> nn.Module:
         """The plugin's network for ``vocab_size`` indices (see :class:`NextKeyModel`)."""
         raise NotImplementedError
 
-    def build_model(self, vocab: EventVocab) -> NextKeyModel:
-        self.vocab = vocab
+    def build_model(self, vocab: EventVocab, window: int) -> NextKeyModel:
+        self.vocab_, self.window_ = vocab, window
         return NextKeyModel(self.build_network(len(vocab)), len(vocab))
 
     def _target_logits(self, model: nn.Module, batch: SessionBatch
@@ -170,6 +179,6 @@ class NextKeyDetector(Detector):
                                  self.config.top_g)
         extras = {key: value for key, value in scores.items() if key != self.config.score}
         explanations = explain_targets(ids, targets, rank, nll, self.config.explain_top_k,
-                                       self.vocab)
+                                       self.vocab_)
         return SessionScores(score=scores[self.config.score], extras=extras,
                              explanations=explanations)

@@ -168,7 +168,26 @@ def get_detector_class(name: str, pm: RadarPluginManager | None = None) -> type:
 
 
 def get_scorer_class(name: str, pm: RadarPluginManager | None = None) -> type:
+    """Any registered scorer class (combiner or severity scorer) called ``name``."""
     return _lookup("scorer", (pm or get_plugin_manager()).scorers(), name)
+
+
+def get_combiner_class(name: str, pm: RadarPluginManager | None = None) -> type:
+    """The registered ensemble combiner called ``name`` (``ensemble.method``)."""
+    from radar.scoring.base import Combiner
+
+    scorers = (pm or get_plugin_manager()).scorers()
+    return _lookup("combiner", {k: v for k, v in scorers.items() if issubclass(v, Combiner)},
+                   name)
+
+
+def get_severity_class(name: str, pm: RadarPluginManager | None = None) -> type:
+    """The registered severity scorer called ``name`` (``severity.scorer``)."""
+    from radar.scoring.severity import SeverityScorer
+
+    scorers = (pm or get_plugin_manager()).scorers()
+    return _lookup("severity scorer",
+                   {k: v for k, v in scorers.items() if issubclass(v, SeverityScorer)}, name)
 
 
 Register = Callable[[type], None]

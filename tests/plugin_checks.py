@@ -23,7 +23,7 @@ def build_small(detector_cls: type, config, seed: int = 0):
     grammar here uses)."""
     torch.manual_seed(seed)
     detector = detector_cls(config)
-    return detector, detector.build_model(EventVocab(np.arange(100, 112)))
+    return detector, detector.build_model(EventVocab(np.arange(100, 112)), 30)
 
 
 def assert_registered_lazily(name: str, cls: type) -> None:

@@ -22,8 +22,6 @@ from radar.errors import ConfigError
     ("training.num_epochs=0", "training.num_epochs"),
     ("training.total_steps=0", "training.total_steps"),
     ("training.warmup_ratio=1.5", "training.warmup_ratio"),
-    ("training.mask_prob=0", "training.mask_prob"),
-    ("training.mask_prob=1", "training.mask_prob"),
     ("training.max_grad_norm=nan", "training.max_grad_norm"),
     ("training.grad_accum_steps=0", "training.grad_accum_steps"),
     ("training.log_interval=0", "training.log_interval"),

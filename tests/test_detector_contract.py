@@ -23,14 +23,10 @@ from radar.checkpoint import load_checkpoint, save_checkpoint
 from radar.config import build_config
 from radar.data.dataset import SessionCorpus
 from radar.detect import EXPLAIN_KEYS, EXPLAIN_KINDS, load_trained, score_corpus
-from radar.pipeline import (
-    best_checkpoint,
-    fit_scoring,
-    prepare_days,
-    train_from_config,
-    training_sets,
-    window_length,
-)
+from radar.calibrate import fit_scoring
+from radar.data.selection import prepare_days, training_sets, window_length
+from radar.pipeline import train_from_config
+from radar.rundir import best_checkpoint
 from radar.plugins import make_plugin_manager
 
 DETECTORS = sorted(make_plugin_manager().detectors())
@@ -123,8 +119,9 @@ def trained(request, workspace) -> dict:
     run = train_from_config(config, resume=None, workers=1, log=lambda message: None)
     (item,) = run.trained
     loaded = load_trained(item.checkpoint, torch.device("cpu"))
-    test = prepare_days([workspace["test_day"]], config, workers=1, log=lambda message: None)
-    corpus = SessionCorpus(test.days, loaded.vocab, window_length(config))
+    test = prepare_days([workspace["test_day"]], config.data, workers=1,
+                        log=lambda message: None)
+    corpus = SessionCorpus(test.days, loaded.vocab, window_length(config.data.max_seq_length))
     results = score_corpus(loaded, corpus, batch_size=64, device=torch.device("cpu"))
     return {"name": name, "config": config, "item": item, "loaded": loaded,
             "corpus": corpus, "results": results, "root": root}
@@ -190,8 +187,9 @@ def test_checkpoint_round_trip_gives_identical_scores(trained, tmp_path):
     checkpoint = best_checkpoint(root / "runs" / trained["name"])
     payload = load_checkpoint(checkpoint)
     in_memory = load_trained(checkpoint, cpu)
-    run = training_sets(config, prepare_days(sorted((root / "data").glob("*.json"))[:2], config,
-                                             workers=1, log=lambda message: None), None)
+    days = prepare_days(sorted((root / "data").glob("*.json"))[:2], config.data, workers=1,
+                        log=lambda message: None)
+    run = training_sets(config.data, window_length(config.data.max_seq_length), days, None)
     fit_scoring(in_memory, run.train, batch_size=64, device=cpu, seed=0)
     expected = score_corpus(in_memory, trained["corpus"], batch_size=64, device=cpu)
     save_checkpoint(tmp_path / "copy.pt", {**payload, "model": in_memory.model.state_dict()})

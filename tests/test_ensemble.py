@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from radar.errors import ConfigError, RadarError
-from radar.plugins import get_scorer_class, reset_plugin_manager
+from radar.config import EnsembleConfig, SeverityConfig
+from radar.plugins import get_combiner_class, get_severity_class, reset_plugin_manager
 from radar.scoring.normalize import Normalizer
 from radar.scoring.severity import LEVELS
 from tests.test_jobs import run_args
@@ -49,7 +50,8 @@ def test_robust_z_and_errors():
 def _fitted(name: str, config: dict | None = None):
     normal = np.stack([rng.normal(size=2000), rng.exponential(size=2000) * 10], axis=1)
     thresholds = list(np.quantile(normal, 0.99, axis=0))
-    return get_scorer_class(name)(config or {}).fit(normal, ["a", "b"], thresholds)
+    return get_combiner_class(name)(EnsembleConfig(**(config or {}))).fit(
+        normal, ["a", "b"], thresholds)
 
 
 @pytest.mark.parametrize("name", ["mean", "max", "weighted_mean", "rank_average", "vote"])
@@ -82,9 +84,9 @@ def test_weighted_mean_checks_weights():
 
 # -- severity -----------------------------------------------------------------------------
 def test_severity_weights_services_and_raises_on_errors():
-    scorer = get_scorer_class("service_weighted")(
-        {"levels": {"LOW": 0.0, "MEDIUM": 1.0, "HIGH": 2.0, "CRITICAL": 3.0},
-         "service_weights": {"gateway": 2.0}, "error_raise": 1, "warn_raise": 0})
+    scorer = get_severity_class("service_weighted")(SeverityConfig(
+        levels={"LOW": 0.0, "MEDIUM": 1.0, "HIGH": 2.0, "CRITICAL": 3.0},
+        service_weights={"gateway": 2.0}, error_raise=1, warn_raise=0))
     score = np.array([0.5, 2.5, 2.0, 0.5, 4.5])
     service = np.array([0, 0, 1, 0, 1])
     error = np.array([False, False, False, True, False])
@@ -94,7 +96,7 @@ def test_severity_weights_services_and_raises_on_errors():
     assert any("gateway weighs 2" in reason for reason in out.reasons[2])
     assert any("ERROR" in reason for reason in out.reasons[3])
     with pytest.raises(ConfigError, match="unknown level"):
-        get_scorer_class("service_weighted")({"levels": {"SEVERE": 1.0}}).assess(
+        get_severity_class("service_weighted")(SeverityConfig(levels={"SEVERE": 1.0})).assess(
             score, 1.0, ["r", "g"], service, error, error)
 
 
@@ -110,7 +112,7 @@ class Unigram(Detector):
 
     name = "unigram"
 
-    def build_model(self, vocab):
+    def build_model(self, vocab, window):
         model = torch.nn.Module()
         model.logits = torch.nn.Parameter(torch.zeros(len(vocab)))
         return model

@@ -26,7 +26,7 @@ def test_amp_training_on_cuda_reduces_loss(tmp_path, precision):
                                 "training.num_epochs=10", "training.batch_size=8",
                                 "training.learning_rate=0.05", "training.log_interval=5"])
     detector = ToyDetector(noisy=False)
-    trainer = Trainer(detector, detector.build_model(corpus.vocab), config, corpus, corpus,
+    trainer = Trainer(detector, detector.build_model(corpus.vocab, corpus.window), config, corpus, corpus,
                       device=torch.device("cuda"), output_dir=tmp_path, log=lambda m: None)
     assert (trainer.scaler is not None) == (precision == "fp16")
     result = trainer.fit()

@@ -12,6 +12,7 @@ from radar.detector import SessionBatch
 from radar.errors import ConfigError
 from radar.nextkey import NextKeyConfig, NextKeyDetector, session_layout
 from radar.scoring.baseline import BASELINE_MIN_COUNT, MAX_NLL, NLLBaseline
+from radar.scoring.keys import CAP_TIE_STEP
 from radar.scoring.keys import explain_targets, key_scores
 
 make_batch = SessionBatch.from_lists
@@ -69,7 +70,9 @@ def test_key_scores_and_explanations():
     assert scores["miss_count"].tolist() == [2.0, 0.0]   # UNK and rank 12 > 9
     assert scores["miss_ratio"].tolist() == pytest.approx([0.5, 0.0])
     assert scores["mean_nll"][1] == pytest.approx(0.15)
-    assert scores["max_excess_nll"].tolist() == pytest.approx([MAX_NLL, 0.2])
+    # At the cap, ties break by the mean excess (0.5 + MAX_NLL + 0.5 + 1.0 over 4 targets).
+    tie = CAP_TIE_STEP * (0.5 + MAX_NLL + 0.5 + 1.0) / 4 / MAX_NLL
+    assert scores["max_excess_nll"].tolist() == pytest.approx([MAX_NLL + tie, 0.2])
     vocab = EventVocab([100, 200])                     # indices 5, 6
     explained = explain_targets(ids, targets, rank, raised, 2, vocab)
     assert explained[0][0] == {"position": 1, "event_id": None, "kind": "unseen", "rank": None,
@@ -89,7 +92,7 @@ def test_config_errors_name_the_section():
 def test_base_detector_trains_fits_and_scores():
     torch.manual_seed(0)
     detector = BigramDetector()
-    model = detector.build_model(EventVocab(np.arange(100, 104)))   # indices 5 .. 8
+    model = detector.build_model(EventVocab(np.arange(100, 104)), 16)   # indices 5 .. 8
     normal = [[5, 6, 7, 8]] * 8 + [[5, 6, 7, 8, 5, 6, 7, 8]] * 8
     optimiser = torch.optim.Adam(model.parameters(), lr=0.1)
     for _ in range(60):
@@ -109,9 +112,25 @@ def test_base_detector_trains_fits_and_scores():
 def test_loss_never_rewards_pad_cls_or_mask():
     """A network that puts all its mass on a special still pays the full loss."""
     detector = BigramDetector()
-    model = detector.build_model(EventVocab(np.arange(100, 104)))
+    model = detector.build_model(EventVocab(np.arange(100, 104)), 16)
     with torch.no_grad():
         model.network.table.weight.zero_()
         model.network.table.weight[:, [PAD, CLS, MASK]] = 50.0
     loss = detector.training_loss(model, make_batch([[5, 6, 7]]))
     assert float(loss.detach()) == pytest.approx(np.log(9 - 3))   # uniform over 6 allowed
+
+
+def test_sessions_at_the_nll_cap_rank_by_how_many_and_how_bad_their_surprises():
+    """Every unseen event scores MAX_NLL; a threshold on that cap could flag none of them.
+    More capped positions rank higher, then a worse rest of the session; below the cap
+    nothing changes."""
+    ids = torch.tensor([[CLS, UNK, 5, 5, SEP], [CLS, UNK, UNK, 5, SEP], [CLS, UNK, 6, 6, SEP],
+                        [CLS, 5, 6, 5, SEP]])
+    targets = ids.ne(PAD) & ids.ne(CLS)
+    rank = torch.ones_like(ids)
+    nll = torch.tensor([[0.0, 0.0, 0.1, 0.1, 0.1], [0.0, 0.0, 0.0, 0.1, 0.1],
+                        [0.0, 0.0, 3.0, 3.0, 0.1], [0.0, 0.1, 2.0, 0.1, 0.1]])
+    scores, _ = key_scores(ids, targets, rank, nll, torch.zeros(10), top_g=9)
+    one, two, one_worse, none = scores["max_excess_nll"].tolist()
+    assert MAX_NLL < one < one_worse < two < MAX_NLL + 2 * CAP_TIE_STEP
+    assert none == pytest.approx(2.0)

@@ -18,7 +18,7 @@ class FakeDetector(Detector):
     name = "fake"
     description = "scores sessions by length"
 
-    def build_model(self, vocab):
+    def build_model(self, vocab, window):
         import torch
         return torch.nn.Linear(1, 1)
 

@@ -345,7 +345,7 @@ def test_models_describes_the_ensemble(runs, models):
         assert training["windows"] >= training["sessions"]
     assert info["ensemble"]["method"] == state["method"]
     assert info["ensemble"]["severity"]["scorer"] == "service_weighted"
-    assert info["calibration"]["method"] == "percentile"
+    assert info["calibration"]["method"] == "tail"
     assert info["vocab_size"] > 5 and info["device"] == "cpu"
     assert info["validation"]["sessions"] == 150
     assert info["limits"]["max_sessions_per_request"] == 1000
@@ -552,6 +552,7 @@ def test_serve_without_a_trained_run_is_one_line(tmp_path):
 
 
 def test_a_model_that_fails_to_load_stops_the_server_with_one_line(tmp_path):
+    (tmp_path / "config.yaml").write_text("detectors: [logbert]\n")
     (tmp_path / "best_model.pt").write_bytes(b"not a checkpoint")
     result = CliRunner().invoke(cli, ["serve", "--run", str(tmp_path), "--port", "0",
                                       "--log-level", "critical"])

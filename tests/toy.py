@@ -61,7 +61,7 @@ class ToyDetector(Detector):
         super().__init__(config)
         self.noisy = noisy
 
-    def build_model(self, vocab):
+    def build_model(self, vocab, window):
         return ToyModel(len(vocab))
 
     def _per_session(self, model, batch) -> torch.Tensor:

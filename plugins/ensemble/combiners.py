@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 from radar.errors import ConfigError
-from radar.scoring.base import Scorer
+from radar.scoring.base import Combiner
 
 
-class MeanScorer(Scorer):
+class MeanScorer(Combiner):
     name = "mean"
     description = "mean of the normalised detector scores"
 
@@ -20,7 +20,7 @@ class MeanScorer(Scorer):
         return normalized.mean(axis=1)
 
 
-class MaxScorer(Scorer):
+class MaxScorer(Combiner):
     name = "max"
     description = "largest normalised detector score (any detector alarmed)"
 
@@ -28,12 +28,12 @@ class MaxScorer(Scorer):
         return normalized.max(axis=1)
 
 
-class WeightedMeanScorer(Scorer):
+class WeightedMeanScorer(Combiner):
     name = "weighted_mean"
     description = "weighted mean of normalised scores (ensemble.weights, default 1 each)"
 
     def reduce(self, normalized, raw):
-        weights = dict((self.config or {}).get("weights") or {})
+        weights = dict(self.config.weights)
         unknown = sorted(set(weights) - set(self.detectors_))
         if unknown:
             raise ConfigError(f"ensemble.weights names {', '.join(unknown)}, which is not in "
@@ -44,7 +44,7 @@ class WeightedMeanScorer(Scorer):
         return normalized @ (w / w.sum())
 
 
-class RankAverageScorer(Scorer):
+class RankAverageScorer(Combiner):
     """Mean of each detector's percentile among the normal sessions (0..1).
 
     Uses the ecdf normaliser's share whatever ``ensemble.normalize`` says, since
@@ -63,7 +63,7 @@ class RankAverageScorer(Scorer):
         return ranks.mean(axis=1) + 1e-6 * np.tanh(normalized.mean(axis=1) / 100.0)
 
 
-class VoteScorer(Scorer):
+class VoteScorer(Combiner):
     """Share of detectors whose own calibrated threshold flags the session.
 
     A session is anomalous when more than half vote for it (threshold 0.5). A

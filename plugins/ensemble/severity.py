@@ -16,21 +16,19 @@ from __future__ import annotations
 import numpy as np
 
 from radar.errors import ConfigError
-from radar.scoring.base import Scorer
-from radar.scoring.severity import LEVELS, SeverityResult
+from radar.scoring.severity import LEVELS, SeverityResult, SeverityScorer
 
 DEFAULT_LEVELS = {"LOW": 0.0, "MEDIUM": 1.0, "HIGH": 2.0, "CRITICAL": 3.0}
 
 
-class ServiceWeightedSeverity(Scorer):
+class ServiceWeightedSeverity(SeverityScorer):
     name = "service_weighted"
     description = "margin over the threshold x service weight, raised by ERROR/WARN"
-    kind = "severity"
 
     def _settings(self) -> tuple[np.ndarray, dict, float, int, int]:
-        c = self.config or {}
+        c = self.config
         levels = dict(DEFAULT_LEVELS)
-        levels.update(c.get("levels") or {})
+        levels.update(c.levels or {})
         unknown = sorted(set(levels) - set(LEVELS[1:]))
         if unknown:
             raise ConfigError(f"severity.levels: unknown level {unknown[0]!r}; the levels are "
@@ -39,11 +37,10 @@ class ServiceWeightedSeverity(Scorer):
         if (np.diff(cuts) < 0).any() or cuts[0] < 0:
             raise ConfigError("severity.levels must be >= 0 and rise from LOW to CRITICAL, "
                               f"got {levels}")
-        weights = {str(k): float(v) for k, v in (c.get("service_weights") or {}).items()}
+        weights = {str(k): float(v) for k, v in (c.service_weights or {}).items()}
         if any(w <= 0 for w in weights.values()):
             raise ConfigError("severity.service_weights must be > 0")
-        return (cuts, weights, float(c.get("default_weight", 1.0)),
-                int(c.get("error_raise", 1)), int(c.get("warn_raise", 0)))
+        return cuts, weights, float(c.default_weight), int(c.error_raise), int(c.warn_raise)
 
     def assess(self, score: np.ndarray, threshold: float, services: list[str],
                service: np.ndarray, has_error: np.ndarray, has_warn: np.ndarray

@@ -1,9 +1,9 @@
 """The ``model`` config section of the LogBERT detector, validated when it is built.
 
 Keys mirror the user's ``model:`` block (BERT sizes) plus LogBERT's own: the
-hypersphere weight, the scoring rule and how scoring masks positions. The
-training mask rate (``training.mask_prob``) is not here: the Trainer sets it on
-the detector as ``detector.mask_prob``.
+hypersphere weight, the training mask rate, the scoring rule and how scoring masks
+positions. The user's ``training.mask_prob`` key is read into ``mask_prob`` here
+(see :func:`radar.config.build_config`).
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ class LogBERTConfig(SectionChecks):
     # an extension of the paper: without it a truncated session (every event
     # normal, the end missing) cannot surprise a masked-LM. Needs append_sep.
     predict_end: bool = True
+    # Share of target positions masked in each training step (the MLM objective).
+    mask_prob: float = 0.15
     # Weight of the hypersphere (VHM) loss: mean squared distance per hidden unit
     # of the CLS (DIST) state to the centre, so the weight does not depend on width.
     vhm_weight: float = 0.1
@@ -71,6 +73,8 @@ class LogBERTConfig(SectionChecks):
         if not 0.0 < self.score_mask_ratio <= 1.0:
             raise ConfigError("model.score_mask_ratio must be in (0, 1], "
                               f"got {self.score_mask_ratio}")
+        if not 0.0 < self.mask_prob < 1.0:
+            raise ConfigError(f"model.mask_prob must be in (0, 1), got {self.mask_prob}")
         if self.vhm_weight < 0:
             raise ConfigError(f"model.vhm_weight must be >= 0, got {self.vhm_weight}")
         if self.predict_end and not self.append_sep:

@@ -37,11 +37,9 @@ def unwrap(model: torch.nn.Module) -> LogBERTModel:
 class LogBERT(Detector):
     """BERT masked log-key prediction with a volume-of-hypersphere loss.
 
-    Attributes set by the caller (not config keys of this detector):
-    ``mask_prob`` (training.mask_prob, default 0.15) and ``max_seq_length``
-    (data.max_seq_length, CLS and SEP included; when set, :meth:`build_model`
-    checks that its windows fit ``max_position_embeddings``).
-    ``vocab`` is stored by :meth:`build_model` to decode explanations.
+    Fitted by :meth:`build_model`: ``vocab_`` (decodes explanations) and ``window_``
+    (events per window; checked against ``max_position_embeddings``). The training
+    mask rate is this detector's own ``mask_prob`` (``models.logbert.mask_prob``).
     """
 
     name = "logbert"
@@ -50,12 +48,21 @@ class LogBERT(Detector):
 
     def __init__(self, config: LogBERTConfig | None = None):
         super().__init__(config)
-        self.vocab: EventVocab | None = None
+        self.vocab_: EventVocab | None = None
+        self.window_: int | None = None
         self.last_loss_parts: dict[str, torch.Tensor] = {}
         # Distinct windows' scoring results, for the model state that made them.
         self._window_cache = WindowStatsCache()
 
-    def build_model(self, vocab: EventVocab) -> LogBERTModel:
+    @property
+    def score_name(self) -> str:
+        return self.config.score
+
+    @property
+    def explain_top_k(self) -> int:
+        return self.config.explain_top_k
+
+    def build_model(self, vocab: EventVocab, window: int) -> LogBERTModel:
         """A randomly initialised model with one embedding row per vocabulary entry."""
         config = self.config
         if config.vocab_size and len(vocab) > config.vocab_size:
@@ -65,15 +72,14 @@ class LogBERT(Detector):
                 f"{config.vocab_size}; raise model.vocab_size (0 disables the cap)")
         # data.max_seq_length counts CLS and SEP, like the user's token_ids: the data
         # layer cuts sessions into windows of max_seq_length - 2 events.
-        window = None if self.max_seq_length is None else self.max_seq_length - 2
-        if window is not None and window > config.max_events:
+        if window > config.max_events:
             raise ConfigError(
-                f"data.max_seq_length ({self.max_seq_length}) does not fit "
+                f"data.max_seq_length ({window + 2}) does not fit "
                 f"model.max_position_embeddings ({config.max_position_embeddings}): windows "
                 f"of {window} events + {config.num_specials} LogBERT special token(s) need "
                 f"{window + config.num_specials} positions; set data.max_seq_length <= "
                 f"{config.max_events + 2} or raise model.max_position_embeddings")
-        self.vocab = vocab
+        self.vocab_, self.window_ = vocab, window
         return LogBERTModel(config, len(vocab))
 
     def on_epoch_end(self, model: torch.nn.Module) -> None:
@@ -94,7 +100,7 @@ class LogBERT(Detector):
                      generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
         ids, attention, targets = self._inputs(batch)
         core = unwrap(model)
-        corrupted, chosen = training_mask(ids, targets, self.mask_prob, core.vocab_size,
+        corrupted, chosen = training_mask(ids, targets, self.config.mask_prob, core.vocab_size,
                                           generator)
         logits, cls_hidden = model(corrupted, attention, chosen)
         mlm = F.cross_entropy(rule_out_specials(logits.float()), ids[chosen])
@@ -159,7 +165,7 @@ class LogBERT(Detector):
         scores["distance"] = stats.distance
         extras = {key: value for key, value in scores.items() if key != self.config.score}
         explanations = explain_targets(ids, targets, stats.rank, nll, self.config.explain_top_k,
-                                       self.vocab)
+                                       self.vocab_)
         return SessionScores(score=scores[self.config.score], extras=extras,
                              explanations=explanations)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -58,17 +57,14 @@ def print_config(config) -> None:
     console.print(Syntax(dump_config(config), "yaml", background_color="default"))
 
 
-def prepare_workers() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
-
-
 def train_job(config, resume):
     """What `radar train` and `radar run` share; exit 130 if training was interrupted."""
     from radar import pipeline
+    from radar.data.selection import default_workers
 
-    run = pipeline.train_from_config(config, resume=resume, workers=prepare_workers(),
+    run = pipeline.train_from_config(config, resume=resume, workers=default_workers(),
                                      log=console.log)
-    if any(t.result.interrupted for t in run.trained):
+    if run.interrupted:
         raise SystemExit(130)
     return run
 
@@ -112,65 +108,23 @@ def detect_command(checkpoint, ensemble_path, input_path, output, threshold, fmt
                    labels, device, pattern):
     """Score sessions with a trained detector (or a run's ensemble); one result per session."""
     from radar import pipeline
-    from radar.data.files import find_day_files
-    from radar.detect import load_trained
+    from radar.data.selection import default_workers
     from radar.device import resolve_device
     from radar.errors import ConfigError
     from radar.report.summary import summary_table
+    from radar.runner import RunScorer
 
     if (checkpoint is None) == (ensemble_path is None):
         raise ConfigError("pass exactly one of --checkpoint CKPT (one detector) or "
                           "--ensemble RUN_DIR (a multi-detector run)")
     dev = resolve_device(device)
-    if ensemble_path is not None:
-        summary = _detect_ensemble(ensemble_path, input_path, output, threshold, fmt, cache_dir,
-                                   labels, dev, pattern)
-        console.print(summary_table(summary))
-        console.log(f"wrote {summary['sessions']} results to {output}")
-        return
-    loaded = load_trained(checkpoint, dev)
-    config = loaded.config
-    if cache_dir:
-        config.data.cache_dir = cache_dir
-    label_table = pipeline.load_label_table(labels)
-    data = pipeline.prepare_days(find_day_files(input_path, pattern), config,
-                                 workers=prepare_workers(), log=console.log, labels=label_table)
-    summary = pipeline.detect_and_summarize(loaded, data, output=Path(output), device=dev,
-                                            batch_size=config.detection.batch_size, fmt=fmt,
-                                            threshold=threshold, label_source=labels or "")
+    scorer = (RunScorer.from_checkpoint(checkpoint, dev, threshold) if checkpoint
+              else RunScorer.from_ensemble(ensemble_path, dev, threshold))
+    summary = pipeline.detect_files(scorer, input_path, Path(output), pattern=pattern, fmt=fmt,
+                                    cache_dir=cache_dir, labels=labels,
+                                    workers=default_workers(), log=console.log)
     console.print(summary_table(summary))
     console.log(f"wrote {summary['sessions']} results to {output}")
-
-
-def _detect_ensemble(ensemble_path, input_path, output, threshold, fmt, cache_dir, labels,
-                     device, pattern) -> dict:
-    import numpy as np
-
-    from radar import ensemble, pipeline
-    from radar.data.dataset import SessionCorpus
-    from radar.data.files import find_day_files
-    from radar.detect import write_results
-    from radar.report.summary import summarize
-
-    state, config, loaded = ensemble.load_ensemble(ensemble_path, device)
-    if cache_dir:
-        config.data.cache_dir = cache_dir
-    data = pipeline.prepare_days(find_day_files(input_path, pattern), config,
-                                 workers=prepare_workers(), log=console.log,
-                                 labels=pipeline.load_label_table(labels))
-    first = next(iter(loaded.values()))
-    corpus = SessionCorpus(data.days, first.vocab, pipeline.window_length(config))
-    outcome = ensemble.score_with_ensemble(state, config, loaded, corpus,
-                                           batch_size=config.detection.batch_size, device=device,
-                                           threshold=threshold)
-    records = ensemble.ensemble_records(corpus, outcome, data.names,
-                                        [np.asarray(day.session_ids) for day in data.days],
-                                        [day.session_keys for day in data.days])
-    write_results(Path(output), records, fmt)
-    ensemble.write_calibration(Path(output).parent, outcome.calibration)
-    return summarize(corpus.services, corpus.sessions.service, outcome.combined,
-                     outcome.calibration.threshold, pipeline.session_labels(data, corpus),
-                     labels or "")
 
 
 @click.command("run")
@@ -185,8 +139,7 @@ def run_command(config_path, overrides, detectors, data, labels, device, resume)
     """
     from radar import pipeline
     from radar.config import shipped_config
-    from radar.detect import load_trained
-    from radar.ensemble import write_calibration
+    from radar.demo import ensure_demo_data
     from radar.report.build import write_report
     from radar.report.summary import summary_table
 
@@ -194,52 +147,23 @@ def run_command(config_path, overrides, detectors, data, labels, device, resume)
     config = load_job_config(shipped_config("demo") if demo else config_path, overrides,
                              detectors, data, labels, device)
     if demo and not config.data.label_file:
-        config.data.label_file = str(pipeline.ensure_demo_data(config, console.log))
+        config.data.label_file = str(ensure_demo_data(config, console.log))
     print_config(config)
     run = train_job(config, resume)
     if not run.dist_info.is_main:
         return
-    run_dir = Path(config.output_dir)
-    if len(run.trained) > 1:
-        summary = pipeline.ensemble_and_summarize(config, run, log=console.log)
-        for name, detector_summary in summary["per_detector"].items():
-            _save_summary(run_dir / name, detector_summary, name, _item(run, name))
-        _save_summary(run_dir, summary, "ensemble", None)
+    summary = pipeline.run_validation(run, log=console.log)
+    if "per_detector" in summary:
         console.print(detectors_table(summary))
-    else:
-        item = run.trained[0]
-        summary = pipeline.detect_and_summarize(
-            load_trained(item.checkpoint, run.device), run.val,
-            output=run_dir / "anomaly_results.json", device=run.device,
-            batch_size=config.detection.batch_size, fmt=config.detection.format,
-            label_source=config.data.label_file or "")
-        write_calibration(run_dir, item.calibration)
-        _save_summary(run_dir, summary, item.name, item)
     console.print(summary_table(summary))
-    paths = write_report(run_dir)
-    console.log(f"results in {run_dir / 'anomaly_results.json'}; report in {paths['html']}")
+    paths = write_report(run.run.path)
+    console.log(f"results in {run.run.results}; report in {paths['html']}")
     if "metrics" in summary:
         m = summary["metrics"]
         auc = "-" if m["roc_auc"] is None else f"{m['roc_auc']:.3f}"
         console.print(f"[bold]{summary['detector']}[/bold] on the validation days: precision "
                       f"{m['precision']:.3f}, recall {m['recall']:.3f}, F1 {m['f1']:.3f}, "
                       f"ROC-AUC {auc} (labels: {summary['label_source']})")
-
-
-def _item(run, name):
-    return next(item for item in run.trained if item.name == name)
-
-
-def _save_summary(folder: Path, summary: dict, name: str, item) -> None:
-    import json
-
-    from radar.fsutil import atomic_write_text
-
-    summary["detector"] = name
-    if item is not None:
-        summary["train_loss"] = item.result.train_eval_loss
-        summary["val_loss"] = item.result.last_val_loss
-    atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2))
 
 
 def detectors_table(summary: dict):

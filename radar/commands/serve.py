@@ -98,9 +98,7 @@ def serve_command(run_dir, host, port, device, max_batch_sessions, batch_wait_ms
     uvicorn = _import_server()
     from radar.device import resolve_device
     from radar.serve.app import ServeSettings, create_app
-    from radar.serve.scoring import resolve_run
-
-    resolve_run(run_dir)                  # a wrong folder fails here, before binding
+    check_run(run_dir)                    # a wrong folder fails here, before binding
     resolve_device(device)
     token = read_token(token_env)
     if token is None and not is_loopback(host):
@@ -127,3 +125,18 @@ def serve_command(run_dir, host, port, device, max_batch_sessions, batch_wait_ms
     server.run()
     if app.state.radar.error:
         raise RadarError(f"could not load {run_dir}: {app.state.radar.error}")
+
+
+def check_run(run_dir) -> None:
+    """A run folder with a trained model to serve, or one line saying what is wrong."""
+    from radar.errors import RadarError
+    from radar.rundir import RunDir
+
+    try:
+        run = RunDir.open(run_dir)
+        if run.is_ensemble and not run.ensemble_state.is_file():
+            raise RadarError(f"{run.ensemble_state} does not exist; finish the run (`radar "
+                             "run`) before serving it")
+        run.checkpoints()
+    except RadarError as exc:
+        raise RadarError(f"--run {run_dir}: no trained model there ({exc})") from None

@@ -5,8 +5,15 @@ detector's ``metrics.jsonl`` and results, the ensemble's results when there is
 one — and writes ``report.json``, ``report.md`` and a self-contained
 ``report.html`` (plots embedded as data URIs, no network) next to them.
 
-Layout of a run folder: one detector trains into RUN_DIR itself; several train
-into RUN_DIR/NAME and the ensemble's results are RUN_DIR/anomaly_results.json.
+The run folder's layout is :class:`radar.rundir.RunDir`'s business.
+
+Without a label file, ``has_error`` stands in as a *weak* label for the tables and
+curves, but it never marks a precision/recall/F1 criterion met: ERROR lines are
+neither necessary nor sufficient for an anomaly, and when they chose the training
+sessions (``data.train_filter: no_error``) they would confirm themselves. The
+report shows instead what holds without labels: the flag rate, how flagged
+sessions split by ERROR lines, and the recall on injected corruptions when the run
+measured it (``quality.json``).
 """
 
 from __future__ import annotations
@@ -17,25 +24,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from radar.data.labels import read_labels
-from radar.data.split import TRAIN_LIST, VAL_LIST
 from radar.errors import RadarError
 from radar.fsutil import atomic_write_text
 from radar.metrics_log import read_metrics
 from radar.report.analyze import analyze
 from radar.report.evaluate import evaluate
 from radar.report.results import Results, labels_for, load_results
+from radar.rundir import RunDir, read_json
 from radar.scoring.severity import LEVELS, level_counts
 
-RESULTS = "anomaly_results.json"
 TOP_N = 10
 
-# The user's success bar: (key, label, comparison, target).
+# The user's success bar: (key, label, comparison, target). "{loss}" is the primary
+# detector's training objective (LogBERT's is the MLM loss the user's bar names).
 CRITERIA = (
-    ("train_loss", "train MLM loss", "<", 0.5),
-    ("val_loss", "validation MLM loss", "<", 0.6),
+    ("train_loss", "train {loss}", "<", 0.5),
+    ("val_loss", "validation {loss}", "<", 0.6),
     ("gap", "validation - train loss gap", "<", 0.2),
     ("precision", "precision", ">", 0.8),
     ("recall", "recall", ">", 0.7),
@@ -45,46 +51,67 @@ CRITERIA = (
 
 @dataclass
 class RunLayout:
-    run_dir: Path
+    run: RunDir
     config: dict
-    detectors: list[str]
-    detector_dirs: dict[str, Path]
     final_results: Path          # the run's answer: the ensemble's, or the one detector's
+
+    @property
+    def run_dir(self) -> Path:
+        return self.run.path
+
+    @property
+    def detectors(self) -> list[str]:
+        return self.run.detectors
 
 
 def find_layout(run_dir: str | Path) -> RunLayout:
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RadarError(f"run folder {run_dir} does not exist; pass the output_dir of a "
-                         "`radar run` or `radar train`")
-    config_path = run_dir / "config.yaml"
-    if not config_path.is_file():
-        raise RadarError(f"{run_dir} holds no config.yaml; is it the output_dir of a run?")
-    config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
-    detectors = list(config.get("detectors") or ["logbert"])
-    dirs = ({detectors[0]: run_dir} if len(detectors) == 1
-            else {name: run_dir / name for name in detectors})
-    final = run_dir / RESULTS
-    if not final.is_file():
-        raise RadarError(f"{final} does not exist: the run has not scored its validation days "
-                         "yet (`radar run` does; or `radar detect --output` into the folder)")
-    return RunLayout(run_dir, config, detectors, dirs, final)
+    run = RunDir.open(run_dir)
+    if not run.results.is_file():
+        raise RadarError(f"{run.results} does not exist: the run has not scored its validation "
+                         "days yet (`radar run` does; or `radar detect --output` into the folder)")
+    return RunLayout(run, run.config() or {}, run.results)
+
+
+WEAK_NOTE = ("not judged: without a label file this is measured against has_error, which is "
+             "not ground truth (benign sessions log ERRORs, many anomalies log none)")
 
 
 def criteria_table(training: dict | None, metrics: dict, detector: str, weak: bool
                    ) -> list[dict]:
-    """Each success criterion with its measured value and whether it is met."""
+    """Each success criterion with its measured value and whether it is met. Quality
+    measured against weak labels (has_error) is shown but never judged: ``met`` is None."""
     values = dict(training or {})
     values.update({key: metrics.get(key) for key in ("precision", "recall", "f1")})
+    loss = "MLM loss" if detector == "logbert" else f"loss ({detector})"
     rows = []
     for key, label, op, target in CRITERIA:
         value = values.get(key)
+        quality = key in ("precision", "recall", "f1")
         met = None if value is None else (value < target if op == "<" else value > target)
-        source = detector if key in ("train_loss", "val_loss", "gap") else "final results"
-        note = "weak labels (has_error)" if weak and key in ("precision", "recall", "f1") else ""
-        rows.append({"key": key, "criterion": f"{label} {op} {target}", "target": target,
-                     "value": value, "met": met, "source": source, "note": note})
+        note = ""
+        if quality and weak:
+            met, note = None, WEAK_NOTE
+        source = detector if not quality else ("has_error (weak)" if weak else "label file")
+        rows.append({"key": key, "criterion": f"{label.format(loss=loss)} {op} {target}",
+                     "target": target, "value": value, "met": met, "source": source,
+                     "note": note})
     return rows
+
+
+def label_free_facts(final: Results, quality: dict | None) -> dict:
+    """What the run shows without any label: flag rate and how flags split by ERROR lines,
+    plus the injected-corruption estimate when the run measured one."""
+    flagged, error = final.is_anomaly, final.has_error
+    n = max(final.n, 1)
+    return {
+        "sessions": final.n, "flagged": int(flagged.sum()),
+        "flag_rate": float(flagged.sum() / n),
+        "flagged_with_error": int((flagged & error).sum()),
+        "flagged_without_error": int((flagged & ~error).sum()),
+        "error_sessions": int(error.sum()),
+        "error_sessions_flagged": int((flagged & error).sum()),
+        "error_sessions_not_flagged": int((~flagged & error).sum()),
+        "injected": quality}
 
 
 def _training_summary(records: list[dict]) -> dict | None:
@@ -104,10 +131,10 @@ def _training_summary(records: list[dict]) -> dict | None:
     return out
 
 
-def _split(run_dir: Path) -> dict:
+def _split(run: RunDir) -> dict:
     out = {}
-    for key, name in (("train_days", TRAIN_LIST), ("val_days", VAL_LIST)):
-        path = run_dir / name
+    for key, which in (("train_days", "train"), ("val_days", "val")):
+        path = run.split_list(which)
         out[key] = ([Path(line).name for line in path.read_text().splitlines() if line.strip()]
                     if path.is_file() else [])
     return out
@@ -141,11 +168,11 @@ def build_report(run_dir: str | Path, *, labels_path: str | None = None,
     detectors: dict[str, dict] = {}
     scores = {}
     training_records: dict[str, list[dict]] = {}
-    for name, folder in layout.detector_dirs.items():
+    for name, folder in layout.run.detector_dirs().items():
         records = read_metrics(folder)
         training_records[name] = records
         entry = {"training": _training_summary(records), "folder": str(folder)}
-        path = folder / RESULTS
+        path = layout.run.detector_results(name)
         if path.is_file():
             results = final if path == layout.final_results else load_results(path)
             entry["metrics"] = evaluate(results, labels_for(results, table) if table else None,
@@ -156,7 +183,7 @@ def build_report(run_dir: str | Path, *, labels_path: str | None = None,
     ensemble = len(layout.detectors) > 1
     if ensemble:
         scores["ensemble"] = final.score
-    primary = "logbert" if "logbert" in detectors else layout.detectors[0]
+    primary = layout.detectors[0]
     analysis = analyze(final, data_dir=data_cfg.get("preprocessed_dir"),
                        cache_dir=data_cfg.get("cache_dir"), top_n=TOP_N)
     report = {
@@ -164,7 +191,7 @@ def build_report(run_dir: str | Path, *, labels_path: str | None = None,
         "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "run_dir": str(layout.run_dir.resolve()),
         "detectors": layout.detectors, "ensemble": ensemble,
-        "data": {**_split(layout.run_dir), "sessions": final.n,
+        "data": {**_split(layout.run), "sessions": final.n,
                  "services": {name: entry["sessions"]
                               for name, entry in analysis["per_service"].items()},
                  "label_source": final_eval["label_source"], "weak_labels": weak,
@@ -174,8 +201,9 @@ def build_report(run_dir: str | Path, *, labels_path: str | None = None,
         "per_detector": detectors,
         "criteria": criteria_table((detectors[primary] or {}).get("training"), final_eval,
                                    primary, weak),
+        "label_free": label_free_facts(final, read_json(layout.run.quality)),
         "analysis": analysis,
-        "agreement": _run_summary(layout.run_dir).get("agreement"),
+        "agreement": (read_json(layout.run.summary) or {}).get("agreement"),
         "severity": ({"per_service": level_counts(final.severity, final.service,
                                                   final.services),
                       "per_day": level_counts(final.severity, final.file, final.files)}
@@ -189,17 +217,12 @@ def build_report(run_dir: str | Path, *, labels_path: str | None = None,
     return report, images
 
 
-def _run_summary(run_dir: Path) -> dict:
-    path = run_dir / "summary.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-
-
 def _threshold_info(layout: RunLayout, final_eval: dict) -> dict:
     """How the threshold in use was set, from the calibration files a run leaves."""
     info = {"value": final_eval["threshold"], "source": final_eval["threshold_source"]}
-    path = layout.run_dir / "calibration.json"
-    if path.is_file():
-        info["calibration"] = json.loads(path.read_text(encoding="utf-8"))
+    calibration = read_json(layout.run.calibration)
+    if calibration is not None:
+        info["calibration"] = calibration
     return info
 
 
@@ -238,9 +261,8 @@ def write_report(run_dir: str | Path, *, labels_path: str | None = None) -> dict
     from radar.report.html import render_html, render_markdown
 
     report, images = build_report(run_dir, labels_path=labels_path)
-    run_dir = Path(run_dir)
-    paths = {"json": run_dir / "report.json", "markdown": run_dir / "report.md",
-             "html": run_dir / "report.html"}
+    run = RunDir.open(run_dir)
+    paths = {kind: run.report(kind) for kind in ("json", "markdown", "html")}
     atomic_write_text(paths["json"], json.dumps(report, indent=2, default=_jsonable))
     atomic_write_text(paths["markdown"], render_markdown(report))
     atomic_write_text(paths["html"], render_html(report, images))

@@ -135,6 +135,35 @@ def _position_text(item: dict) -> str:
             f"{item.get('rank')}" + (f" (p={p:.2g})" if p is not None else ""))
 
 
+def _label_free_rows(facts: dict) -> list[tuple[str, str]]:
+    """(what, value) rows of the label-free facts: plain text, escape before HTML."""
+    rows = [("sessions scored", str(facts["sessions"])),
+            ("flagged", f"{facts['flagged']} ({facts['flag_rate']:.2%})"),
+            ("flagged with ERROR lines", str(facts["flagged_with_error"])),
+            ("flagged without ERROR lines", str(facts["flagged_without_error"])),
+            ("sessions with ERROR lines: flagged / not flagged",
+             f"{facts['error_sessions_flagged']} / {facts['error_sessions_not_flagged']}")]
+    injected = facts.get("injected")
+    if injected:
+        rows.append(("false alarms on untouched held-out sessions",
+                     _num(injected.get("false_alarm_rate"))))
+        for kind, entry in (injected.get("per_kind") or {}).items():
+            rows.append((f"recall on injected '{kind}' corruptions (n={entry.get('n')})",
+                         _num(entry.get("recall"))))
+    return rows
+
+
+def _label_free_html(report: dict) -> str:
+    facts = report.get("label_free")
+    if not facts:
+        return ""
+    rows = [[_e(what), _e(value)] for what, value in _label_free_rows(facts)]
+    injected = facts.get("injected") or {}
+    caveat = (f'<p class="na">{_e(injected["caveat"])}</p>' if injected.get("caveat") else
+              '<p class="na">no injected-corruption estimate in this run (quality.json)</p>')
+    return "<h2>What holds without labels</h2>" + _table(["", "value"], rows) + caveat
+
+
 def _ensemble_html(report: dict) -> str:
     parts = []
     agreement = report.get("agreement")
@@ -201,6 +230,7 @@ detectors {_e(', '.join(report['detectors']))}{' + ensemble' if report['ensemble
 {weak}
 <h2>Success criteria</h2>
 {_criteria_html(report['criteria'])}
+{_label_free_html(report)}
 <h2>Detection quality</h2>
 <p>threshold {_num(threshold['value'], 4)} ({_e(calibration.get('describe') or
 threshold['source'])}) · labels: {_e(data['label_source'])}</p>
@@ -230,6 +260,12 @@ scored: {_e(', '.join(data['val_days']))}; {data['sessions']} sessions,
             f"<body>{body}</body></html>\n")
 
 
+def _md(value) -> str:
+    """Text for a Markdown line or table cell: HTML escaped (Markdown passes raw HTML
+    through, and log lines may hold any), pipes and line breaks neutralised."""
+    return _e(value).replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+
+
 def render_markdown(report: dict) -> str:
     m = report["metrics"]
     data = report["data"]
@@ -244,29 +280,37 @@ def render_markdown(report: dict) -> str:
               "| --- | ---: | --- | --- |"]
     for row in report["criteria"]:
         status = "not measured" if row["met"] is None else "met" if row["met"] else "NOT met"
-        lines.append(f"| {row['criterion']} | {_num(row['value'])} | {status} | "
-                     f"{row['source']} |")
+        lines.append(f"| {_md(row['criterion'])} | {_num(row['value'])} | {status} | "
+                     f"{_md(row['source'])} |")
+    facts = report.get("label_free")
+    if facts:
+        lines += ["", "## What holds without labels", "", "| | value |", "| --- | ---: |"]
+        lines += [f"| {_md(what)} | {_md(value)} |" for what, value in _label_free_rows(facts)]
+        caveat = (facts.get("injected") or {}).get("caveat")
+        if caveat:
+            lines += ["", f"> {_md(caveat)}"]
     lines += ["", "## Detection quality", "",
               (f"Threshold {_num(report['threshold']['value'], 4)}; labels: "
-              f"{data['label_source']}."), "",
+              f"{_md(data['label_source'])}."), "",
               "| service | " + " | ".join(METRIC_HEADER) + " |",
               "| --- |" + " ---: |" * len(METRIC_HEADER)]
     for name, entry in list(m["per_service"].items()) + [("**all**", m)]:
         cells = _metric_cells(entry)
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name if name == '**all**' else _md(name)} | " + " | ".join(cells)
+                     + " |")
     lines += ["", "## Detectors", "", "| detector | train loss | val loss | gap | F1 |",
               "| --- | ---: | ---: | ---: | ---: |"]
     for name, entry in report["per_detector"].items():
         tr = entry.get("training") or {}
         f1 = (entry.get("metrics") or {}).get("f1")
-        lines.append(f"| {name} | {_num(tr.get('train_loss'))} | {_num(tr.get('val_loss'))} | "
+        lines.append(f"| {_md(name)} | {_num(tr.get('train_loss'))} | {_num(tr.get('val_loss'))} | "
                      f"{_num(tr.get('gap'))} | {_num(f1)} |")
     lines += ["", "## Top anomalies", ""]
     for item in report["analysis"]["top_anomalies"]:
-        lines.append(f"- {item['service_name']} {item['file']} session {item['session_id']}: "
-                     f"score {_num(item['anomaly_score'], 4)}"
-                     + (f", {item['severity']}" if item.get("severity") else "") + "; "
-                     + "; ".join(_position_text(p) for p in item.get("top_positions") or []))
+        lines.append(f"- {_md(item['service_name'])} {_md(item['file'])} session "
+                     f"{_md(item['session_id'])}: score {_num(item['anomaly_score'], 4)}"
+                     + (f", {_md(item['severity'])}" if item.get("severity") else "") + "; "
+                     + "; ".join(_md(_position_text(p)) for p in item.get("top_positions") or []))
     lines += ["", "Plots and log lines: report.html. Machine-readable: report.json.", ""]
     return "\n".join(lines)
 

@@ -1,42 +1,39 @@
-"""The scorer contracts: combine detectors' scores, and grade sessions by severity.
+"""The combiner contract: several detectors' scores become one.
 
-Scorers follow the estimator conventions: ``__init__`` stores config only, ``fit``
-learns from *normal* held-out sessions and sets attributes ending in ``_``.
-
-- A combiner (``kind = "combiner"``) turns an (n_sessions, n_detectors) raw score
-  matrix into one score per session. The base class normalises each detector's
-  column first (:mod:`radar.scoring.normalize`), so subclasses only implement
-  :meth:`Scorer.reduce` over comparable columns.
-- A severity scorer (``kind = "severity"``) implements ``assess`` (see
-  :mod:`radar.scoring.severity`).
+A combiner follows the estimator conventions: ``__init__`` stores its typed config
+(:class:`~radar.config.EnsembleConfig`) only; ``fit`` learns from held-out sessions
+of the training days and sets attributes ending in ``_``. It turns an
+(n_sessions, n_detectors) raw score matrix into one score per session: the base
+class normalises each detector's column first (:mod:`radar.scoring.normalize`), so
+subclasses only implement :meth:`Combiner.reduce` over comparable columns.
+Severity scorers have their own base class, :class:`radar.scoring.severity.SeverityScorer`.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
+from radar.config import EnsembleConfig
 from radar.errors import RadarError
 from radar.scoring.normalize import Normalizer
 
 
-class Scorer:
-    """Base class for scorer plugins (ensemble combiners and severity scorers)."""
+class Combiner:
+    """Base class for ensemble combiner plugins (``ensemble.method``)."""
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
-    kind: ClassVar[str] = "combiner"
     # A combiner whose output has a meaning of its own (e.g. a vote share) sets the
     # threshold here instead of having it calibrated on normal sessions.
     fixed_threshold: ClassVar[float | None] = None
 
-    def __init__(self, config: Any = None):
-        self.config = config
+    def __init__(self, config: EnsembleConfig | None = None):
+        self.config = config if config is not None else EnsembleConfig()
 
-    # -- combiners -----------------------------------------------------------
     def fit(self, normal_scores: np.ndarray, detectors: list[str],
-            thresholds: list[float] | None = None, normalize: str = "ecdf") -> Scorer:
+            thresholds: list[float] | None = None, normalize: str = "ecdf") -> Combiner:
         """Fit one normaliser per detector on normal sessions' raw scores, shape (n, d).
 
         ``thresholds`` are the detectors' own calibrated thresholds (raw scale), for
@@ -70,7 +67,7 @@ class Scorer:
         return {"detectors": self.detectors_, "thresholds": self.thresholds_,
                 "normalizers": [norm.to_dict() for norm in self.normalizers_]}
 
-    def load_state_dict(self, state: dict) -> Scorer:
+    def load_state_dict(self, state: dict) -> Combiner:
         self.detectors_ = list(state["detectors"])
         self.thresholds_ = state.get("thresholds")
         self.normalizers_ = [Normalizer.from_dict(item) for item in state["normalizers"]]

@@ -2,10 +2,19 @@
 
 Methods (``detection.threshold_method``):
 
-- ``percentile`` (default): a high percentile of *normal* held-out scores, so the
-  expected false-positive rate is known (100 - percentile %) and no labels are needed.
-  Contamination (anomalies the training filter let through) above that rate drags
-  the threshold into the anomalies.
+- ``tail`` (default): a false-alarm budget of ``100 - threshold_percentile`` % of
+  normal sessions, held on held-out sessions that may hold anomalies (nobody has
+  labels). The upper tail of the normal scores is modelled as exponential (peaks
+  over a threshold, as in SPOT, Siffer et al. 2017; session scores are maxima over
+  positions, whose tails are exponential), fitted by iterated trimming: fit the tail
+  on the sessions below the current cut, move the cut to where the fitted tail
+  leaves the budget, refit on the sessions below it, until the cut stands still.
+  Anomalies far above the normal tail are trimmed after the first round and stop
+  pulling the cut up; a contamination share above the budget, which drags a plain
+  percentile into the anomalies, no longer matters.
+- ``percentile``: that percentile of the held-out scores themselves. Exact on clean
+  normal data; any contamination above the budget drags the threshold into the
+  anomalies.
 - ``best_f1``: the cut with the best F1 on *labelled* held-out sessions (needs a
   label file); anomalies there are never trained on.
 - ``fixed``: ``detection.threshold_value`` as given.
@@ -23,7 +32,11 @@ import numpy as np
 
 from radar.errors import ConfigError, RadarError
 
-METHODS = ("percentile", "best_f1", "fixed")
+METHODS = ("tail", "percentile", "best_f1", "fixed")
+# Share of the kept scores above the tail's start; at most this many trimming rounds.
+TAIL_SHARE = 0.1
+TAIL_CANDIDATES = 400
+MAX_TAIL_SAMPLE = 200_000
 
 
 @dataclass
@@ -36,6 +49,9 @@ class Calibration:
     score_name: str
     f1: float | None = None     # best_f1: F1 reached on the calibration set
     warning: str | None = None  # what makes this threshold behave unlike its method says
+    # Share of the calibration sessions above the threshold: with ``tail``, beyond the
+    # budget this is the estimated share of anomalies among them.
+    flagged_share: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,6 +65,9 @@ class Calibration:
         """One line for logs and reports: value, method and the data behind it."""
         if self.method == "percentile":
             how = f"p{self.percentile:g} of"
+        elif self.method == "tail":
+            how = (f"a {100 - self.percentile:g}% false-alarm budget on the exponential tail "
+                   f"fitted to")
         elif self.method == "best_f1":
             how = f"best F1 ({self.f1:.3f}) on"
         else:
@@ -79,6 +98,72 @@ def percentile_threshold(normal_scores: np.ndarray, percentile: float, *, data: 
                        warning=_top_tie_warning(scores, value, percentile))
 
 
+def _truncated_exponential_scale(excess: np.ndarray, limit: float) -> float:
+    """MLE of an exponential scale from excesses observed only below ``limit``."""
+    mean = float(excess.mean())
+    if not np.isfinite(limit):
+        return mean
+    if mean >= limit / 2:      # no decay inside the window: as flat as it can be
+        return float(limit)
+
+    def truncated_mean(scale: float) -> float:
+        ratio = limit / scale
+        return scale if ratio > 700 else scale - limit / np.expm1(ratio)
+
+    low, high = 1e-12, limit
+    while truncated_mean(high) < mean:
+        high *= 2
+    for _ in range(100):                       # bisection in log space
+        mid = float(np.sqrt(low * high))
+        low, high = (mid, high) if truncated_mean(mid) < mean else (low, mid)
+    return float(np.sqrt(low * high))
+
+
+def _tail_prediction(s: np.ndarray, cut: float, budget: float) -> float:
+    """Where an exponential tail fitted to the sorted scores ``s`` up to ``cut`` (over
+    their top TAIL_SHARE, truncation accounted for) leaves ``budget`` of them above."""
+    kept = s[:np.searchsorted(s, cut, side="right")]
+    start = float(np.quantile(kept, 1.0 - TAIL_SHARE))
+    excess = kept[kept > start] - start
+    if excess.size < 2:
+        return float(kept.max())
+    share = excess.size / kept.size
+    if share <= budget:
+        return start
+    scale = _truncated_exponential_scale(excess, cut - start)
+    return float(start + scale * np.log(share / budget))
+
+
+def tail_cut(scores: np.ndarray, budget: float) -> float:
+    """The lowest self-consistent cut: scanning candidate cuts upward from the upper
+    quartile (which a contaminating minority cannot reach), the first whose fitted
+    tail puts the budget's cut at or below it (see the module doc)."""
+    s = np.sort(np.asarray(scores, dtype=np.float64))
+    if s.size > MAX_TAIL_SAMPLE:         # quantiles stand in for a huge sample
+        s = np.quantile(s, np.linspace(0.0, 1.0, MAX_TAIL_SAMPLE))
+    candidates = np.unique(np.quantile(s, np.linspace(0.75, 1.0, TAIL_CANDIDATES)))
+    prediction = float(s.max())
+    for cut in candidates:
+        prediction = _tail_prediction(s, float(cut), budget)
+        if prediction <= cut:
+            return prediction
+    return prediction
+
+
+def tail_threshold(scores: np.ndarray, percentile: float, *, data: str, score_name: str
+                   ) -> Calibration:
+    """The ``tail`` method: a budget of ``100 - percentile`` % false alarms on normal
+    sessions, on held-out sessions that may include anomalies."""
+    scores = _finite(scores)
+    _need(scores, "held-out sessions")
+    value = tail_cut(scores, (100.0 - percentile) / 100.0)
+    value = min(value, float(scores.max()))
+    calibration = Calibration("tail", value, percentile, int(scores.size), data, score_name,
+                              warning=_top_tie_warning(scores, value, percentile))
+    calibration.flagged_share = float(np.mean(scores > value))
+    return calibration
+
+
 def _top_tie_warning(scores: np.ndarray, value: float, percentile: float) -> str | None:
     """Say so when the threshold is the highest normal score and more normal sessions tie
     at it than the percentile leaves above. A session must score *above* the threshold,
@@ -93,11 +178,36 @@ def _top_tie_warning(scores: np.ndarray, value: float, percentile: float) -> str
             "days, or set the threshold yourself (detection.threshold_method=fixed)")
 
 
+def best_f1_threshold(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    """(best F1, threshold) over every cut ``score > t`` of these scores."""
+    labels = np.asarray(labels).astype(bool)
+    scores = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf)
+    if not labels.any():
+        return 0.0, float("nan")
+    order = np.argsort(-scores, kind="stable")
+    sorted_scores, sorted_labels = scores[order], labels[order]
+    tp = np.cumsum(sorted_labels)
+    fp = np.cumsum(~sorted_labels)
+    # A cut can only fall between distinct scores: take the last row of each tie.
+    last = np.r_[sorted_scores[1:] != sorted_scores[:-1], True]
+    tp, fp = tp[last], fp[last]
+    f1 = 2 * tp / (tp + fp + labels.sum())
+    best = int(np.argmax(f1))
+    cut_scores = sorted_scores[last]
+    below = cut_scores[best + 1] if best + 1 < cut_scores.size else -np.inf
+    above = cut_scores[best]
+    if np.isfinite(below) and np.isfinite(above):
+        threshold = below + (above - below) / 2
+    elif np.isfinite(above):
+        threshold = np.nextafter(above, -np.inf)
+    else:
+        threshold = float(np.finfo(float).max)
+    return float(f1[best]), float(threshold)
+
+
 def best_f1_calibration(scores: np.ndarray, labels: np.ndarray, *, data: str, score_name: str
                         ) -> Calibration:
     """The F1-best cut on labelled held-out sessions (labels 1/0; -1 are ignored)."""
-    from radar.report.evaluate import best_f1_threshold
-
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels)
     known = labels >= 0
@@ -132,6 +242,10 @@ def set_threshold(detection, *, normal_scores: np.ndarray, score_name: str,
     """
     method = detection.threshold_method
     normal_data = "normal sessions of the training days held out from training"
+    if method == "tail":
+        return tail_threshold(normal_scores, detection.threshold_percentile,
+                              data="sessions of the training days held out from training",
+                              score_name=score_name)
     if method == "percentile":
         return percentile_threshold(normal_scores, detection.threshold_percentile,
                                     data=normal_data, score_name=score_name)
@@ -139,6 +253,19 @@ def set_threshold(detection, *, normal_scores: np.ndarray, score_name: str,
         if holdout_scores is None or holdout_labels is None:
             raise RadarError("detection.threshold_method=best_f1 needs labels: set "
                              "data.label_file (or --labels FILE)")
+        known = np.asarray(holdout_labels)
+        if not ((known == 1).any() and (known == 0).any()):
+            fallback = tail_threshold(normal_scores, detection.threshold_percentile,
+                                      data="sessions of the training days held out from "
+                                      "training", score_name=score_name)
+            fallback.warning = (
+                f"best_f1 found {int((known == 1).sum())} anomalous and "
+                f"{int((known == 0).sum())} normal labelled sessions among the held-out "
+                "ones (it needs both), so the tail method set this threshold. Labels of "
+                "the days a run reports on never set its threshold: reviewed sessions "
+                "count once their day is a training day (the newest training day is the "
+                "held-out one)")
+            return fallback
         return best_f1_calibration(
             holdout_scores, holdout_labels, score_name=score_name,
             data="labelled sessions of the training days held out from training")

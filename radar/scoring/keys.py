@@ -48,6 +48,24 @@ def rank_and_nll(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tens
     return rank, nll
 
 
+# Sessions whose worst position reaches the NLL cap (an unseen event, or one the model
+# gives ~1e-8) would all tie at MAX_NLL, and a threshold on the cap can flag none of
+# them. Among those sessions the score rises by CAP_TIE_STEP for every further capped
+# position and by up to CAP_TIE_STEP with the mean excess NLL of the session, so more
+# and worse surprises rank higher. Sessions below the cap are untouched.
+CAP_TIE_STEP = 0.01
+
+
+def break_cap_ties(excess: torch.Tensor, n_targets: torch.Tensor
+                   ) -> torch.Tensor:
+    """``max_excess_nll`` per session, with ties at the cap broken (see CAP_TIE_STEP)."""
+    worst = excess.amax(dim=1)
+    capped = excess >= MAX_NLL - 1e-4
+    at_cap = capped.any(dim=1)
+    tie = (capped.sum(dim=1).float() - 1).clamp(min=0) + excess.sum(dim=1) / n_targets / MAX_NLL
+    return torch.where(at_cap, worst + CAP_TIE_STEP * tie, worst)
+
+
 def key_scores(ids: torch.Tensor, targets: torch.Tensor, rank: torch.Tensor,
                nll: torch.Tensor, baseline: torch.Tensor, top_g: int
                ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -67,10 +85,10 @@ def key_scores(ids: torch.Tensor, targets: torch.Tensor, rank: torch.Tensor,
     nll = torch.where(unseen, torch.full_like(nll, MAX_NLL), nll)
     miss = (unseen | (rank > top_g)) & targets
     n_targets = targets.sum(dim=1).clamp(min=1).float()
-    excess = (nll - baseline[ids]).clamp(min=0.0)
+    excess = (nll - baseline[ids]).clamp(min=0.0).masked_fill(~targets, 0.0)
     misses = miss.sum(dim=1).float()
     scores = {
-        "max_excess_nll": excess.masked_fill(~targets, 0.0).amax(dim=1),
+        "max_excess_nll": break_cap_ties(excess, n_targets),
         "max_nll": nll.masked_fill(~targets, 0.0).amax(dim=1),
         "mean_nll": (nll * targets).sum(dim=1) / n_targets,
         "miss_ratio": misses / n_targets,

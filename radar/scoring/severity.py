@@ -1,17 +1,21 @@
 """The severity contract: a calibrated score becomes NORMAL .. CRITICAL, with reasons.
 
-A severity scorer is a :class:`~radar.scoring.base.Scorer` whose ``kind`` is
-``"severity"``; it gets every session's score, the threshold in use, its service
-and its ERROR/WARN flags, and returns a level index into :data:`LEVELS` plus a
-list of plain-language reasons per session. The levels are fixed so reports and
-dashboards can rely on them; how a score maps to them is the scorer's business.
+A severity scorer (a :class:`SeverityScorer` subclass, ``severity.scorer``) stores
+its typed config (:class:`~radar.config.SeverityConfig`) and implements
+:meth:`SeverityScorer.assess`: it gets every session's score, the threshold in use,
+its service and its ERROR/WARN flags, and returns a level index into :data:`LEVELS`
+plus a list of plain-language reasons per session. The levels are fixed so reports
+and dashboards can rely on them; how a score maps to them is the scorer's business.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
+
+from radar.config import SeverityConfig
 
 LEVELS = ("NORMAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 
@@ -24,6 +28,22 @@ class SeverityResult:
 
     def names(self) -> list[str]:
         return [LEVELS[i] for i in self.level]
+
+
+class SeverityScorer:
+    """Base class for severity scorer plugins."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+    def __init__(self, config: SeverityConfig | None = None):
+        self.config = config if config is not None else SeverityConfig()
+
+    def assess(self, score: np.ndarray, threshold: float, services: list[str],
+               service: np.ndarray, has_error: np.ndarray, has_warn: np.ndarray
+               ) -> SeverityResult:
+        """Levels and reasons for sessions whose service is ``services[service[i]]``."""
+        raise NotImplementedError
 
 
 def level_counts(level: np.ndarray, groups: np.ndarray, names: list[str]) -> dict[str, dict]:

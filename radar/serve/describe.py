@@ -10,11 +10,13 @@ files live on the server.
 
 from __future__ import annotations
 
-import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from radar import __version__
+from radar.errors import RadarError
+from radar.rundir import RunDir, read_json
 
 
 def _plugin_versions() -> tuple[dict[str, dict], dict[str, dict]]:
@@ -63,10 +65,11 @@ def _detector_entry(name: str, item, run_dir: Path, versions: dict) -> dict[str,
 
 
 def _validation_summary(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / "summary.json"
     try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        summary = read_json(RunDir(run_dir, []).summary)
+    except RadarError:
+        return None
+    if summary is None:
         return None
     keep = ("sessions", "anomalies", "threshold", "metrics")
     return {key: summary[key] for key in keep if key in summary}
@@ -75,24 +78,24 @@ def _validation_summary(run_dir: Path) -> dict[str, Any] | None:
 def describe_model(model, run_dir: Path) -> dict[str, Any]:
     """The ``/v1/models`` body for a loaded :class:`~radar.serve.scoring.ServingModel`."""
     detector_versions, scorer_versions = _plugin_versions()
+    scorer = model.scorer
     detectors = [_detector_entry(name, item, run_dir, detector_versions)
-                 for name, item in model.loaded.items()]
-    config = model.config
+                 for name, item in scorer.loaded.items()]
+    config = scorer.config
     info: dict[str, Any] = {
-        "radar_version": __version__, "kind": model.kind, "model": model.name,
-        "device": str(model.device), "threshold": model.threshold,
-        "window": model.window, "max_seq_length": config.data.max_seq_length,
-        "vocab_size": len(model.vocab), "detectors": detectors,
-        "validation": _validation_summary(run_dir)}
-    if model.kind == "ensemble":
-        state = model.state
-        info["calibration"] = state["calibration"]
+        "radar_version": __version__, "kind": "ensemble" if scorer.is_ensemble else "single",
+        "model": scorer.name, "device": str(model.device), "threshold": scorer.threshold,
+        "window": scorer.window, "max_seq_length": config.data.max_seq_length,
+        "vocab_size": len(scorer.vocab), "detectors": detectors,
+        "validation": _validation_summary(run_dir), "ensemble": None,
+        "calibration": scorer.calibration.to_dict()}
+    if scorer.is_ensemble:
+        combination = scorer.combination
+        settings = asdict(combination.ensemble)
+        severity = asdict(combination.severity)
         info["ensemble"] = {
-            "method": state["method"], "normalize": state.get("normalize"),
-            "combiner": scorer_versions.get(state["method"]),
-            "settings": state.get("ensemble"), "severity": state.get("severity"),
-            "severity_scorer": scorer_versions.get((state.get("severity") or {}).get("scorer"))}
-    else:
-        info["calibration"] = detectors[0]["calibration"]
-        info["ensemble"] = None
+            "method": settings["method"], "normalize": settings["normalize"],
+            "combiner": scorer_versions.get(settings["method"]),
+            "settings": settings, "severity": severity,
+            "severity_scorer": scorer_versions.get(severity["scorer"])}
     return info

@@ -33,7 +33,7 @@ def build(config: dict, n_events: int = 12, seed: int = 0):
     torch.manual_seed(seed)
     detector = LogBERT(LogBERTConfig(**config))
     vocab = EventVocab(np.arange(100, 100 + n_events))   # raw ids 100.. -> indices 5..
-    return detector, detector.build_model(vocab)
+    return detector, detector.build_model(vocab, 62)
 
 
 # A small grammar of normal sessions over indices 5..16: a start event, 2-5 blocks
@@ -99,7 +99,7 @@ def test_model_builds_from_tiny_config():
     detector, model = build(TINY)
     assert model.mlm.bert.embeddings.word_embeddings.num_embeddings == FIRST_EVENT + 12
     assert model.mlm.config._attn_implementation == "sdpa"
-    assert detector.vocab is not None
+    assert detector.vocab_ is not None and detector.window_ == 62
     state = model.state_dict()
     for name in ("center", "center_initialized", "running_mean", "running_count"):
         assert name in state
@@ -122,20 +122,30 @@ def test_config_section_validates_keys_and_values():
         LogBERTConfig(hidden_size=65)
     with pytest.raises(ConfigError, match="append_sep"):
         LogBERTConfig(append_sep=False, predict_end=True)
+    for rate in (0.0, 1.0, float("nan")):
+        with pytest.raises(ConfigError, match="model.mask_prob"):
+            LogBERTConfig(mask_prob=rate)
+
+
+def test_the_plans_training_mask_prob_becomes_logberts_own():
+    from radar.config import load_config
+
+    config = load_config(None, ["training.mask_prob=0.3"])
+    assert config.models["logbert"]["mask_prob"] == 0.3
+    assert not hasattr(config.training, "mask_prob")
+    own = load_config(None, ["training.mask_prob=0.3", "models.logbert.mask_prob=0.2"])
+    assert own.models["logbert"]["mask_prob"] == 0.2
 
 
 def test_position_overflow_and_vocab_cap_are_config_errors():
     detector = LogBERT(LogBERTConfig(**TINY))          # 64 positions: 62 events + CLS + SEP
     vocab = EventVocab(np.arange(10))
-    detector.max_seq_length = 64                       # 62 events per window: fits
-    detector.build_model(vocab)
-    detector.max_seq_length = 65
+    detector.build_model(vocab, 62)                    # 62 events per window: fits
     with pytest.raises(ConfigError, match="data.max_seq_length.*model.max_position_embeddings"):
-        detector.build_model(vocab)
+        detector.build_model(vocab, 63)
     with pytest.raises(ConfigError, match="model.vocab_size"):
-        LogBERT(LogBERTConfig(**TINY, vocab_size=8)).build_model(vocab)
-    detector.max_seq_length = None
-    model = detector.build_model(vocab)
+        LogBERT(LogBERTConfig(**TINY, vocab_size=8)).build_model(vocab, 62)
+    model = detector.build_model(vocab, 62)
     with pytest.raises(ConfigError, match="max_position_embeddings"):
         detector.score_sessions(model, make_batch([[5] * 63]))
 

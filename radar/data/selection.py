@@ -1,0 +1,248 @@
+"""Which sessions a run learns from, calibrates on and reports on.
+
+The training days are split three ways, per session and deterministically:
+
+- **training** sessions (``data.train_filter`` chooses which sessions count as
+  normal: all of them by default when there is no label file, since neither
+  ``has_error`` nor anything else tells the anomalies apart; the sessions a label
+  file marks normal with one);
+- **held-out** sessions, never trained on (``data.calibration_fraction``), on which
+  thresholds and ensemble normalisers are set: by default whole days (the newest
+  training days, ``data.calibration_split: days``), so a threshold is set on days the
+  model has not seen, as it will be used on the next day; a random share of every
+  day's sessions with ``sessions`` (or fewer than three training days). Of these, the
+  *calibration* sessions are the ones the training filter calls normal;
+- the validation days (the newest days of the split) are only scored and reported.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from radar.data.cache import (
+    ERROR_BIT,
+    WARN_BIT,
+    PreparedDay,
+    cache_dir_for,
+    open_prepared,
+    prepare_files,
+)
+from radar.data.dataset import SessionCorpus
+from radar.data.files import find_day_files
+from radar.data.labels import LabelTable, read_labels
+from radar.data.split import split_files, write_split
+from radar.data.vocab import EventVocab
+from radar.errors import RadarError
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class DayData:
+    """Prepared days plus what joins them back to the source files and labels."""
+
+    files: list[Path]
+    days: list[PreparedDay]
+    labels: list[np.ndarray | None] = field(default_factory=list)   # per day: 1/0/-1
+
+    @property
+    def names(self) -> list[str]:
+        return [path.name for path in self.files]
+
+    @property
+    def session_ids(self) -> list[np.ndarray]:
+        return [np.asarray(day.session_ids) for day in self.days]
+
+    @property
+    def session_keys(self) -> list[list[str] | None]:
+        return [day.session_keys for day in self.days]
+
+    @property
+    def has_labels(self) -> bool:
+        return any(labels is not None for labels in self.labels)
+
+
+def default_workers() -> int:
+    """Day files prepared at once (processes): the cores, at most 4."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def window_length(max_seq_length: int) -> int:
+    """Events per model window: ``data.max_seq_length`` less the CLS and SEP positions."""
+    return max(1, max_seq_length - 2)
+
+
+def load_label_table(path: str | None) -> LabelTable | None:
+    return read_labels(path) if path else None
+
+
+def prepare_days(files: list[Path], data_config, *, workers: int, log: Log,
+                 labels: LabelTable | None = None) -> DayData:
+    """Convert (or reuse) the prepared cache of ``files`` and open it."""
+    results = prepare_files(files, data_config.cache_dir, workers=workers,
+                            max_seq_length=data_config.max_seq_length,
+                            strict=data_config.strict)
+    done = sum(1 for result in results if not result.skipped)
+    log(f"prepared {done} file(s), reused {len(results) - done} from {data_config.cache_dir}")
+    for result in results:   # damage is never silent: say what was kept and what was not
+        name = Path(result.path).name
+        if result.truncated is not None:
+            log(f"[yellow]warning:[/yellow] {result.truncated}; using the {result.n_sessions} "
+                f"sessions before the damage in {name}")
+        if result.report.n_bad:
+            kinds = ", ".join(f"{kind} {n}" for kind, n in result.report.bad_counts.items())
+            log(f"[yellow]warning:[/yellow] {name}: skipped {result.report.n_bad} bad "
+                f"record(s) ({kinds}); `radar validate` lists them")
+    days = [open_prepared(cache_dir_for(path, data_config.cache_dir)) for path in files]
+    data = DayData(list(files), days)
+    data.labels = [labels.lookup(path.name, np.asarray(day.session_ids), day.session_keys)
+                   if labels else None for path, day in zip(files, days)]
+    return data
+
+
+def split_and_prepare(data_config, output_dir: Path, *, workers: int,
+                      labels: LabelTable | None, log: Log) -> tuple[DayData, DayData]:
+    """Find the day files, split them by date (written into the run folder), prepare both."""
+    files = find_day_files(Path(data_config.preprocessed_dir), data_config.file_pattern)
+    train_files, val_files = split_files(files, val_fraction=data_config.val_fraction,
+                                         method=data_config.split, seed=data_config.split_seed,
+                                         limit_files=data_config.limit_files)
+    write_split(train_files, val_files, output_dir)
+    log(f"{len(train_files)} training day(s), {len(val_files)} validation day(s)")
+    train = prepare_days(train_files, data_config, workers=workers, log=log, labels=labels)
+    val = prepare_days(val_files, data_config, workers=workers, log=log, labels=labels)
+    return train, val
+
+
+def normal_mask(day: PreparedDay, labels: np.ndarray | None, train_filter: str) -> np.ndarray:
+    """Sessions treated as normal for training.
+
+    ``labels``: every session the label file does not mark anomalous. Sessions it does
+    not cover count as normal, so a file of a few dozen reviewed sessions (``radar
+    review``) removes the anomalies found so far without shrinking the training set.
+    """
+    flags = np.asarray(day.flags)
+    if train_filter == "labels":
+        if labels is None:
+            raise RadarError("data.train_filter=labels needs a label file (--labels FILE)")
+        return labels != 1
+    if train_filter == "all":
+        return np.ones(day.n_sessions, dtype=bool)
+    mask = (flags & ERROR_BIT) == 0
+    if train_filter == "no_error_no_warn":
+        mask &= (flags & WARN_BIT) == 0
+    return mask
+
+
+# Whole held-out days stop once this many sessions are held out: months of history
+# need a few days of calibration, not a tenth of the corpus.
+MAX_HELD_OUT_DAYS_SESSIONS = 200_000
+
+
+def holdout_masks(days: list[PreparedDay], fraction: float, seed: int, how: str
+                  ) -> list[np.ndarray]:
+    """Per day, the sessions held out of training for calibration.
+
+    ``sessions``: a seeded random ``fraction`` of every day's sessions. ``days``: whole
+    days, the newest first, until about ``fraction`` of all sessions are held out (at
+    least one day), so thresholds are set on days the model never saw; with fewer than
+    three training days it falls back to ``sessions``.
+    """
+    if how == "days" and len(days) >= 3:
+        sizes = np.array([day.n_sessions for day in days])
+        want = max(1, min(round(float(fraction * sizes.sum())), MAX_HELD_OUT_DAYS_SESSIONS))
+        held_days, total = set(), 0
+        for index in range(len(days) - 1, 0, -1):      # never the oldest day
+            held_days.add(index)
+            total += int(sizes[index])
+            if total >= want:
+                break
+        return [np.full(day.n_sessions, i in held_days) for i, day in enumerate(days)]
+    return [np.random.default_rng([seed, 7919, i]).random(day.n_sessions) < fraction
+            for i, day in enumerate(days)]
+
+
+def build_vocab(days: list[PreparedDay], masks: list[np.ndarray]) -> EventVocab:
+    """Vocabulary of the events in the selected (training) sessions."""
+    counts = np.zeros(1, dtype=np.int64)
+    for day, mask in zip(days, masks):
+        events = np.asarray(day.events)
+        if events.size == 0:
+            continue
+        keep = np.repeat(mask, day.lengths)
+        day_counts = np.bincount(events[keep].astype(np.int64))
+        if day_counts.size > counts.size:
+            day_counts[:counts.size] += counts
+            counts = day_counts
+        else:
+            counts[:day_counts.size] += day_counts
+    if not counts.any():
+        raise RadarError("the training days hold no normal sessions to learn from; check "
+                         "data.train_filter and the has_error share (`radar validate`)")
+    return EventVocab.from_counts(counts)
+
+
+@dataclass
+class TrainingSets:
+    train: SessionCorpus
+    calibration: SessionCorpus          # held-out sessions the training filter calls normal
+    holdout: SessionCorpus              # every held-out session of the training days
+    validation: SessionCorpus | None    # sessions of the validation days (validation loss)
+    vocab: EventVocab
+    holdout_labels: np.ndarray | None = None   # 1/0/-1 per holdout session; None unlabelled
+    holdout_normal: np.ndarray | None = None   # per holdout session: in ``calibration``
+
+
+def training_sets(data_config, window: int, train: DayData, val: DayData | None
+                  ) -> TrainingSets:
+    """The training, calibration and validation corpora of a run (see the module doc)."""
+    d = data_config
+    normal = [normal_mask(day, labels, d.train_filter)
+              for day, labels in zip(train.days, train.labels)]
+    held = holdout_masks(train.days, d.calibration_fraction, d.split_seed, d.calibration_split)
+    train_masks = [n & ~h for n, h in zip(normal, held)]
+    vocab = build_vocab(train.days, train_masks)
+    sets = TrainingSets(
+        train=SessionCorpus(train.days, vocab, window, train_masks),
+        calibration=SessionCorpus(train.days, vocab, window,
+                                  [n & h for n, h in zip(normal, held)]),
+        holdout=SessionCorpus(train.days, vocab, window, held),
+        validation=None, vocab=vocab)
+    sets.holdout_labels = session_labels(train, sets.holdout)
+    table = sets.holdout.sessions
+    per_day = np.asarray([0] + [day.n_sessions for day in train.days]).cumsum()
+    sets.holdout_normal = np.concatenate(normal)[per_day[table.day] + table.row] \
+        if table.row.size else np.zeros(0, dtype=bool)
+    if val is not None:
+        val_masks = [normal_mask(day, labels, d.train_filter)
+                     for day, labels in zip(val.days, val.labels)]
+        sets.validation = SessionCorpus(val.days, vocab, window, val_masks)
+    if len(sets.train) == 0:
+        raise RadarError("no training sessions left after filtering; lower "
+                         "data.calibration_fraction or change data.train_filter")
+    return sets
+
+
+def session_labels(data: DayData, corpus: SessionCorpus) -> np.ndarray | None:
+    """Labels (1/0/-1) in corpus session order, or None without a label file."""
+    if not data.has_labels:
+        return None
+    per_day = [labels if labels is not None else np.full(day.n_sessions, -1, np.int8)
+               for labels, day in zip(data.labels, data.days)]
+    table = corpus.sessions
+    out = np.empty(corpus.n_sessions, dtype=np.int8)
+    for d, labels in enumerate(per_day):
+        rows = table.day == d
+        out[rows] = labels[table.row[rows]]
+    return out
+
+
+def training_files(days: list[PreparedDay]) -> list[list]:
+    """Name, size and mtime of each training day file: what a reused model was fed."""
+    return [[day.meta["source"]["name"], day.meta["source"]["size"],
+             day.meta["source"]["mtime_ns"]] for day in days]

@@ -1,0 +1,169 @@
+"""The run folder: the one place that knows its layout.
+
+A run folder is a run's ``output_dir``::
+
+    config.yaml            the resolved config of the run
+    train_files.txt        the split (radar.data.split writes, through these names)
+    val_files.txt
+    anomaly_results.json   the run's answer: the only detector's, or the ensemble's
+    calibration.json       how the threshold of that answer was set
+    summary.json           the end-of-run summary of that answer
+    ensemble.json          several detectors: the fitted combination
+    quality.json           label-free quality estimate (injected corruptions)
+    report.{html,json,md}
+    NAME/                  several detectors: each one's own folder with the same
+                           files (checkpoints, metrics.jsonl, results, summary)
+
+One detector trains into the run folder itself; several train into ``NAME/``.
+Everything that reads or writes a run goes through :class:`RunDir`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from radar.errors import RadarError
+from radar.fsutil import atomic_write_text
+
+CONFIG = "config.yaml"
+TRAIN_LIST = "train_files.txt"
+VAL_LIST = "val_files.txt"
+RESULTS = "anomaly_results.json"
+CALIBRATION = "calibration.json"
+SUMMARY = "summary.json"
+ENSEMBLE = "ensemble.json"
+QUALITY = "quality.json"
+REPORTS = {"json": "report.json", "markdown": "report.md", "html": "report.html"}
+BEST_CHECKPOINT = "best_model.pt"
+LAST_CHECKPOINT = "last.pt"
+
+RUN_FIX = ("point at the output_dir of a finished `radar run` (or `radar train`): a "
+           "multi-detector run holds ensemble.json, a single-detector run best_model.pt")
+
+
+def detector_folder(base: Path, name: str, detectors: list[str]) -> Path:
+    """One detector trains into ``base``; several each into ``base/NAME``."""
+    return base / name if len(detectors) > 1 else base
+
+
+def best_checkpoint(folder: Path) -> Path:
+    """A detector folder's checkpoint to use: the best one, else the last one."""
+    for name in (BEST_CHECKPOINT, LAST_CHECKPOINT):
+        if (folder / name).is_file():
+            return folder / name
+    raise RadarError(f"no trained checkpoint ({BEST_CHECKPOINT} or {LAST_CHECKPOINT}) in "
+                     f"{folder}")
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON file of the run, or None when it is not there."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise RadarError(f"{path} is damaged ({exc}); re-run the step that writes it") from None
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False))
+
+
+@dataclass
+class RunDir:
+    """Paths of one run folder, and the few facts its config.yaml fixes."""
+
+    path: Path
+    detectors: list[str]
+
+    @classmethod
+    def for_config(cls, output_dir: str | Path, detectors: list[str]) -> RunDir:
+        """The folder a run with these detectors writes (it need not exist yet)."""
+        return cls(Path(output_dir), list(detectors))
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunDir:
+        """An existing run folder; its detectors come from its config.yaml."""
+        path = Path(path)
+        if path.is_file():
+            raise RadarError(f"{path} is a file; give the run folder it is in ({path.parent})")
+        if not path.is_dir():
+            raise RadarError(f"run folder {path} does not exist; {RUN_FIX}")
+        config = cls(path, []).config()
+        if config is None:
+            raise RadarError(f"{path} holds no {CONFIG}; {RUN_FIX}")
+        return cls(path, list(config.get("detectors") or ["logbert"]))
+
+    # -- files of the run as a whole ------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG
+
+    def config(self) -> dict | None:
+        """The run's resolved config as plain data (None before the run started)."""
+        if not self.config_path.is_file():
+            return None
+        return yaml.safe_load(self.config_path.read_text(encoding="utf-8")) or {}
+
+    @property
+    def results(self) -> Path:
+        return self.path / RESULTS
+
+    @property
+    def calibration(self) -> Path:
+        return self.path / CALIBRATION
+
+    @property
+    def summary(self) -> Path:
+        return self.path / SUMMARY
+
+    @property
+    def ensemble_state(self) -> Path:
+        return self.path / ENSEMBLE
+
+    @property
+    def quality(self) -> Path:
+        return self.path / QUALITY
+
+    def report(self, kind: str) -> Path:
+        return self.path / REPORTS[kind]
+
+    def split_list(self, which: str) -> Path:
+        return self.path / (TRAIN_LIST if which == "train" else VAL_LIST)
+
+    @property
+    def is_ensemble(self) -> bool:
+        return len(self.detectors) > 1
+
+    # -- per detector ----------------------------------------------------------------
+    def detector_dir(self, name: str) -> Path:
+        return detector_folder(self.path, name, self.detectors)
+
+    def detector_dirs(self) -> dict[str, Path]:
+        return {name: self.detector_dir(name) for name in self.detectors}
+
+    def checkpoint(self, name: str) -> Path:
+        return best_checkpoint(self.detector_dir(name))
+
+    def checkpoints(self) -> dict[str, Path]:
+        """Each detector's checkpoint; a clear error when one is missing."""
+        out = {}
+        for name in self.detectors:
+            try:
+                out[name] = self.checkpoint(name)
+            except RadarError:
+                raise RadarError(f"{self.path}: detector {name} has no trained checkpoint in "
+                                 f"{self.detector_dir(name)}; {RUN_FIX}") from None
+        return out
+
+    def detector_results(self, name: str) -> Path:
+        """Where detector ``name`` writes its own results (the run's when it is alone)."""
+        return self.detector_dir(name) / RESULTS
+
+    def detector_summary(self, name: str) -> Path:
+        return self.detector_dir(name) / SUMMARY

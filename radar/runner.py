@@ -1,0 +1,234 @@
+"""Scoring with a trained run: its detectors, loaded once, and how they decide together.
+
+One :class:`RunScorer` serves ``radar run``, ``radar detect`` and ``radar serve``
+alike. A run with one detector is an ensemble of one: its score is the detector's
+own and its threshold the detector's calibrated one; a run with several combines
+them through its fitted :class:`~radar.ensemble.Combination`. Either way, scoring a
+corpus gives an :class:`Outcome`, and :meth:`RunScorer.records` turns it into the
+records ``anomaly_results.json`` holds, one per session.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from radar.config import RadarConfig
+from radar.data.dataset import SessionCorpus
+from radar.data.selection import window_length
+from radar.detect import (
+    LoadedDetector,
+    SessionResults,
+    iter_result_records,
+    load_trained,
+    score_corpus,
+)
+from radar.ensemble import Combination
+from radar.errors import RadarError
+from radar.rundir import RunDir
+from radar.scoring.calibration import Calibration
+from radar.scoring.severity import LEVELS, SeverityResult
+
+
+@dataclass
+class MemberScores:
+    name: str
+    threshold: float
+    results: SessionResults      # raw scores and explanations of the sessions scored
+
+
+@dataclass
+class Outcome:
+    """A corpus scored by a run: the run's score and decision, and each member's say."""
+
+    score: np.ndarray                   # (n,) the detector's score, or the combined one
+    calibration: Calibration            # how the threshold in use was set
+    members: list[MemberScores]
+    normalized: np.ndarray | None = None     # (n, d) several detectors only
+    severity: SeverityResult | None = None   # several detectors only
+
+    @property
+    def threshold(self) -> float:
+        return self.calibration.threshold
+
+    @property
+    def flagged(self) -> np.ndarray:
+        return self.score > self.threshold
+
+
+def require_calibration(item: LoadedDetector, name: str) -> Calibration:
+    """The detector's calibrated threshold, or an error saying how to get one."""
+    if item.calibration is None:
+        raise RadarError(f"{item.checkpoint} ({name}) holds no calibrated threshold: its "
+                         "training did not finish calibration. Run `radar train` (or `radar "
+                         "run`) with that config to the end, or give a threshold yourself "
+                         "(`radar detect --threshold T`)")
+    return item.calibration
+
+
+class RunScorer:
+    """The trained detectors of one run and, with several, their fitted combination."""
+
+    def __init__(self, loaded: dict[str, LoadedDetector], combination: Combination | None,
+                 source: Path, threshold: float | None = None):
+        if not loaded:
+            raise RadarError(f"{source}: no detectors to score with")
+        self.loaded = loaded
+        self.source = source
+        first = next(iter(loaded.values()))
+        for name, item in loaded.items():
+            if item.vocab.state_dict() != first.vocab.state_dict():
+                raise RadarError(f"{name} was trained with another vocabulary than the run's "
+                                 "other detectors; retrain them in one `radar run`")
+        if combination is None and len(loaded) > 1:
+            raise RadarError(f"{source}: several detectors but no fitted ensemble")
+        if threshold is not None:
+            if not np.isfinite(threshold):
+                raise RadarError(f"--threshold must be a finite number, got {threshold}")
+            if combination is not None:
+                combination = combination.with_threshold(threshold)
+        self.combination = combination
+        self.override = threshold
+        if threshold is None and combination is None:
+            require_calibration(first, first.detector.name)
+
+    # -- loading -----------------------------------------------------------------
+    @classmethod
+    def from_run(cls, run_dir: str | Path, device: torch.device,
+                 threshold: float | None = None) -> RunScorer:
+        """A run folder: its ensemble when it has several detectors, else its detector."""
+        run = RunDir.open(run_dir)
+        if run.is_ensemble:
+            return cls.from_ensemble(run.ensemble_state, device, threshold)
+        name = run.detectors[0]
+        return cls({name: load_trained(run.checkpoint(name), device)}, None, run.path, threshold)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: torch.device,
+                        threshold: float | None = None) -> RunScorer:
+        item = load_trained(path, device)
+        return cls({item.detector.name: item}, None, Path(path), threshold)
+
+    @classmethod
+    def from_ensemble(cls, path: str | Path, device: torch.device,
+                      threshold: float | None = None) -> RunScorer:
+        """An ``ensemble.json`` (or the run folder holding it)."""
+        path = Path(path)
+        if path.is_dir():
+            path = RunDir(path, []).ensemble_state
+        if not path.is_file():
+            raise RadarError(f"{path} does not exist; `radar run` with several detectors "
+                             "writes ensemble.json into its output_dir")
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise RadarError(f"{path} is damaged ({exc}); re-run `radar run`") from None
+        loaded = {name: load_trained(checkpoint, device)
+                  for name, checkpoint in state["checkpoints"].items()}
+        for name, item in loaded.items():
+            require_calibration(item, name)
+        return cls(loaded, Combination.from_state(state), path, threshold)
+
+    # -- what the run is -----------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        return list(self.loaded)
+
+    @property
+    def is_ensemble(self) -> bool:
+        return self.combination is not None
+
+    @property
+    def first(self) -> LoadedDetector:
+        return next(iter(self.loaded.values()))
+
+    @property
+    def config(self) -> RadarConfig:
+        return self.first.config
+
+    @property
+    def vocab(self):
+        return self.first.vocab
+
+    @property
+    def window(self) -> int:
+        return window_length(self.config.data.max_seq_length)
+
+    @property
+    def calibration(self) -> Calibration:
+        if self.combination is not None:
+            return self.combination.calibration
+        if self.override is not None:
+            return Calibration("fixed", float(self.override), None, 0, "--threshold",
+                               self.first.detector.score_name)
+        return require_calibration(self.first, self.first.detector.name)
+
+    @property
+    def threshold(self) -> float:
+        return self.calibration.threshold
+
+    @property
+    def name(self) -> str:
+        """What the results say scored them."""
+        return self.calibration.score_name if self.is_ensemble else self.first.detector.name
+
+    def corpus(self, days) -> SessionCorpus:
+        return SessionCorpus(days, self.vocab, self.window)
+
+    # -- scoring -------------------------------------------------------------------
+    def score(self, corpus: SessionCorpus, *, batch_size: int | None = None,
+              device: torch.device | None = None) -> Outcome:
+        batch_size = batch_size or self.config.detection.batch_size
+        members = []
+        for name, item in self.loaded.items():
+            device_ = device or next(item.model.parameters()).device
+            results = score_corpus(item, corpus, batch_size=batch_size, device=device_)
+            own = item.calibration.threshold if item.calibration else self.threshold
+            members.append(MemberScores(name, own, results))
+        if self.combination is None:
+            return Outcome(members[0].results.score, self.calibration, members)
+        raw = np.stack([m.results.score for m in members], axis=1)
+        table = corpus.sessions
+        normalized, combined, severity = self.combination.apply(
+            raw, corpus.services, table.service, table.flags)
+        return Outcome(combined, self.calibration, members, normalized, severity)
+
+    def records(self, corpus: SessionCorpus, outcome: Outcome, file_names: list,
+                session_ids: list[np.ndarray], session_keys: list) -> Iterator[dict[str, Any]]:
+        """One record per session: the run's score and decision; with several detectors
+        also each one's raw and normalised score and decision, severity and reasons."""
+        members = outcome.members
+        if outcome.normalized is None:
+            yield from iter_result_records(corpus, members[0].results, outcome.threshold,
+                                           file_names, session_ids, session_keys)
+            return
+        # The explanation comes from the detector that found the session most unusual.
+        lead = np.argmax(np.nan_to_num(outcome.normalized, nan=-np.inf), axis=1)
+        n = corpus.n_sessions
+        explain = np.stack([m.results.explain for m in members], axis=0)
+        merged = SessionResults(outcome.score, {}, explain[lead, np.arange(n)])
+        base = iter_result_records(corpus, merged, outcome.threshold, file_names,
+                                   session_ids, session_keys)
+        for i, record in enumerate(base):
+            record["detectors"] = {
+                m.name: {"score": float(m.results.score[i]),
+                         "normalized": float(outcome.normalized[i, j]),
+                         "flagged": bool(m.results.score[i] > m.threshold)}
+                for j, m in enumerate(members)}
+            record["explained_by"] = members[int(lead[i])].name
+            record["severity"] = LEVELS[int(outcome.severity.level[i])]
+            record["severity_reasons"] = outcome.severity.reasons[i]
+            yield record
+
+    def member_records(self, corpus: SessionCorpus, member: MemberScores, file_names: list,
+                       session_ids: list[np.ndarray], session_keys: list
+                       ) -> Iterator[dict[str, Any]]:
+        """One member's own records (its score and its own threshold)."""
+        return iter_result_records(corpus, member.results, member.threshold, file_names,
+                                   session_ids, session_keys)
