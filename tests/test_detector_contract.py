@@ -19,15 +19,15 @@ import torch
 from sklearn.metrics import roc_auc_score
 from toy import write_day
 
+from radar.calibrate import fit_scoring
 from radar.checkpoint import load_checkpoint, save_checkpoint
 from radar.config import build_config
 from radar.data.dataset import SessionCorpus
-from radar.detect import EXPLAIN_KEYS, EXPLAIN_KINDS, load_trained, score_corpus
-from radar.calibrate import fit_scoring
 from radar.data.selection import prepare_days, training_sets, window_length
+from radar.detect import EXPLAIN_KEYS, EXPLAIN_KINDS, load_trained, score_corpus
 from radar.pipeline import train_from_config
-from radar.rundir import best_checkpoint
 from radar.plugins import make_plugin_manager
+from radar.rundir import best_checkpoint
 
 DETECTORS = sorted(make_plugin_manager().detectors())
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from radar.errors import ConfigError, RadarError
 from radar.config import EnsembleConfig, SeverityConfig
+from radar.errors import ConfigError, RadarError
 from radar.plugins import get_combiner_class, get_severity_class, reset_plugin_manager
 from radar.scoring.normalize import Normalizer
 from radar.scoring.severity import LEVELS

@@ -12,8 +12,7 @@ from radar.detector import SessionBatch
 from radar.errors import ConfigError
 from radar.nextkey import NextKeyConfig, NextKeyDetector, session_layout
 from radar.scoring.baseline import BASELINE_MIN_COUNT, MAX_NLL, NLLBaseline
-from radar.scoring.keys import CAP_TIE_STEP
-from radar.scoring.keys import explain_targets, key_scores
+from radar.scoring.keys import CAP_TIE_STEP, explain_targets, key_scores
 
 make_batch = SessionBatch.from_lists
 
