@@ -244,3 +244,18 @@ def test_annotate_from_config_reads_templates_and_day_files(source_tree, tmp_pat
     by_template, by_line, _ = flagged["top_positions"]
     assert by_template["source"]["line"] == 5
     assert (by_line["source"]["file"], by_line["source"]["line"]) == ("store/BlockStore.java", 3)
+
+
+def test_a_flagged_event_whose_template_links_nowhere_falls_back_to_its_line(
+        source_tree, tmp_path):
+    build_index([source_tree], tmp_path / "index.jsonl", ExtractOptions())
+    (tmp_path / "templates.tsv").write_text("event_id\ttemplate\n1\t<*> <*> <*>\n")
+    linker = load_linker(tmp_path / "index.jsonl", tmp_path / "templates.tsv")
+    record = {"file": "d.json", "session_id": 1, "is_anomaly": True, "top_positions": [
+        {"position": 0, "event_id": 1, "kind": "event", "rank": 5, "probability": 0.1}]}
+    line = "2024-05-01 12:00:00,123 INFO queue q drained, 0 messages left"
+    (annotated,) = annotate_explanations([record], linker, logs_for=lambda r: [line])
+    assert annotated["top_positions"][0]["source"]["file"] == "queue.py"
+    (unlinked,) = annotate_explanations([dict(record, top_positions=[
+        {"position": 0, "event_id": 1, "kind": "event"}])], linker, logs_for=lambda r: ["?"])
+    assert unlinked["top_positions"][0]["source"] is None            # says so, no guess

@@ -64,8 +64,8 @@ def annotate_explanations(records: Iterable[dict], linker: SourceLinker, *,
                           ) -> Iterator[dict]:
     """Yield each record with ``source`` on each explained event (records are changed in
     place). ``logs_for(record)`` gives a session's original log lines; it is asked only
-    for flagged records with an event the templates do not cover, since it reads the
-    day file."""
+    for flagged records with an event the templates do not cover or do not link, since
+    it reads the day file."""
     for record in records:
         positions = record.get("top_positions") or []
         flagged = bool(record.get("is_anomaly"))
@@ -76,12 +76,13 @@ def annotate_explanations(records: Iterable[dict], linker: SourceLinker, *,
                 continue        # the session stopped early: no line printed it
             link = linker.link_event(item["event_id"]) if item.get("event_id") is not None \
                 else None
-            if link is None and flagged and logs_for is not None:
+            if (link is None or link.statement is None) and flagged and logs_for is not None:
                 if not asked:
                     lines, asked = logs_for(record), True
                 position = item.get("position")
                 if lines and position is not None and 0 <= position < len(lines):
-                    link = linker.link_line(lines[position])
+                    by_line = linker.link_line(lines[position])     # the line itself
+                    link = by_line if link is None or by_line.statement else link
             if link is None:
                 continue
             item["source"] = source_of(link)
