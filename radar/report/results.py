@@ -71,9 +71,11 @@ def _iter_records(path: Path) -> Iterator[tuple[int, dict]]:
                 text = text[:-1]
             try:
                 record = decoder.decode(text)
-            except RecursionError:
-                raise DataError("a result record nests values too deeply to decode; pass the "
-                                "anomaly_results.json written by `radar detect` or `radar run`",
+            except (RecursionError, UnicodeDecodeError) as exc:
+                what = ("nests values too deeply to decode" if isinstance(exc, RecursionError)
+                        else "is not valid UTF-8")
+                raise DataError(f"a result record {what}; pass the anomaly_results.json "
+                                "written by `radar detect` or `radar run`",
                                 file=str(path), index=index) from None
             except msgspec.DecodeError:
                 break
@@ -96,8 +98,9 @@ def _iter_records_ijson(path: Path) -> Iterator[tuple[int, dict]]:
     with path.open("rb") as handle:
         try:
             yield from enumerate(ijson.items(handle, "item", use_float=True))
-        except ijson.JSONError as exc:
-            raise DataError(f"not a JSON array of result records ({exc}); pass the "
+        except (ijson.JSONError, ValueError) as exc:     # ValueError: bytes not UTF-8
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise DataError(f"not a JSON array of result records ({reason}); pass the "
                             "anomaly_results.json written by `radar detect` or `radar run`",
                             file=str(path)) from None
 
@@ -112,6 +115,18 @@ def _check(record: Any, path: Path, index: int) -> None:
     score = record["anomaly_score"]
     if not isinstance(score, (int, float)) or isinstance(score, bool):
         raise DataError(f"anomaly_score {score!r} is not a number", file=str(path), index=index)
+    session_id = record["session_id"]
+    if (not isinstance(session_id, int) or isinstance(session_id, bool)
+            or not -2**63 <= session_id < 2**63):
+        raise DataError(f"session_id {session_id!r} is not a 64-bit integer", file=str(path),
+                        index=index)
+    key = record.get("session_key")
+    if key is not None and not isinstance(key, str):
+        raise DataError(f"session_key {key!r} is not a string", file=str(path), index=index)
+    threshold = record.get("threshold")
+    if threshold is not None and (not isinstance(threshold, (int, float))
+                                  or isinstance(threshold, bool)):
+        raise DataError(f"threshold {threshold!r} is not a number", file=str(path), index=index)
 
 
 def iter_results(path: str | Path) -> Iterator[dict]:
