@@ -364,9 +364,12 @@ def read_yaml(path: str | Path) -> dict:
     except FileNotFoundError:
         raise ConfigError(f"config file {str(path)!r} does not exist; configs/ has examples"
                           ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the config ({exc}); pass a UTF-8 YAML file"
+                          ) from None
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, RecursionError) as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if data is None:
         return {}
