@@ -111,6 +111,24 @@ class BlockManager(x: Int) extends Logging {
 """
 
 
+C = """\
+#define GREETING "hello "
+
+static void
+do_auth(struct ssh *ssh, const char *method, int port)
+{
+	logit("Accepted %s for %s from %.200s port %d ssh2",
+	    method, user, host, port);
+	error_fr(r, "parse %s", method);
+	syslog(LOG_ERR, "bad thing: %m");
+	fprintf(stderr, GREETING "%s\\n", prog);
+	do_log2(level, "%s %s for %s", msg, method, user);
+	debug3("%s: done", __func__);
+	strlcpy(buf, "not a log", sizeof(buf));
+}
+"""
+
+
 def _index(tmp_path, files: dict[str, str], **options) -> SourceIndex:
     src = tmp_path / "src"
     for name, text in files.items():
@@ -206,6 +224,20 @@ def test_scala_statements(tmp_path):
     assert _texts(found[7]) == ["took <*> ms"] and found[7]["level"] == "debug"   # f"$x%d"
     assert _texts(found[8]) == ["Slow <*> after <*>"]                    # SLF4J {}
     assert _texts(found[9]) == ["bm done"]                               # val constant
+
+
+def test_c_statements(tmp_path):
+    pytest.importorskip("tree_sitter_c")
+    found = _by_line(_index(tmp_path, {"auth.c": C}), "auth.c")
+    assert _texts(found[6]) == ["Accepted <*> for <*> from <*> port <*> ssh2"]
+    assert (found[6]["level"], found[6]["function"], found[6]["end_line"]) == \
+        ("info", "do_auth", 7)
+    assert _texts(found[8]) == ["parse <*>"] and found[8]["level"] == "error"
+    assert _texts(found[9]) == ["bad thing: <*>"] and found[9]["level"] == "error"
+    assert _texts(found[10]) == ["hello <*>\n"]                         # #define constant
+    assert _texts(found[11]) == ["<*> <*> for <*>"]                      # a *log function
+    assert _texts(found[12]) == ["<*>: done"] and found[12]["level"] == "debug"
+    assert 13 not in found
 
 
 def test_message_built_in_one_class_and_logged_in_another(tmp_path):

@@ -32,8 +32,8 @@ def source_group() -> None:
 def index_command(src_dirs: tuple[Path, ...], out: Path, config_path: Path | None,
                   loggers: tuple[str, ...], wrappers: tuple[str, ...],
                   exclude: tuple[str, ...]) -> None:
-    """Parse SRC_DIRS (Java, Python, Go, JavaScript, TypeScript, Scala) and record every logging
-    statement: its message template, level, file, line, class, function and text.
+    """Parse SRC_DIRS (Java, Python, Go, JavaScript, TypeScript, Scala, C) and record every
+    logging statement: its message template, level, file, line, class, function and text.
 
     Re-running with the same --out parses only the files that changed.
     """

@@ -1,7 +1,7 @@
 """Which files are source code, in which language, and the tree-sitter grammar of each.
 
 The grammars come from PyPI wheels (the ``source`` extra: ``tree-sitter``,
-``tree-sitter-java``, ``-python``, ``-go``, ``-javascript``, ``-typescript``, ``-scala``);
+``tree-sitter-java``, ``-python``, ``-go``, ``-javascript``, ``-typescript``, ``-scala``, ``-c``);
 they are imported only when a file of their language is indexed.
 """
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from radar.errors import RadarError
 from radar.source.extract import ExtractOptions, FileExtractor
+from radar.source.lang_c import CExtractor
 from radar.source.lang_go import GoExtractor
 from radar.source.lang_java import JavaExtractor
 from radar.source.lang_js import JavaScriptExtractor
@@ -31,6 +32,8 @@ LANGUAGES = {
     ".ts": ("typescript", JavaScriptExtractor, "tree_sitter_typescript", "language_typescript"),
     ".tsx": ("tsx", JavaScriptExtractor, "tree_sitter_typescript", "language_tsx"),
     ".scala": ("scala", ScalaExtractor, "tree_sitter_scala", "language"),
+    ".c": ("c", CExtractor, "tree_sitter_c", "language"),
+    ".h": ("c", CExtractor, "tree_sitter_c", "language"),
 }
 INSTALL_HINT = "install the source extra: pip install 'radar-logs[source]'"
 
