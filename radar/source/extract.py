@@ -143,6 +143,7 @@ class FileExtractor:
 
     call_types: frozenset[str] = frozenset()
     declaration_types: frozenset[str] = frozenset()     # nodes declarations_of reads
+    message_window = 3          # arguments searched for the message
     function_types: frozenset[str] = frozenset()
     class_types: frozenset[str] = frozenset()
     statement_suffixes = ("statement", "declaration", "expression_statement")
@@ -251,9 +252,10 @@ class FileExtractor:
         return self.fill(parts, len(args) - index - 1, style)
 
     def pick_message(self, args: list) -> tuple[int, Parts]:
-        """The message argument: the first of the first three that holds constant text
-        (after a level, context, marker or writer), else the first."""
-        candidates = [(i, self.expression_parts(arg)) for i, arg in enumerate(args[:3])]
+        """The message argument: the first of the first :attr:`message_window` that holds
+        constant text (after a level, context, marker or writer), else the first."""
+        candidates = [(i, self.expression_parts(arg))
+                      for i, arg in enumerate(args[:self.message_window])]
         return next(((i, p) for i, p in candidates if has_constant(p)), candidates[0])
 
     @staticmethod
