@@ -8,6 +8,8 @@ that window). Results stream to disk one record at a time, atomically.
 from __future__ import annotations
 
 import json
+import math
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,6 +197,29 @@ def iter_result_records(corpus: SessionCorpus, results: SessionResults, threshol
         yield record
 
 
+def _finite_json(value: Any) -> Any:
+    """``value`` with non-finite floats made JSON (which has no NaN or Infinity, and what
+    RADAR writes it must read back): infinities become the largest finite float of their
+    sign, so a score keeps its order and its decision; NaN becomes null."""
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return None if math.isnan(value) else math.copysign(sys.float_info.max, value)
+    if isinstance(value, dict):
+        return {key: _finite_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite_json(item) for item in value]
+    return value
+
+
+def record_json(record: dict[str, Any]) -> str:
+    """One result record as standard JSON (see :func:`_finite_json`)."""
+    try:
+        return json.dumps(record, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite_json(record), ensure_ascii=False, allow_nan=False)
+
+
 def write_results(path: str | Path, records: Iterator[dict[str, Any]], fmt: str = "json"
                   ) -> int:
     """Stream records to ``path`` as a JSON array (or JSON Lines), atomically."""
@@ -205,7 +230,7 @@ def write_results(path: str | Path, records: Iterator[dict[str, Any]], fmt: str 
         for record in records:
             if fmt == "json":
                 handle.write(",\n" if count else "\n")
-            handle.write(json.dumps(record, ensure_ascii=False))
+            handle.write(record_json(record))
             if fmt == "jsonl":
                 handle.write("\n")
             count += 1

@@ -108,11 +108,20 @@ def scorer_for(trained: TrainedRun, *, log: Log) -> RunScorer:
 
 def score_days(scorer: RunScorer, data: DayData, output: Path, *, fmt: str,
                member_outputs: dict[str, Path] | None = None) -> tuple[object, Outcome]:
-    """Score every session of ``data``; write the run's results (and each member's)."""
+    """Score every session of ``data``; write the run's results (and each member's).
+
+    With a source index in the config (``source.index``), each explained event of the
+    run's records names the logging statement that printed it."""
+    from radar.source.annotate import annotate_from_config
+
     corpus = scorer.corpus(data.days)
     outcome = scorer.score(corpus)
     ids, keys = data.session_ids, data.session_keys
-    write_results(output, scorer.records(corpus, outcome, data.names, ids, keys), fmt)
+    config = scorer.config
+    records = annotate_from_config(scorer.records(corpus, outcome, data.names, ids, keys),
+                                   config.source, data_dir=data.folder,
+                                   cache_dir=config.data.cache_dir)
+    write_results(output, records, fmt)
     for member in outcome.members:
         if member_outputs and member.name in member_outputs:
             write_results(member_outputs[member.name],
@@ -187,11 +196,14 @@ def write_calibration(path: Path, outcome: Outcome) -> None:
 
 
 def detect_files(scorer: RunScorer, input_path: str, output: Path, *, pattern: str, fmt: str,
-                 cache_dir: str | None, labels: str | None, workers: int, log: Log) -> dict:
+                 cache_dir: str | None, labels: str | None, workers: int, log: Log,
+                 source_index: str | None = None) -> dict:
     """`radar detect`: score day files with a trained run; write results; summarise."""
     config = scorer.config
     if cache_dir:
         config.data.cache_dir = cache_dir
+    if source_index:
+        config.source.index = source_index
     data = prepare_days(find_day_files(input_path, pattern), config.data, workers=workers,
                         log=log, labels=load_label_table(labels))
     corpus, outcome = score_days(scorer, data, output, fmt=fmt)

@@ -77,6 +77,8 @@ class RunScorer:
 
     def __init__(self, loaded: dict[str, LoadedDetector], combination: Combination | None,
                  source: Path, threshold: float | None = None):
+        if threshold is not None and not np.isfinite(threshold):
+            raise RadarError(f"--threshold must be a finite number, got {threshold}")
         if not loaded:
             raise RadarError(f"{source}: no detectors to score with")
         self.loaded = loaded
@@ -88,11 +90,8 @@ class RunScorer:
                                  "other detectors; retrain them in one `radar run`")
         if combination is None and len(loaded) > 1:
             raise RadarError(f"{source}: several detectors but no fitted ensemble")
-        if threshold is not None:
-            if not np.isfinite(threshold):
-                raise RadarError(f"--threshold must be a finite number, got {threshold}")
-            if combination is not None:
-                combination = combination.with_threshold(threshold)
+        if threshold is not None and combination is not None:
+            combination = combination.with_threshold(threshold)
         self.combination = combination
         self.override = threshold
         if threshold is None and combination is None:

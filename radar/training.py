@@ -22,6 +22,7 @@ from radar.detect import make_detector
 from radar.distributed import DistInfo
 from radar.errors import ConfigError, RadarError
 from radar.metrics_log import read_metrics
+from radar.plan import describe_plan
 from radar.rundir import RunDir, best_checkpoint
 from radar.scoring.calibration import Calibration
 from radar.train import Trainer, TrainResult
@@ -42,6 +43,12 @@ def train_detector(name: str, config: RadarConfig, sets: TrainingSets, *, output
                    resume: str | None, log: Log, dist_info: DistInfo,
                    device: torch.device) -> TrainResult:
     """Train detector ``name`` with the shared Trainer; checkpoints go to ``output_dir``."""
+    if dist_info.is_main:      # say what is about to happen, and how long it may take
+        for line in describe_plan(config, sets.train.n_sessions, device, name=name,
+                                  vocab=sets.vocab, n_windows=len(sets.train),
+                                  mean_length=float(sets.train.window_length.mean()),
+                                  world_size=dist_info.world_size):
+            log(line)
     torch.manual_seed(config.training.seed)
     detector = make_detector(name, config)
     model = detector.build_model(sets.vocab, sets.train.window)

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from radar.console import console
+from radar.rundir import RESULTS
 
 
 def config_options(func):
@@ -19,6 +20,9 @@ def config_options(func):
 
 def data_options(func):
     func = click.option("--device", help="auto, cpu, cuda or cuda:N (training.device).")(func)
+    func = click.option("--source-index", type=click.Path(dir_okay=False),
+                        help="A `radar source index` file: explained events name the code "
+                             "that logged them (source.index).")(func)
     func = click.option("--labels", type=click.Path(dir_okay=False),
                         help="Label CSV: file,session_id,label or BlockId,Label "
                              "(data.label_file); its normal sessions train "
@@ -29,7 +33,8 @@ def data_options(func):
                         help="Detector to use (repeatable); see `radar plugins`.")(func)
 
 
-def load_job_config(config_path, overrides, detectors=(), data=None, labels=None, device=None):
+def load_job_config(config_path, overrides, detectors=(), data=None, labels=None, device=None,
+                    source_index=None):
     """The config file (or defaults) with --set overrides and the option shortcuts applied."""
     from radar.config import load_config
 
@@ -46,6 +51,8 @@ def load_job_config(config_path, overrides, detectors=(), data=None, labels=None
         extra.append(f"data.label_file={labels}")
     if device:
         extra.append(f"training.device={device}")
+    if source_index:
+        extra.append(f"source.index={source_index}")
     return load_config(config_path, extra)
 
 
@@ -73,13 +80,15 @@ def train_job(config, resume):
 @config_options
 @data_options
 @click.option("--resume", help="Checkpoint to continue from, or 'auto' for the newest.")
-def train_command(config_path, overrides, detectors, data, labels, device, resume):
+def train_command(config_path, overrides, detectors, data, labels, device, source_index,
+                  resume):
     """Train detectors on the training days of a config; checkpoints go to output_dir.
 
     The threshold is calibrated at the end on normal sessions of the training days
     held out from training, and stored in the best checkpoint.
     """
-    config = load_job_config(config_path, overrides, detectors, data, labels, device)
+    config = load_job_config(config_path, overrides, detectors, data, labels, device,
+                             source_index)
     print_config(config)
     run = train_job(config, resume)
     for item in run.trained:
@@ -94,7 +103,7 @@ def train_command(config_path, overrides, detectors, data, labels, device, resum
                    "detector and combine as that run did.")
 @click.option("--input", "input_path", required=True, type=click.Path(),
               help="A day file or a folder of day files.")
-@click.option("--output", default="anomaly_results.json", show_default=True,
+@click.option("--output", default=RESULTS, show_default=True,
               type=click.Path(dir_okay=False), help="Results file.")
 @click.option("--threshold", type=float, help="Override the calibrated threshold.")
 @click.option("--format", "fmt", type=click.Choice(["json", "jsonl"]), default="json",
@@ -104,8 +113,11 @@ def train_command(config_path, overrides, detectors, data, labels, device, resum
               help="Label CSV to print precision/recall/F1 against.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--pattern", default="preprocessed_logs_*.json", show_default=True)
+@click.option("--source-index", type=click.Path(dir_okay=False),
+              help="A `radar source index` file: explained events name the code that logged "
+                   "them (default: the run's source.index).")
 def detect_command(checkpoint, ensemble_path, input_path, output, threshold, fmt, cache_dir,
-                   labels, device, pattern):
+                   labels, device, pattern, source_index):
     """Score sessions with a trained detector (or a run's ensemble); one result per session."""
     from radar import pipeline
     from radar.data.selection import default_workers
@@ -122,7 +134,8 @@ def detect_command(checkpoint, ensemble_path, input_path, output, threshold, fmt
               else RunScorer.from_ensemble(ensemble_path, dev, threshold))
     summary = pipeline.detect_files(scorer, input_path, Path(output), pattern=pattern, fmt=fmt,
                                     cache_dir=cache_dir, labels=labels,
-                                    workers=default_workers(), log=console.log)
+                                    workers=default_workers(), log=console.log,
+                                    source_index=source_index)
     console.print(summary_table(summary))
     console.log(f"wrote {summary['sessions']} results to {output}")
 
@@ -131,7 +144,7 @@ def detect_command(checkpoint, ensemble_path, input_path, output, threshold, fmt
 @config_options
 @data_options
 @click.option("--resume", help="Continue training from a checkpoint, or 'auto'.")
-def run_command(config_path, overrides, detectors, data, labels, device, resume):
+def run_command(config_path, overrides, detectors, data, labels, device, source_index, resume):
     """Prepare, split, train, calibrate and detect: the main job.
 
     With neither --config nor --data it runs the built-in demo: it generates
@@ -145,7 +158,7 @@ def run_command(config_path, overrides, detectors, data, labels, device, resume)
 
     demo = config_path is None and data is None
     config = load_job_config(shipped_config("demo") if demo else config_path, overrides,
-                             detectors, data, labels, device)
+                             detectors, data, labels, device, source_index)
     if demo and not config.data.label_file:
         config.data.label_file = str(ensure_demo_data(config, console.log))
     print_config(config)

@@ -63,6 +63,11 @@ class DayData:
         return [day.session_keys for day in self.days]
 
     @property
+    def folder(self) -> Path | None:
+        """The folder of the day files (None without any)."""
+        return self.files[0].parent if self.files else None
+
+    @property
     def has_labels(self) -> bool:
         return any(labels is not None for labels in self.labels)
 

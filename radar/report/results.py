@@ -113,7 +113,8 @@ def _check(record: Any, path: Path, index: int) -> None:
         raise DataError(f"result record lacks {', '.join(missing)}; pass a file written by "
                         "`radar detect` or `radar run`", file=str(path), index=index)
     score = record["anomaly_score"]
-    if not isinstance(score, (int, float)) or isinstance(score, bool):
+    # null: a session the detector could not score (what radar writes for NaN)
+    if score is not None and (not isinstance(score, (int, float)) or isinstance(score, bool)):
         raise DataError(f"anomaly_score {score!r} is not a number", file=str(path), index=index)
     session_id = record["session_id"]
     if (not isinstance(session_id, int) or isinstance(session_id, bool)
@@ -157,7 +158,7 @@ def load_results(path: str | Path, *, keep_top: int = 0) -> Results:
         columns["service"].append(services.setdefault(str(record["service_name"]),
                                                       len(services)))
         columns["session_id"].append(int(record["session_id"]))
-        score = float(record["anomaly_score"])
+        score = float("nan") if record["anomaly_score"] is None else float(record["anomaly_score"])
         columns["score"].append(score)
         columns["is_anomaly"].append(bool(record["is_anomaly"]))
         columns["has_error"].append(bool(record.get("has_error", False)))
@@ -168,7 +169,9 @@ def load_results(path: str | Path, *, keep_top: int = 0) -> Results:
         if "threshold" in record and record["threshold"] is not None:
             thresholds.add(float(record["threshold"]))
         if keep_top:
-            item = (score if np.isfinite(score) else np.finfo(float).max, next(counter), record)
+            rank = score if np.isfinite(score) else (np.finfo(float).max if score > 0
+                                                     else -np.finfo(float).max)  # NaN: last
+            item = (rank, next(counter), record)
             if len(heap) < keep_top:
                 heapq.heappush(heap, item)
             elif item[0] > heap[0][0]:

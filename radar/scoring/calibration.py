@@ -232,7 +232,19 @@ def check_method(method: str, value: float | None, needs_labels: bool) -> None:
                           "data.label_file (or --labels FILE)")
 
 
-def set_threshold(detection, *, normal_scores: np.ndarray, score_name: str,
+def set_threshold(detection, **kwargs) -> Calibration:
+    """Apply ``detection.threshold_method`` (see :func:`_set_threshold`); a threshold that
+    is not a finite number is an error here, never a run that flags nothing."""
+    calibration = _set_threshold(detection, **kwargs)
+    if not np.isfinite(calibration.threshold):
+        raise RadarError(f"the {calibration.method} threshold came out as "
+                         f"{calibration.threshold} on {calibration.n_sessions} sessions; "
+                         "check the held-out sessions' scores (radar analyze) or set "
+                         "detection.threshold_method=fixed")
+    return calibration
+
+
+def _set_threshold(detection, *, normal_scores: np.ndarray, score_name: str,
                   holdout_scores: np.ndarray | None = None,
                   holdout_labels: np.ndarray | None = None) -> Calibration:
     """Apply ``detection.threshold_method`` (a :class:`~radar.config.DetectionConfig`).

@@ -26,6 +26,7 @@ class ServingModel:
     scorer: RunScorer
     device: torch.device
     info: dict = field(default_factory=dict)
+    linker: Any = None               # source links of explained events (source.index)
 
     @property
     def name(self) -> str:
@@ -48,6 +49,10 @@ class ServingModel:
         records = self.scorer.records(corpus, outcome, names,
                                       [day.session_ids for day in days],
                                       [day.session_keys for day in days])
+        if self.linker is not None:
+            from radar.source.annotate import annotate_explanations
+
+            records = annotate_explanations(records, self.linker)
         out: list[list[dict[str, Any]]] = [[] for _ in days]
         table = corpus.sessions
         for i, record in enumerate(records):       # corpus order: day by day, row by row
@@ -68,5 +73,22 @@ def load_serving_model(run_dir: str | Path, device: torch.device) -> ServingMode
     from radar.serve.describe import describe_model
 
     model = ServingModel(RunScorer.from_run(run_dir, device), device)
+    model.linker = source_linker(model.scorer.config)
     model.info = describe_model(model, Path(run_dir))
     return model
+
+
+def source_linker(config):
+    """The run's source linker when its config names a source index (templates from
+    ``source.templates`` or the training data's templates.tsv), else None. Requests
+    carry no day files, so events link through their templates only."""
+    if not config.source.index:
+        return None
+    from radar.source.annotate import TEMPLATES_NAME, load_linker
+
+    templates = config.source.templates
+    default = Path(config.data.preprocessed_dir) / TEMPLATES_NAME
+    if templates is None and default.is_file():
+        templates = default
+    return load_linker(config.source.index, templates, line_format=config.source.line_format,
+                       min_score=config.source.min_score)

@@ -1,0 +1,154 @@
+"""The label-free road: which sessions train and calibrate, the cross-fitted ensemble
+threshold, and a report that never claims quality from has_error."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from radar.config import load_config
+from radar.data.selection import holdout_masks, normal_mask
+from radar.detect import write_results
+from radar.ensemble import Combination, cross_fitted_scores
+from radar.errors import RadarError
+from radar.report.build import build_report, write_report
+from radar.report.results import load_results
+from radar.rundir import RunDir
+from radar.runner import RunScorer
+
+
+class _Day:
+    def __init__(self, n: int, flags=None):
+        self.n_sessions = n
+        self.flags = np.zeros(n, np.uint8) if flags is None else np.asarray(flags, np.uint8)
+
+
+def test_newest_whole_days_are_held_out_and_few_days_fall_back_to_sessions():
+    days = [_Day(100), _Day(100), _Day(100), _Day(100)]
+    held = holdout_masks(days, 0.1, 0, "days")
+    assert [bool(mask.all()) for mask in held] == [False, False, False, True]
+    assert not any(mask.any() for mask in held[:3])
+    held = holdout_masks(days, 0.4, 0, "days")          # 40% of 400: the two newest days
+    assert [bool(mask.all()) for mask in held] == [False, False, True, True]
+    two = holdout_masks(days[:2], 0.1, 0, "days")       # too few days: a share of each
+    assert all(0 < mask.sum() < 100 for mask in two)
+    assert all(not mask.all() for mask in holdout_masks(days, 0.9, 0, "days")[:1])
+
+
+def test_unlabelled_sessions_train_and_only_confirmed_anomalies_are_dropped():
+    day = _Day(5, flags=[1, 0, 1, 0, 0])                  # bit 0: has_error
+    labels = np.array([1, 0, -1, -1, 0], np.int8)          # a review: two rows unknown
+    assert normal_mask(day, labels, "labels").tolist() == [False, True, True, True, True]
+    assert normal_mask(day, None, "all").all()             # the default: every session
+    assert normal_mask(day, None, "no_error").tolist() == [False, True, False, True, True]
+    with pytest.raises(RadarError, match="needs a label file"):
+        normal_mask(day, None, "labels")
+
+
+def test_defaults_are_the_label_free_road():
+    config = load_config(None, [])
+    assert config.data.train_filter == "all"
+    assert config.data.calibration_split == "days"
+    assert config.detection.threshold_method == "tail"
+
+
+def _member_scores(rng, n, anomalies):
+    """Two detectors; each sees half of the anomalies (so max should catch all)."""
+    normal = np.stack([rng.gumbel(1.0, 0.4, n), rng.gamma(2.0, 1.0, n)], axis=1)
+    a = np.stack([rng.uniform(5, 9, anomalies), rng.gamma(2.0, 1.0, anomalies)], axis=1)
+    b = np.stack([rng.gumbel(1.0, 0.4, anomalies), rng.uniform(15, 30, anomalies)], axis=1)
+    return normal, np.concatenate([a, b])
+
+
+def test_the_ensemble_threshold_is_cross_fitted_and_holds_its_budget():
+    """An in-sample ecdf gives each detector's most extreme held-out session the top
+    value and the threshold lands on it; cross-fitted, the false-alarm rate on new
+    normal sessions stays near the 0.5% budget and every one-detector anomaly is caught."""
+    rng = np.random.default_rng(5)
+    held, held_anomalies = _member_scores(rng, 600, 15)       # 5% contamination
+    raw = np.concatenate([held, held_anomalies])
+    config = load_config(None, ["ensemble.method=max"])
+    combination = Combination.fit(config, raw, ["a", "b"], [3.0, 8.0])
+    assert combination.calibration.method == "tail"
+    out_of_fold = cross_fitted_scores(config.ensemble, raw, ["a", "b"], [3.0, 8.0],
+                                      np.ones(len(raw), bool), seed=0)
+    in_sample = combination.combiner.combine(raw)
+    assert not np.allclose(out_of_fold, in_sample)
+    fresh, fresh_anomalies = _member_scores(rng, 20000, 200)
+    _, combined, _ = combination.apply(fresh, ["s"], np.zeros(len(fresh), int),
+                                       np.zeros(len(fresh), np.uint8))
+    false_alarms = np.mean(combined > combination.calibration.threshold)
+    assert false_alarms < 0.02
+    _, caught, _ = combination.apply(fresh_anomalies, ["s"], np.zeros(400, int),
+                                     np.zeros(400, np.uint8))
+    assert np.mean(caught > combination.calibration.threshold) > 0.95
+
+
+def _fake_run(tmp_path, records):
+    (tmp_path / "config.yaml").write_text("detectors: [logbert]\ndata: {}\n")
+    write_results(tmp_path / "anomaly_results.json", iter(records))
+    return tmp_path
+
+
+def _records():
+    out = []
+    for i in range(40):
+        score = 5.0 if i < 4 else 0.1 * (i % 7)
+        out.append({"file": "preprocessed_logs_2025-01-01.json", "session_id": i,
+                    "service_name": "<script>alert(1)</script>" if i == 0 else "gateway",
+                    "anomaly_score": score, "is_anomaly": score > 1.0, "threshold": 1.0,
+                    "has_error": i in (0, 1, 10), "has_warn": False, "top_positions": []})
+    return out
+
+
+def test_a_label_free_report_marks_no_quality_criterion_met(tmp_path):
+    run = _fake_run(tmp_path, _records())
+    (run / "quality.json").write_text(json.dumps({
+        "false_alarm_rate": 0.004, "caveat": "synthetic corruptions only",
+        "per_kind": {"drop": {"n": 100, "recall": 0.91}}}))
+    report, _ = build_report(run, with_plots=False)
+    quality = {row["key"]: row for row in report["criteria"]
+               if row["key"] in ("precision", "recall", "f1")}
+    assert all(row["met"] is None and "has_error" in row["source"] for row in quality.values())
+    assert quality["precision"]["value"] is not None        # shown, never judged
+    facts = report["label_free"]
+    assert facts["flagged"] == 4 and facts["flagged_with_error"] == 2
+    assert facts["error_sessions_not_flagged"] == 1
+    assert facts["injected"]["per_kind"]["drop"]["recall"] == 0.91
+    paths = write_report(run)
+    markdown = paths["markdown"].read_text()
+    assert "<script>" not in markdown and "&lt;script&gt;" in markdown
+    assert "What holds without labels" in markdown
+    assert "recall on injected &#x27;drop&#x27;" in paths["html"].read_text()
+
+
+def test_infinite_scores_are_written_as_json_and_read_back(tmp_path):
+    records = _records()
+    records[0]["anomaly_score"] = float("inf")
+    records[1]["anomaly_score"] = float("nan")
+    path = tmp_path / "r.json"
+    write_results(path, iter(records))
+    text = path.read_text()
+    assert "Infinity" not in text and "NaN" not in text
+    json.loads(text)                                          # standard JSON
+    results = load_results(path)
+    assert results.score[0] > 1e300
+
+
+def test_a_threshold_that_is_not_a_number_is_refused():
+    with pytest.raises(RadarError, match="finite"):
+        RunScorer({"x": object()}, None, RunDir.for_config("r", ["x"]).path,
+                  threshold=float("nan"))
+
+
+def test_run_scorer_names_a_missing_calibration():
+    from types import SimpleNamespace
+
+    item = SimpleNamespace(vocab=SimpleNamespace(state_dict=dict), calibration=None,
+                           checkpoint="ckpt.pt", detector=SimpleNamespace(name="logbert"),
+                           model=torch.nn.Linear(1, 1))
+    with pytest.raises(RadarError, match="holds no calibrated threshold"):
+        RunScorer({"logbert": item}, None, RunDir.for_config("r", ["logbert"]).path)
