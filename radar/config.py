@@ -173,8 +173,10 @@ class SeverityConfig:
 
 
 @dataclass
-class SourceConfig:
+class SourceConfig(SectionChecks):
     """Links explained events to the logging statements that printed them (radar/source)."""
+
+    section: typing.ClassVar[str] = "source"
 
     index: str | None = None        # a `radar source index` file; None: no links
     templates: str | None = None    # event_id<TAB>template; None: DATA/templates.tsv if any
@@ -182,6 +184,9 @@ class SourceConfig:
     line_format: str | None = None  # regex with a content group for original_logs lines
     loggers: list[str] = field(default_factory=list)    # more receiver names that log
     wrappers: list[str] = field(default_factory=list)   # NAME or NAME:LEVEL functions that log
+
+    def __post_init__(self) -> None:
+        self.check_number("min_score", minimum=0, maximum=1)
 
 
 CHOICES = {

@@ -259,3 +259,14 @@ def test_a_flagged_event_whose_template_links_nowhere_falls_back_to_its_line(
     (unlinked,) = annotate_explanations([dict(record, top_positions=[
         {"position": 0, "event_id": 1, "kind": "event"}])], linker, logs_for=lambda r: ["?"])
     assert unlinked["top_positions"][0]["source"] is None            # says so, no guess
+
+
+def test_source_config_section():
+    from radar.config import load_config
+    from radar.errors import ConfigError
+
+    section = load_config(None, ["source.index=idx.jsonl", "source.wrappers=notify:warn"]).source
+    assert (section.index, section.wrappers, section.min_score) == ("idx.jsonl",
+                                                                  ["notify:warn"], 0.6)
+    with pytest.raises(ConfigError, match="source.min_score"):
+        load_config(None, ["source.min_score=1.5"])
