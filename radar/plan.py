@@ -6,11 +6,9 @@ The estimate counts the usual 6 floating-point operations per parameter and toke
 a training step (forward and backward), divides by the device's matrix-multiply rate
 measured here for a fraction of a second, at :data:`EFFICIENCY` of it, and adds a fixed
 cost per step (optimiser, masking, Python) that dominates for tiny models. It is meant
-to tell minutes from hours, not to be exact. Checked on 2 CPU cores: the demo-sized
-LogBERT's 0.16 s a step against 0.15 s measured (docs/benchmarks.md, training
-throughput), the paper-sized one's 2.1 s against 0.76 s; on cores shared with other
-busy processes the per-step cost grows, and a 400-step demo run estimated at 2 min took
-about 9 (load average 16).
+to tell minutes from hours, not to be exact. On cores shared with other busy processes
+it runs short: a 400-step demo-sized LogBERT run on 2 CPU cores at load average 16 was
+estimated at 2 min and went at 1.4 s a step (about 9 min).
 """
 
 from __future__ import annotations
