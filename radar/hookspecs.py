@@ -34,6 +34,17 @@ def register_scorers(register):
 
 
 @hookspec
+def register_converters(register):
+    """Register input formats for ``radar convert`` (:class:`radar.data.convert.Converter`
+    subclasses).
+
+    :param register: call ``register(ConverterClass)`` once per format; the class
+        attribute ``name`` is the subcommand (``radar convert NAME``).
+    :returns: nothing; return values are ignored.
+    """
+
+
+@hookspec
 def register_commands(cli):
     """Add extra commands to the ``radar`` command-line tool.
 

@@ -106,6 +106,9 @@ class RadarPluginManager(pluggy.PluginManager):
     def scorers(self) -> dict[str, type]:
         return self._collect("register_scorers")
 
+    def converters(self) -> dict[str, type]:
+        return self._collect("register_converters")
+
     def plugin_infos(self) -> list[PluginInfo]:
         infos = []
         for name, plugin in sorted(self.list_name_plugin(), key=lambda item: item[0]):
@@ -165,6 +168,11 @@ def _lookup(kind: str, registry: dict[str, Any], name: str) -> Any:
 def get_detector_class(name: str, pm: RadarPluginManager | None = None) -> type:
     """The registered detector class called ``name``, or an error listing the available ones."""
     return _lookup("detector", (pm or get_plugin_manager()).detectors(), name)
+
+
+def get_converter_class(name: str, pm: RadarPluginManager | None = None) -> type:
+    """The registered input format (``radar convert NAME``) called ``name``."""
+    return _lookup("input format", (pm or get_plugin_manager()).converters(), name)
 
 
 def get_scorer_class(name: str, pm: RadarPluginManager | None = None) -> type:

@@ -1,9 +1,11 @@
-"""``radar convert``: public benchmark formats into RADAR day files plus a label file.
+"""``radar convert``: data in other formats into RADAR day files plus a label file.
 
-Raw log lines go through ``radar ingest`` instead; these commands take data that is
-already parsed into log keys. Each writes a training day and a test day (dated so the
-date split trains on the first and reports on the second) and ``labels.csv`` for
-``radar run --labels``.
+Raw log lines go through ``radar ingest`` instead; converters take data that is
+already parsed into log keys. Each input format is a converter registered through the
+``register_converters`` hook (:mod:`radar.data.convert` has the built-in ones), so this
+group lists its subcommands from the registry. Each writes a training day and a test
+day (dated so the date split trains on the first and reports on the second) and
+``labels.csv`` for ``radar run --labels``.
 """
 
 from __future__ import annotations
@@ -14,58 +16,59 @@ import click
 
 from radar.console import console
 
-_OUT = click.option("--out", "out_dir", required=True,
+_OUT = click.Option(["--out", "out_dir"], required=True,
                     type=click.Path(file_okay=False, path_type=Path),
                     help="Folder for the day files and labels.csv.")
 
 
-@click.group("convert")
+def _converters() -> dict[str, type]:
+    from radar.plugins import get_plugin_manager
+
+    return get_plugin_manager().converters()
+
+
+def _report(counts: dict[str, int], out_dir: Path) -> None:
+    from radar.data.labels import LABELS_NAME
+
+    console.print(f"wrote {counts['train']:,} training and {counts['test']:,} test sessions "
+                  f"to {out_dir}; labels: {out_dir / LABELS_NAME}", highlight=False)
+    console.print(f"next: radar run --data {out_dir} --labels {out_dir / LABELS_NAME}",
+                  highlight=False)
+
+
+def _command(converter: type) -> click.Command:
+    """The ``radar convert NAME`` subcommand of one registered converter."""
+
+    def run(out_dir: Path, **options) -> None:
+        _report(converter().convert(out_dir, **options), out_dir)
+
+    return click.Command(converter.name, callback=run, help=converter.__doc__,
+                         params=[*converter.parameters(), _OUT])
+
+
+class ConvertGroup(click.Group):
+    """A group whose subcommands are the registered converters."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_converters())
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        converter = _converters().get(name)
+        return None if converter is None else _command(converter)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        if args and args[0] not in _converters() and not args[0].startswith("-"):
+            raise click.UsageError(f"unknown input format {args[0]!r}; available: "
+                                   f"{', '.join(self.list_commands(ctx)) or 'none installed'}",
+                                   ctx)
+        return super().resolve_command(ctx, args)
+
+
+@click.group("convert", cls=ConvertGroup)
 def convert_command() -> None:
-    """Convert public benchmark data (already parsed into log keys) into day files.
+    """Convert data already parsed into log keys into day files (formats: see below).
 
     \b
     radar convert hdfs-100k sessions.jsonl --out DIR
     radar convert deeplog --normal hdfs_train --abnormal hdfs_test_abnormal --out DIR
     """
-
-
-def _report(counts: dict[str, int], out_dir: Path) -> None:
-    console.print(f"wrote {counts['train']:,} training and {counts['test']:,} test sessions "
-                  f"to {out_dir}; labels: {out_dir / 'labels.csv'}")
-    console.print(f"next: radar run --data {out_dir} --labels {out_dir / 'labels.csv'}")
-
-
-@convert_command.command("hdfs-100k")
-@click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
-@_OUT
-def hdfs_100k_command(source: Path, out_dir: Path) -> None:
-    """HDFS_100k JSON Lines ({"block_id", "split", "label", "events"}) into day files.
-
-    Also writes anomaly_label.csv (BlockId,Label), which joins sessions made by
-    `radar ingest --preset hdfs` on their block id.
-    """
-    from radar.data.convert import convert_hdfs_100k
-
-    _report(convert_hdfs_100k(source, out_dir), out_dir)
-
-
-@convert_command.command("deeplog")
-@click.option("--normal", multiple=True, required=True,
-              type=click.Path(dir_okay=False, path_type=Path),
-              help="Key-sequence file of normal sessions (repeatable).")
-@click.option("--abnormal", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Key-sequence file of abnormal sessions (repeatable).")
-@click.option("--train-fraction", default=0.5, show_default=True,
-              type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              help="Share of the normal sessions that trains; the rest are tested.")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--service", default="hdfs", show_default=True, help="service_name to give.")
-@_OUT
-def deeplog_command(normal: tuple[Path, ...], abnormal: tuple[Path, ...], train_fraction: float,
-                    seed: int, service: str, out_dir: Path) -> None:
-    """DeepLog-style key-sequence files (one session per line) into day files."""
-    from radar.data.convert import convert_key_sequences
-
-    _report(convert_key_sequences(list(normal), list(abnormal), out_dir,
-                                  train_fraction=train_fraction, seed=seed, service=service),
-            out_dir)

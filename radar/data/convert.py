@@ -1,5 +1,9 @@
 """Converters from public log-benchmark formats into RADAR day files plus a label file.
 
+Each input format is a :class:`Converter` registered through the ``register_converters``
+hook (this module is the built-in plugin that registers the two below), so a new format
+is one plugin and ``radar convert`` lists whatever is registered.
+
 Every converter writes two day files, the training part dated before the test part,
 so RADAR's date split trains on the first and validates (and reports) on the second,
 and a ``labels.csv`` (``file,session_id,label,split``) that ``--labels`` reads, through
@@ -18,15 +22,20 @@ the day-file and label writers every RADAR tool uses (:mod:`radar.data.files`,
 
 from __future__ import annotations
 
+import abc
 import json
 import random
 from pathlib import Path
+from typing import Any, ClassVar
+
+import click
 
 from radar.data.files import day_file_name, write_day_file
 from radar.data.labels import BLOCK_LABELS_NAME, LABELS_NAME, write_block_labels, write_labels
 from radar.data.records import MAX_EVENT_ID, session_record
 from radar.data.textfiles import text_lines
 from radar.errors import DataError
+from radar.hookspecs import hookimpl
 
 TRAIN_DAY, TEST_DAY = "2000-01-01", "2000-01-02"
 
@@ -139,3 +148,79 @@ def convert_key_sequences(normal: list[str | Path], abnormal: list[str | Path],
                         "with sessions in it")
     _write_split(Path(out_dir), splits, labels)
     return {name: len(records) for name, records in splits.items()}
+
+
+# ---------------------------------------------------------------- the registry's entries
+
+class Converter(abc.ABC):
+    """An input format that ``radar convert NAME`` turns into day files and labels.
+
+    ``name`` is the subcommand; the class docstring is its help; :meth:`parameters` are
+    its click arguments and options (``--out`` is added for every converter);
+    :meth:`convert` writes through :func:`radar.data.files.write_day_file` and
+    :func:`radar.data.labels.write_labels` and returns the sessions written per part,
+    ``{"train": n, "test": m}``.
+    """
+
+    name: ClassVar[str] = ""
+
+    @classmethod
+    def parameters(cls) -> list[click.Parameter]:
+        return []
+
+    @abc.abstractmethod
+    def convert(self, out_dir: Path, **options: Any) -> dict[str, int]:
+        """Write the day files and labels of ``out_dir``; sessions per part."""
+
+
+_PATH = click.Path(dir_okay=False, path_type=Path)
+
+
+class HDFS100kConverter(Converter):
+    """HDFS_100k JSON Lines ({"block_id", "split", "label", "events"}) into day files.
+
+    Also writes anomaly_label.csv (BlockId,Label), which joins sessions made by
+    `radar ingest --preset hdfs` on their block id.
+    """
+
+    name = "hdfs-100k"
+
+    @classmethod
+    def parameters(cls) -> list[click.Parameter]:
+        return [click.Argument(["source"], type=_PATH)]
+
+    def convert(self, out_dir: Path, *, source: Path) -> dict[str, int]:
+        return convert_hdfs_100k(source, out_dir)
+
+
+class KeySequenceConverter(Converter):
+    """DeepLog-style key-sequence files (one session per line) into day files."""
+
+    name = "deeplog"
+
+    @classmethod
+    def parameters(cls) -> list[click.Parameter]:
+        return [
+            click.Option(["--normal"], multiple=True, required=True, type=_PATH,
+                         help="Key-sequence file of normal sessions (repeatable)."),
+            click.Option(["--abnormal"], multiple=True, type=_PATH,
+                         help="Key-sequence file of abnormal sessions (repeatable)."),
+            click.Option(["--train-fraction"], default=0.5, show_default=True,
+                         type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                         help="Share of the normal sessions that trains; the rest are tested."),
+            click.Option(["--seed"], default=0, show_default=True, type=int),
+            click.Option(["--service"], default="hdfs", show_default=True,
+                         help="service_name to give."),
+        ]
+
+    def convert(self, out_dir: Path, *, normal, abnormal, train_fraction: float, seed: int,
+                service: str) -> dict[str, int]:
+        return convert_key_sequences(list(normal), list(abnormal), out_dir,
+                                     train_fraction=train_fraction, seed=seed, service=service)
+
+
+@hookimpl
+def register_converters(register):
+    """The built-in input formats."""
+    register(HDFS100kConverter)
+    register(KeySequenceConverter)
