@@ -152,10 +152,13 @@ def _print_links(rows: list[dict], by_template: bool, seconds: float) -> None:
                    "example line", "statement", "function", "level", "score", "runner-up"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        where = f"{row['file']}:{row['line']}" if row["file"] else "no match"
+        # The table names files by their last part; --json gives the path.
+        where = f"{row['file'].rsplit('/', 1)[-1]}:{row['line']}" if row["file"] else "no match"
         runner = row["runner_up"]
+        text = row.get("template", row.get("text"))
         table.add_row(str(row.get("event_id", row.get("count"))),
-                      row.get("template", row.get("text")), where, row["function"] or "",
+                      text if len(text) <= 120 else text[:117] + "...", where,
+                      row["function"] or "",
                       row["level"] or "", f"{row['score']:.3f}",
                       f"{runner['file'].rsplit('/', 1)[-1]}:{runner['line']} "
                       f"{runner['score']:.3f}" if runner else "")
