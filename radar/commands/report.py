@@ -55,7 +55,7 @@ def analyze_command(results_path, data_dir, top_n, as_json):
     import yaml
 
     from radar.report.analyze import analysis_renderable, analyze
-    from radar.report.results import load_results
+    from radar.report.digest import digest_results
 
     cache_dir = None
     config_path = Path(results_path).parent / "config.yaml"
@@ -65,8 +65,8 @@ def analyze_command(results_path, data_dir, top_n, as_json):
             data_dir = data_dir or data.get("preprocessed_dir")
             cache_dir = data.get("cache_dir")
             break
-    results = load_results(results_path, keep_top=4 * top_n)
-    analysis = analyze(results, data_dir=data_dir, cache_dir=cache_dir, top_n=top_n)
+    digest = digest_results(results_path, keep_top=4 * top_n)   # bounded memory
+    analysis = analyze(digest, data_dir=data_dir, cache_dir=cache_dir, top_n=top_n)
     if as_json:
         _print_json(analysis)
     else:

@@ -13,6 +13,15 @@ import numpy as np
 from rich.console import Group
 from rich.table import Table
 
+from radar.report.digest import (
+    ANOMALIES,
+    ERRORS,
+    FINITE,
+    FIRST_LEVEL,
+    SCORE_SUM,
+    SESSIONS,
+    ResultsDigest,
+)
 from radar.report.logs import excerpt, original_logs
 from radar.report.results import Results
 from radar.scoring.severity import LEVELS
@@ -20,64 +29,74 @@ from radar.scoring.severity import LEVELS
 PERCENTILES = (50, 90, 95, 99, 99.9)
 
 
-def _counts(groups: np.ndarray, names: list[str], results: Results) -> dict[str, dict]:
+def _counts(table: np.ndarray, names: dict[str, int], with_severity: bool) -> dict[str, dict]:
     out = {}
-    for index, name in enumerate(names):
-        rows = groups == index
-        n = int(rows.sum())
+    for name, index in names.items():
+        row = table[index]
+        n = int(row[SESSIONS])
         if n == 0:
             continue
-        flagged = int(results.is_anomaly[rows].sum())
-        finite = results.score[rows][np.isfinite(results.score[rows])]
+        flagged = int(row[ANOMALIES])
         out[name] = {"sessions": n, "anomalies": flagged, "share": flagged / n,
-                     "mean_score": float(finite.mean()) if finite.size else None,
-                     "has_error": int(results.has_error[rows].sum())}
-        if results.severity is not None:
-            out[name]["severity"] = {level: int((results.severity[rows] == i).sum())
+                     "mean_score": float(row[SCORE_SUM] / row[FINITE]) if row[FINITE] else None,
+                     "has_error": int(row[ERRORS])}
+        if with_severity:
+            out[name]["severity"] = {level: int(row[FIRST_LEVEL + i])
                                      for i, level in enumerate(LEVELS)}
     return out
 
 
-def analyze(results: Results, *, data_dir: str | Path | None = None,
+def _score_stats(digest: ResultsDigest) -> dict:
+    moments = digest.moments
+    if not moments.n:
+        return {}
+    stats = {"mean": moments.mean, "std": moments.std, "min": moments.low,
+             "max": moments.high, "n_infinite": moments.n_infinite}
+    stats.update({f"p{p:g}": float(np.percentile(digest.sample.values, p)) for p in PERCENTILES})
+    return stats
+
+
+def analyze(results: Results | ResultsDigest, *, data_dir: str | Path | None = None,
             cache_dir: str | Path | None = None, top_n: int = 10) -> dict:
-    """The analysis as a JSON-ready dict (``top`` needs ``load_results(keep_top=...)``)."""
-    scores = results.score
-    finite = scores[np.isfinite(scores)]
-    stats = {"mean": float(finite.mean()), "std": float(finite.std()),
-             "min": float(finite.min()), "max": float(finite.max()),
-             "n_infinite": int((~np.isfinite(scores)).sum())} if finite.size else {}
-    if finite.size:
-        stats.update({f"p{p:g}": float(np.percentile(finite, p)) for p in PERCENTILES})
-    flagged = int(results.is_anomaly.sum())
+    """The analysis as a JSON-ready dict (``top`` needs ``keep_top`` when reading).
+
+    ``results`` is best a :func:`~radar.report.digest.digest_results` digest (bounded
+    memory); loaded columns are digested first. Percentiles come from the digest's
+    reservoir sample: exact up to a million sessions, a uniform sample beyond.
+    """
+    digest = results if isinstance(results, ResultsDigest) else ResultsDigest.from_results(results)
+    flagged = int(digest.per_file[:, ANOMALIES].sum())
     # The highest scores, flagged or not: with nothing flagged they are still where to look.
-    top = results.top[:top_n]
+    top = digest.top[:top_n]
     wanted: dict[str, set[int]] = {}
     for record in top:
         wanted.setdefault(record["file"], set()).add(int(record["session_id"]))
     logs = original_logs(data_dir, wanted, cache_dir=cache_dir)
-    top_sessions = []
-    for record in top:
-        positions = record.get("top_positions") or []
-        focus = positions[0]["position"] if positions else None
-        lines = logs.get((record["file"], int(record["session_id"])))
-        item = {key: record.get(key) for key in ("file", "session_id", "session_key",
-                                                 "service_name", "anomaly_score", "is_anomaly",
-                                                 "severity",
-                                                 "severity_reasons", "has_error", "has_warn",
-                                                 "length") if key in record}
-        item["top_positions"] = positions
-        item["log_excerpt"] = excerpt(lines, focus) if lines is not None else None
-        top_sessions.append(item)
-    out = {"results": str(results.path), "sessions": results.n, "anomalies": flagged,
-           "anomaly_share": flagged / results.n, "threshold": results.threshold,
-           "score": stats, "per_service": _counts(results.service, results.services, results),
-           "per_day": _counts(results.file, results.files, results),
+    top_sessions = [_top_item(record, logs) for record in top]
+    out = {"results": str(digest.path), "sessions": digest.n, "anomalies": flagged,
+           "anomaly_share": flagged / digest.n, "threshold": digest.threshold,
+           "score": _score_stats(digest),
+           "per_service": _counts(digest.per_service, digest.services, digest.has_severity),
+           "per_day": _counts(digest.per_file, digest.files, digest.has_severity),
            "top_anomalies": top_sessions,
            "original_logs_found": data_dir is not None and bool(logs)}
-    if results.severity is not None:
-        out["severity"] = {level: int((results.severity == i).sum())
-                           for i, level in enumerate(LEVELS)}
+    if digest.has_severity:
+        levels = digest.per_file[:, FIRST_LEVEL:].sum(axis=0)
+        out["severity"] = {level: int(levels[i]) for i, level in enumerate(LEVELS)}
     return out
+
+
+def _top_item(record: dict, logs: dict) -> dict:
+    positions = record.get("top_positions") or []
+    focus = positions[0]["position"] if positions else None
+    lines = logs.get((record["file"], int(record["session_id"])))
+    item = {key: record.get(key) for key in ("file", "session_id", "session_key",
+                                             "service_name", "anomaly_score", "is_anomaly",
+                                             "severity", "severity_reasons", "has_error",
+                                             "has_warn", "length") if key in record}
+    item["top_positions"] = positions
+    item["log_excerpt"] = excerpt(lines, focus) if lines is not None else None
+    return item
 
 
 def explain_positions(positions: list[dict]) -> str:
