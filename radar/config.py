@@ -80,6 +80,10 @@ class TrainingConfig(SectionChecks):
     compile: bool = False
     device: str = "auto"            # auto | cpu | cuda | cuda:N
     seed: int = 42
+    # Trimmed training: once TRIM_START of total_steps have passed, each batch's worst-
+    # fitted share of sessions (e.g. 0.05) is left out of the loss, so anomalies among the
+    # training sessions are not learned as normal. 0 (default): every session counts.
+    trim_fraction: float = 0.0
 
     section: typing.ClassVar[str] = "training"
 
@@ -89,6 +93,7 @@ class TrainingConfig(SectionChecks):
         self.check_number("learning_rate", above=0)
         self.check_number("min_lr", minimum=0, maximum=self.learning_rate)
         self.check_number("warmup_ratio", minimum=0, maximum=1)
+        self.check_number("trim_fraction", minimum=0, below=0.5)
         for key in ("weight_decay", "max_grad_norm", "save_interval", "eval_interval",
                     "keep_checkpoints", "num_workers", "seed"):
             self.check_number(key, minimum=0)

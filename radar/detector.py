@@ -136,6 +136,14 @@ class Detector:
         """Return the scalar loss for one batch of normal sessions."""
         raise NotImplementedError
 
+    def session_losses(self, model: torch.nn.Module, batch: SessionBatch) -> torch.Tensor:
+        """Optional: the training loss of each session, shape (B,). The Trainer uses it
+        instead of ``training_loss`` when ``training.trim_fraction`` > 0, and averages
+        all but the worst-fitted share of each batch (training that tolerates anomalies
+        among the training sessions)."""
+        raise NotImplementedError(f"detector {self.name!r} gives no per-session losses; "
+                                  "training.trim_fraction needs them")
+
     def score_sessions(self, model: torch.nn.Module, batch: SessionBatch) -> SessionScores:
         """Score each session; shape (B,), higher = more anomalous, deterministic."""
         raise NotImplementedError

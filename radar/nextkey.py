@@ -31,6 +31,7 @@ from radar.scoring.keys import (
     KEY_SCORES,
     explain_targets,
     key_scores,
+    per_session_mean,
     rank_and_nll,
     rule_out_specials,
 )
@@ -147,6 +148,12 @@ class NextKeyDetector(Detector):
         """Mean cross-entropy over all targets (events and ends); PAD/CLS/MASK never predicted."""
         ids, targets, logits = self._target_logits(model, batch)
         return F.cross_entropy(rule_out_specials(logits.float()), ids[targets])
+
+    def session_losses(self, model: nn.Module, batch: SessionBatch) -> torch.Tensor:
+        """Each session's mean cross-entropy over its targets, shape (B,)."""
+        ids, targets, logits = self._target_logits(model, batch)
+        loss = F.cross_entropy(rule_out_specials(logits.float()), ids[targets], reduction="none")
+        return per_session_mean(loss, targets)
 
     def validation_loss(self, model: nn.Module, batch: SessionBatch) -> torch.Tensor:
         """The training loss in eval mode (no dropout): deterministic."""

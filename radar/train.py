@@ -41,6 +41,9 @@ from radar.errors import RadarError
 from radar.metrics_log import MetricsLog
 
 TRAIN_PROBE_WINDOWS = 2048
+# Trimming (training.trim_fraction) starts after this share of the steps: before the
+# model knows what is common, its worst-fitted sessions are just the rare normal ones.
+TRIM_START = 0.2
 
 
 @dataclass
@@ -286,7 +289,7 @@ class Trainer:
         try:
             with context:
                 with autocast_context(self.precision, self.device):
-                    loss = self.detector.training_loss(self.model, batch)
+                    loss = self._batch_loss(batch)
                 scaled = loss / accum
                 (self.scaler.scale(scaled) if self.scaler else scaled).backward()
         except torch.OutOfMemoryError:
@@ -296,6 +299,16 @@ class Trainer:
                              "training.learning_rate or use training.precision=fp32")
         self.metrics.observe_batch(loss.item(), len(batch), int(batch.lengths.sum()),
                                    batch.input_ids.numel())
+
+    def _batch_loss(self, batch) -> torch.Tensor:
+        """The detector's loss; with ``training.trim_fraction``, past TRIM_START of the
+        steps, the mean of all but the worst-fitted share of the batch's sessions."""
+        trim = self.tc.trim_fraction
+        if trim <= 0 or self.step < TRIM_START * self.tc.total_steps:
+            return self.detector.training_loss(self.model, batch)
+        losses = self.detector.session_losses(self.model, batch)
+        keep = max(1, math.ceil((1.0 - trim) * losses.numel()))
+        return torch.topk(losses, keep, largest=False, sorted=False).values.mean()
 
     def _optimizer_step(self) -> None:
         """unscale → clip → step → update the scaler → zero the gradients → schedule."""

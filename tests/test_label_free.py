@@ -152,3 +152,43 @@ def test_run_scorer_names_a_missing_calibration():
                            model=torch.nn.Linear(1, 1))
     with pytest.raises(RadarError, match="holds no calibrated threshold"):
         RunScorer({"logbert": item}, None, RunDir.for_config("r", ["logbert"]).path)
+
+
+@pytest.mark.parametrize("name", ["logbert", "deeplog", "lstm", "tcn"])
+def test_every_builtin_detector_gives_per_session_losses_for_trimmed_training(name):
+    from radar.config import build_section
+    from radar.data.vocab import EventVocab
+    from radar.detector import SessionBatch
+    from radar.plugins import get_detector_class
+
+    cls = get_detector_class(name)
+    small = {"logbert": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                         "intermediate_size": 64, "max_position_embeddings": 64}}
+    detector = cls(build_section(cls.config_class, small.get(name, {}), "model"))
+    model = detector.build_model(EventVocab(np.arange(100, 112)), 30)
+    batch = SessionBatch.from_lists([[5, 6, 7, 8], [9, 10], [5, 5, 5, 6, 7]])
+    losses = detector.session_losses(model, batch)
+    assert losses.shape == (3,) and torch.isfinite(losses).all()
+    losses.max().backward()                   # a trimmed mean must train the model
+
+
+def test_trimmed_training_leaves_out_the_worst_fitted_sessions(monkeypatch):
+    from types import SimpleNamespace
+
+    from radar.train import TRIM_START, Trainer
+
+    seen = {}
+
+    class Detector:
+        def training_loss(self, model, batch):
+            seen["plain"] = True
+            return torch.tensor(1.0)
+
+        def session_losses(self, model, batch):
+            return torch.tensor([0.1, 0.2, 0.3, 9.0])
+
+    trainer = SimpleNamespace(tc=SimpleNamespace(trim_fraction=0.25, total_steps=100),
+                              step=0, detector=Detector(), model=None)
+    assert Trainer._batch_loss(trainer, None) == 1.0 and seen["plain"]   # before TRIM_START
+    trainer.step = int(TRIM_START * 100)
+    assert Trainer._batch_loss(trainer, None).item() == pytest.approx(0.2)   # 9.0 left out

@@ -16,7 +16,7 @@ from radar.detector import Detector, SessionBatch, SessionScores, eval_mode
 from radar.detector import unwrap as unwrap_as
 from radar.errors import ConfigError
 from radar.scoring.baseline import MAX_NLL, NLLBaseline
-from radar.scoring.keys import explain_targets, key_scores, rule_out_specials
+from radar.scoring.keys import explain_targets, key_scores, per_session_mean, rule_out_specials
 
 from .config import SCORES, LogBERTConfig
 from .inputs import training_mask, with_specials
@@ -97,23 +97,34 @@ class LogBERT(Detector):
                              self.config.predict_end)
 
     def _mlm_and_vhm(self, model: torch.nn.Module, batch: SessionBatch,
-                     generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+                     generator: torch.Generator | None, per_session: bool = False
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
         ids, attention, targets = self._inputs(batch)
         core = unwrap(model)
         corrupted, chosen = training_mask(ids, targets, self.config.mask_prob, core.vocab_size,
                                           generator)
         logits, cls_hidden = model(corrupted, attention, chosen)
-        mlm = F.cross_entropy(rule_out_specials(logits.float()), ids[chosen])
+        mlm = F.cross_entropy(rule_out_specials(logits.float()), ids[chosen],
+                              reduction="none" if per_session else "mean")
         # The centre is read after the forward pass, which folded this batch into
         # the running mean (the stand-in centre before the first refresh).
         center = core.center_for_loss().detach()
-        vhm = (cls_hidden.float() - center).pow(2).mean(dim=1).mean()
-        return mlm, vhm
+        vhm = (cls_hidden.float() - center).pow(2).mean(dim=1)
+        if per_session:
+            return per_session_mean(mlm, chosen), vhm
+        return mlm, vhm.mean()
 
     def training_loss(self, model: torch.nn.Module, batch: SessionBatch) -> torch.Tensor:
         """MLM cross-entropy on masked events + ``vhm_weight`` * hypersphere loss."""
         mlm, vhm = self._mlm_and_vhm(model, batch, generator=None)
         self.last_loss_parts = {"mlm": mlm.detach(), "vhm": vhm.detach()}
+        return mlm + self.config.vhm_weight * vhm
+
+    def session_losses(self, model: torch.nn.Module, batch: SessionBatch) -> torch.Tensor:
+        """Each session's MLM loss (mean over its masked events) + ``vhm_weight`` * its
+        squared distance to the centre, shape (B,)."""
+        mlm, vhm = self._mlm_and_vhm(model, batch, generator=None, per_session=True)
+        self.last_loss_parts = {"mlm": mlm.mean().detach(), "vhm": vhm.mean().detach()}
         return mlm + self.config.vhm_weight * vhm
 
     def validation_loss(self, model: torch.nn.Module, batch: SessionBatch) -> torch.Tensor:

@@ -28,6 +28,15 @@ KEY_SCORES = ("max_excess_nll", "max_nll", "mean_nll", "miss_ratio", "miss_count
 _KINDS = {UNK: "unseen", SEP: "end"}
 
 
+def per_session_mean(values: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Mean of ``values`` (one per True entry of ``positions``, row-major) per row of the
+    (B, T) mask ``positions``; rows without a position get 0."""
+    rows = positions.nonzero()[:, 0]
+    total = torch.zeros(positions.shape[0], dtype=values.dtype, device=values.device)
+    total.index_add_(0, rows, values)
+    return total / positions.sum(dim=1).clamp(min=1).to(values.dtype)
+
+
 def rule_out_specials(logits: torch.Tensor) -> torch.Tensor:
     """PAD, CLS and MASK are never targets; SEP (the session end) and UNK may be."""
     logits = logits.clone()
