@@ -1,8 +1,8 @@
 """Converters from public log-benchmark formats into RADAR day files plus a label file.
 
 Each input format is a :class:`Converter` registered through the ``register_converters``
-hook (this module is the built-in plugin that registers the two below), so a new format
-is one plugin and ``radar convert`` lists whatever is registered.
+hook (the built-in plugin ``radar_plugins.convert`` registers the two below), so a new
+format is one plugin and ``radar convert`` lists whatever is registered.
 
 Every converter writes two day files, the training part dated before the test part,
 so RADAR's date split trains on the first and validates (and reports) on the second,
@@ -35,7 +35,6 @@ from radar.data.labels import BLOCK_LABELS_NAME, LABELS_NAME, write_block_labels
 from radar.data.records import MAX_EVENT_ID, session_record
 from radar.data.textfiles import text_lines
 from radar.errors import DataError
-from radar.hookspecs import hookimpl
 
 TRAIN_DAY, TEST_DAY = "2000-01-01", "2000-01-02"
 
@@ -217,10 +216,3 @@ class KeySequenceConverter(Converter):
                 service: str) -> dict[str, int]:
         return convert_key_sequences(list(normal), list(abnormal), out_dir,
                                      train_fraction=train_fraction, seed=seed, service=service)
-
-
-@hookimpl
-def register_converters(register):
-    """The built-in input formats."""
-    register(HDFS100kConverter)
-    register(KeySequenceConverter)
