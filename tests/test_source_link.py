@@ -270,3 +270,16 @@ def test_source_config_section():
                                                                   ["notify:warn"], 0.6)
     with pytest.raises(ConfigError, match="source.min_score"):
         load_config(None, ["source.min_score=1.5"])
+
+
+def test_a_file_the_extractor_cannot_read_is_listed_not_fatal(source_tree, tmp_path,
+                                                              monkeypatch):
+    from radar.source.lang_python import PythonExtractor
+
+    def broken(self, node):
+        raise AttributeError("unexpected tree")
+
+    monkeypatch.setattr(PythonExtractor, "log_call", broken)
+    summary = build_index([source_tree], tmp_path / "index.jsonl", ExtractOptions())
+    assert summary.failed == ["queue.py: AttributeError: unexpected tree"]
+    assert summary.statements == 5                       # the Java file is still indexed

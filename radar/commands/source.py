@@ -67,6 +67,9 @@ def _print_index_summary(summary) -> None:
                          f"{summary.indirect:,}"),
                         ("time", f"{summary.seconds:.2f} s ({rate:.2f} MB/s parsed)")):
         table.add_row(name, value)
+    if summary.failed:
+        table.add_row("files whose statements could not be read",
+                      f"{len(summary.failed):,}; first: {'; '.join(summary.failed[:3])}")
     console.print(table)
 
 

@@ -48,6 +48,7 @@ class IndexSummary:
     bytes_parsed: int
     seconds: float
     by_language: dict[str, int]
+    failed: list[str]           # "file: error" of files whose statements could not be read
 
 
 def source_files(roots: list[Path], exclude: tuple[str, ...] = ()) -> Iterator[tuple[int, str]]:
@@ -101,7 +102,8 @@ def build_index(roots: list[str | Path], out: str | Path, options: ExtractOption
     return IndexSummary(out, len(entries), parsed, len(entries) - parsed,
                         sum(len(e["statements"]) for e in entries),
                         sum(len(e["indirect"]) for e in entries), bytes_parsed,
-                        time.perf_counter() - started, by_language)
+                        time.perf_counter() - started, by_language,
+                        [f"{e['file']}: {e['error']}" for e in entries if "error" in e])
 
 
 def _entry(path: Path, root: int, relative: str, old: dict | None, options: ExtractOptions
@@ -118,10 +120,16 @@ def _entry(path: Path, root: int, relative: str, old: dict | None, options: Extr
     digest = hashlib.sha1(source).hexdigest()
     if old is not None and old["sha1"] == digest:
         return dict(old, root=root, mtime_ns=stat.st_mtime_ns), False
-    statements, definitions, calls = extract_file(path, source, options)
-    return {"root": root, "file": relative, "language": language_of(path),
-            "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha1": digest,
-            "statements": statements, "definitions": definitions, "calls": calls}, True
+    entry = {"root": root, "file": relative, "language": language_of(path),
+             "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha1": digest}
+    try:
+        statements, definitions, calls = extract_file(path, source, options)
+    except (AttributeError, TypeError, ValueError, IndexError, RecursionError) as exc:
+        # A tree shape an extractor does not expect: the file is listed, never fatal.
+        statements, definitions, calls = [], [], []
+        entry["error"] = f"{type(exc).__name__}: {exc}"
+    entry.update(statements=statements, definitions=definitions, calls=calls)
+    return entry, True
 
 
 def _reusable_entries(out: Path, header: dict) -> dict[tuple[str, str], dict]:
