@@ -6,8 +6,9 @@ Layout (written atomically): a header line ``{"format": "radar-source-index", "v
 ``sha1``, ``statements`` (each: ``line``, ``end_line``, ``column``, ``function``,
 ``class``, ``level``, ``logger``, ``statement`` text, raw ``parts`` and the resolved
 ``templates``), ``definitions`` (named values holding text, for references from other
-files), ``calls`` (calls passing text, for functions that log their parameter) and
-``indirect`` (messages written here and logged elsewhere: see resolve.py).
+files), ``calls`` (calls passing text, for functions that log their parameter),
+``indirect`` (messages written here and logged elsewhere: see resolve.py) and, when its
+tree could not be read, ``error``.
 
 Re-indexing reuses the entry of every file whose size and modification time (or, when
 those changed, content hash) are unchanged; only the others are parsed. Names are then
