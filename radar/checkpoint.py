@@ -18,6 +18,7 @@ import torch
 
 from radar.errors import RadarError
 from radar.fsutil import atomic_write
+from radar.rundir import BEST_CHECKPOINT, LAST_CHECKPOINT
 
 FORMAT_VERSION = 1
 STEP_PATTERN = re.compile(r"checkpoint_step_(\d+)\.pt$")
@@ -100,7 +101,7 @@ def prune_step_checkpoints(directory: str | Path, keep: int) -> list[Path]:
 
 
 RESUMABLE_KEYS = ("model", "optimizer", "scheduler", "rng", "step", "epoch", "batch_in_epoch")
-RESUME_NAMES = ("checkpoint_step_*.pt", "epoch_*.pt", "best_model.pt", "last.pt")
+RESUME_NAMES = ("checkpoint_step_*.pt", "epoch_*.pt", BEST_CHECKPOINT, LAST_CHECKPOINT)
 
 
 def resolve_resume(resume: str, output_dir: str | Path,

@@ -21,6 +21,7 @@ import yaml
 
 from radar.errors import ConfigError
 from radar.fsutil import atomic_write_text
+from radar.rundir import CONFIG
 
 
 class SectionChecks:
@@ -426,7 +427,7 @@ def dump_config(config: RadarConfig) -> str:
     return yaml.safe_dump(config.to_dict(), sort_keys=False)
 
 
-def save_config(config: RadarConfig, output_dir: str | Path, name: str = "config.yaml") -> Path:
+def save_config(config: RadarConfig, output_dir: str | Path, name: str = CONFIG) -> Path:
     """Write the resolved config into ``output_dir`` atomically; return its path."""
     target = Path(output_dir) / name
     atomic_write_text(target, dump_config(config))

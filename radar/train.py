@@ -39,6 +39,7 @@ from radar.device import autocast_context, resolve_precision
 from radar.distributed import DistInfo, all_reduce_sum
 from radar.errors import RadarError
 from radar.metrics_log import MetricsLog
+from radar.rundir import BEST_CHECKPOINT, LAST_CHECKPOINT
 
 TRAIN_PROBE_WINDOWS = 2048
 # Trimming (training.trim_fraction) starts after this share of the steps: before the
@@ -229,7 +230,7 @@ class Trainer:
                 self._validate()
             if self._stop_reason:
                 self.save(f"checkpoint_step_{self.step}.pt")
-        checkpoint = self.save("last.pt")
+        checkpoint = self.save(LAST_CHECKPOINT)
         if self._stop_reason and self.dist.is_main:
             self.log(f"{self._stop_reason}: saved {checkpoint}; continue with --resume auto")
         return TrainResult(self.step, self.epoch, self.best_val, self.metrics.last_train_loss,
@@ -373,7 +374,7 @@ class Trainer:
             self.best_val = self.last_val
         self.metrics.log_val(self.step, self.epoch, self.last_val, self.last_train_eval)
         if improved:
-            self.save("best_model.pt")
+            self.save(BEST_CHECKPOINT)
 
     def _oom_message(self, batch) -> str:
         size, width = len(batch), batch.input_ids.shape[1]

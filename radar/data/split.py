@@ -14,8 +14,8 @@ from pathlib import Path
 from radar.data.files import require_days, sort_by_day
 from radar.errors import ConfigError, DataError
 from radar.fsutil import atomic_write_text
+from radar.rundir import TRAIN_LIST, VAL_LIST
 
-TRAIN_LIST, VAL_LIST = "train_files.txt", "val_files.txt"
 METHODS = ("date", "random")
 
 
