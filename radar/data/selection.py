@@ -24,14 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from radar.data.cache import (
-    ERROR_BIT,
-    WARN_BIT,
-    PreparedDay,
-    cache_dir_for,
-    open_prepared,
-    prepare_files,
-)
+from radar.data.cache import ERROR_BIT, WARN_BIT, PreparedDay, cache_dir_for, open_prepared
+from radar.data.cache_build import prepare_files
 from radar.data.dataset import SessionCorpus
 from radar.data.files import find_day_files
 from radar.data.labels import LabelTable, read_labels
