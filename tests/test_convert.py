@@ -91,7 +91,7 @@ def test_hdfs_100k_writes_block_labels_matching_sessions(tmp_path):
 def test_labels_option_trains_on_labelled_normal_sessions_unless_told(tmp_path):
     labels = tmp_path / "labels.csv"
     assert load_job_config(None, (), labels=str(labels)).data.train_filter == "labels"
-    assert load_job_config(None, ()).data.train_filter == "no_error"
+    assert load_job_config(None, ()).data.train_filter == "all"      # no labels: every session
     kept = load_job_config(None, ("data.train_filter=no_error_no_warn",), labels=str(labels))
     assert kept.data.train_filter == "no_error_no_warn"
     assert kept.data.label_file == str(labels)

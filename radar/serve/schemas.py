@@ -53,6 +53,9 @@ class Explanation(BaseModel):
     kind: Literal["event", "unseen", "end"]
     rank: int | None
     probability: float | None
+    source: dict | None = Field(None, description="The logging statement that printed the "
+                                "event (file, line, function, level, statement), when the run "
+                                "has a source index; null when no statement fits.")
 
 
 class DetectorVerdict(BaseModel):
