@@ -227,6 +227,8 @@ class Trainer:
                 else:   # the epoch ran to its end
                     self._end_epoch()
             if self.step >= tc.total_steps:
+                if self.dist.is_main:
+                    self.log(f"reached total_steps={tc.total_steps}")
                 self._validate()
             if self._stop_reason:
                 self.save(f"checkpoint_step_{self.step}.pt")
