@@ -98,6 +98,7 @@ def test_migrating_a_real_jsonpickle_state_keeps_ids_and_matching(tmp_path):
     lambda s: s["settings"].update(depth=10**6),
     lambda s: s["settings"].update(masking=[["(unclosed", "X"]]),
     lambda s: s.update(clusters_counter=0),
+    lambda s: s["clusters"][0][1].pop(),      # a template shorter than its place in the tree
 ])
 def test_a_damaged_plain_state_is_a_clear_error(tmp_path, damage):
     store = TemplateStore(SETTINGS)

@@ -136,8 +136,14 @@ def _tree_to_data(node) -> list:
             {token: _tree_to_data(child) for token, child in node.key_to_child_node.items()}]
 
 
-def _tree_from_data(data: Any, known: set[int], depth: int):
-    """Drain's prefix tree from ``[cluster ids, {token: child}]``, checked as it goes."""
+def _tree_from_data(data: Any, lengths: dict[int, int], depth: int = 0,
+                    length: int | None = None):
+    """Drain's prefix tree from ``[cluster ids, {token: child}]``, checked as it goes.
+
+    ``lengths`` maps each cluster id to its template's token count. The root's children
+    are keyed by token count, and every cluster below one has that many tokens (Drain
+    compares a message only with templates of its own length).
+    """
     from drain3.drain import Node
 
     if depth > MAX_DEPTH + 1:
@@ -145,12 +151,19 @@ def _tree_from_data(data: Any, known: set[int], depth: int):
     if not (isinstance(data, list) and len(data) == 2 and isinstance(data[0], list)
             and isinstance(data[1], dict)):
         raise TypeError("a prefix-tree node is not [cluster ids, {token: child}]")
+    ids, children = data
+    if depth == 0 and ids:
+        raise ValueError("the prefix tree's root holds cluster ids")
+    if not all(_is_int(cid) and lengths.get(cid, -1) == length for cid in ids):
+        raise ValueError("the prefix tree places a cluster it does not hold, or one under "
+                         "the wrong token count")
     node = Node()
-    if not all(_is_int(cid) and cid in known for cid in data[0]):
-        raise ValueError("the prefix tree names a cluster id the state does not hold")
-    node.cluster_ids = list(data[0])
-    node.key_to_child_node = {token: _tree_from_data(child, known, depth + 1)
-                              for token, child in data[1].items()}
+    node.cluster_ids = list(ids)
+    for token, child in children.items():
+        if depth == 0 and not token.isdigit():
+            raise ValueError(f"the prefix tree's first level has {token!r}, not a token count")
+        node.key_to_child_node[token] = _tree_from_data(
+            child, lengths, depth + 1, int(token) if depth == 0 else length)
     return node
 
 
@@ -204,7 +217,8 @@ def _drain_from_state(state: dict, settings: dict):
         cluster.size = size
         drain.id_to_cluster[cid] = cluster
     drain.clusters_counter = counter
-    drain.root_node = _tree_from_data(state["tree"], set(drain.id_to_cluster), 0)
+    drain.root_node = _tree_from_data(state["tree"], {cid: len(tokens)
+                                                      for cid, tokens, _ in clusters})
     return drain
 
 
