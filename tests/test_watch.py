@@ -438,6 +438,8 @@ def test_people_get_errors_not_tracebacks(trained, tmp_path):
         (("--end-regex", "(", "-"), "--end-regex is not a valid regular expression"),
         (("--templates-state", tmp_path / "none.json", "-"), "no such file"),
     ]
+    result = invoke("watch", "--run", tmp_path / "no-run", "-", input="")
+    assert result.exit_code == 1 and "does not exist" in result.output
     for extra, message in cases:
         result = invoke("watch", "--run", run, "--preset", "hdfs", "--state",
                         tmp_path / "s", *extra, input="")

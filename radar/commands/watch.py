@@ -109,7 +109,9 @@ def watch_command(stdin, run_dir, files, state_dir, templates_state, alerts, all
     _log(f"watch: {summary['lines']:,} lines ({summary['bad_lines']:,} bad, "
          f"{summary['lines_without_key']:,} without a key), {summary['scored']:,} sessions "
          f"scored, {summary['alerts']:,} alerts, {summary['emitted']:,} records written, "
-         f"{summary['open_sessions']:,} still open, {summary['new_templates']:,} new templates")
+         f"{summary['open_sessions']:,} still open, {summary['new_templates']:,} new templates; "
+         f"{summary['seconds']:.1f} s after start-up "
+         f"({summary['lines'] / max(summary['seconds'], 1e-9):,.0f} lines/s)")
     for bad in summary["bad_examples"]:
         _log(f"  bad line {bad}")
 

@@ -1,10 +1,11 @@
 """The one place ``radar watch`` touches the scoring code: load a run, score closed sessions.
 
-Until the trained-run scorer lands, this calls exactly what ``radar serve`` calls to
-score an in-memory batch (:func:`radar.serve.scoring.load_serving_model` and
-:meth:`~radar.serve.scoring.ServingModel.score`: ``radar detect``'s single-detector
-functions, or the saved ensemble), so a watched session gets the very record
-``radar detect`` writes for it. Switching to the new scorer is a change here only.
+This calls exactly what ``radar serve`` calls to score an in-memory batch
+(:func:`radar.serve.scoring.load_serving_model` and
+:meth:`~radar.serve.scoring.ServingModel.score`: the run's
+:class:`~radar.runner.RunScorer`, one detector or the ensemble, plus the source links
+``radar detect`` adds when the run has a source index), so a watched session gets the
+very record ``radar detect`` writes for it. A change of that API is a change here only.
 """
 
 from __future__ import annotations
@@ -26,12 +27,15 @@ class ClosedSession:
     has_warn: bool
     first_seen: float               # wall clock: its first line was read
     closed_at: float                # wall clock: it closed
-    closed_by: str                  # end_marker, idle, wall_idle, cap, window, end_of_input
+    closed_by: str                  # see docs/watch.md: end_marker, idle, wall_idle, ...
 
 
-def run_config_path(run_dir: Path) -> Path:
-    """The resolved config a run saved (``radar run``/``radar train`` write it)."""
-    return Path(run_dir) / "config.yaml"
+def run_data_dir(run_dir: str | Path) -> str | None:
+    """The data folder the run trained on (``data.preprocessed_dir`` of its config.yaml);
+    a RadarError naming the fix when ``run_dir`` is no run folder."""
+    from radar.rundir import RunDir
+
+    return ((RunDir.open(run_dir).config() or {}).get("data") or {}).get("preprocessed_dir")
 
 
 def load_scorer(run_dir: str | Path, device_name: str = "cpu") -> Any:
@@ -39,11 +43,11 @@ def load_scorer(run_dir: str | Path, device_name: str = "cpu") -> Any:
     from radar.device import resolve_device
     from radar.serve.scoring import load_serving_model
 
-    return load_serving_model(run_dir, resolve_device(device_name))
-
-
-def scorer_threshold(scorer: Any) -> float:
-    return float(scorer.threshold)
+    scorer = load_serving_model(run_dir, resolve_device(device_name))
+    # one tiny pass, so the first real micro-batch does not pay for lazy set-up
+    score_sessions(scorer, [ClosedSession(0, "warm-up", [0], "unknown", False, False,
+                                          0.0, 0.0, "warm_up")])
+    return scorer
 
 
 def score_sessions(scorer: Any, sessions: list[ClosedSession]) -> list[dict[str, Any]]:

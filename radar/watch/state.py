@@ -41,8 +41,7 @@ def open_templates(path: Path, fmt) -> TemplateStore:
 def run_template_state(run_dir: Path, given: Path | None) -> Path:
     """Where the run's ingest left its template state: ``given``, else the drain state in
     the data folder the run trained on (``data.preprocessed_dir`` of its config.yaml)."""
-    from radar.config import read_yaml
-    from radar.watch.scoring import run_config_path
+    from radar.watch.scoring import run_data_dir
 
     if given is not None:
         path = Path(given)
@@ -50,12 +49,10 @@ def run_template_state(run_dir: Path, given: Path | None) -> Path:
             raise RadarError(f"--templates-state {path}: no such file; pass the "
                              f"{STATE_NAME} that `radar ingest` wrote for the training data")
         return path
-    config = run_config_path(run_dir)
-    data_dir = (read_yaml(config).get("data") or {}).get("preprocessed_dir") \
-        if config.is_file() else None
+    data_dir = run_data_dir(run_dir)
     path = Path(data_dir) / STATE_NAME if data_dir else None
     if path is None or not path.is_file():
-        where = f" (looked for {path})" if path else f" ({config} names no data folder)"
+        where = f" (looked for {path})" if path else " (its config.yaml names no data folder)"
         raise RadarError(f"--run {run_dir}: cannot find the template state of its training "
                          f"data{where}; pass --templates-state PATH, the {STATE_NAME} "
                          "`radar ingest --out DIR` wrote for the data the run trained on")

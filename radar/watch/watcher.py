@@ -23,7 +23,7 @@ from radar.errors import RadarError
 from radar.ingest import IngestOptions, resolve
 from radar.ingest.formats import compile_regex
 from radar.watch.metrics import StatsLine, WatchMetrics, serve_metrics
-from radar.watch.scoring import ClosedSession, load_scorer, score_sessions
+from radar.watch.scoring import ClosedSession, load_scorer, run_data_dir, score_sessions
 from radar.watch.sessions import OnlineSessions
 from radar.watch.sink import FileSink, Webhook
 from radar.watch.sources import LineSources, StdinSource
@@ -73,6 +73,8 @@ class Watcher:
     def __init__(self, options: WatchOptions, *, log: Callable[[str], None], scorer=None,
                  stdin=None):
         self.options, self.log = options, log
+        if scorer is None:
+            run_data_dir(options.run_dir)       # no run folder: say so before any set-up
         plan = resolve(dataclasses.replace(options.ingest, max_session_lines=0))
         end_regex = _end_regex(options.end_regex, plan.spec.group_by)
         self.state = WatchState(options.state_dir)
@@ -117,7 +119,7 @@ class Watcher:
         self.metrics_server = (None if options.metrics_port is None
                                else serve_metrics(self.metrics, options.metrics_port))
         self._lines_counted = self._bad_counted = 0
-        self._stop = False
+        self._stop = self._dirty = False
         self._last_checkpoint = time.monotonic()
 
     # -------------------------------------------------------------- the loop
@@ -127,6 +129,7 @@ class Watcher:
         # inside one, so the checkpoint's offsets match its open sessions.
         previous = {number: signal.signal(number, self._request_stop)
                     for number in (signal.SIGTERM, signal.SIGINT)}
+        started = time.perf_counter()
         try:
             if self.outbox:                     # the batch a crash interrupted
                 self._deliver(self.outbox)
@@ -142,7 +145,7 @@ class Watcher:
             self.file_sink.close()
             if self.metrics_server is not None:
                 self.metrics_server.shutdown()
-        return self.summary()
+        return {**self.summary(), "seconds": time.perf_counter() - started}
 
     def _request_stop(self, _signum, _frame) -> None:
         self._stop = True
@@ -154,6 +157,7 @@ class Watcher:
             wall = time.time()
             if lines:
                 sessions.add_lines(lines, wall)
+                self._dirty = True
             if options.wall_timeout_s is not None:
                 sessions.close_wall_idle(wall, options.wall_timeout_s)
             exhausted = self.sources.exhausted
@@ -187,7 +191,7 @@ class Watcher:
         if self.pending:
             return (exhausted or len(self.pending) >= self.options.batch_size
                     or wall - self.pending[0].closed_at >= self.options.batch_wait_s)
-        return exhausted or (time.monotonic() - self._last_checkpoint
+        return exhausted or (self._dirty and time.monotonic() - self._last_checkpoint
                              >= self.options.checkpoint_interval_s)
 
     # -------------------------------------------------------------- scoring and output
@@ -206,10 +210,13 @@ class Watcher:
     def _score(self, batch: list[ClosedSession]) -> list[dict]:
         if not batch:
             return []
-        started = time.perf_counter()
-        records = score_sessions(self.scorer, batch)
-        self.metrics.score_seconds.observe(time.perf_counter() - started)
-        self.metrics.batch.observe(len(batch))
+        records: list[dict] = []
+        size = self.options.batch_size
+        for start in range(0, len(batch), size):     # one model call per micro-batch
+            started = time.perf_counter()
+            records += score_sessions(self.scorer, batch[start:start + size])
+            self.metrics.score_seconds.observe(time.perf_counter() - started)
+            self.metrics.batch.observe(len(batch[start:start + size]))
         for record, session in zip(records, batch):
             record.pop("file", None)            # a watched session comes from no day file
             record["session_key"] = session.session_key
@@ -247,7 +254,7 @@ class Watcher:
         self.state.save(state, self.store)
         if self.webhook is not None:
             self.webhook.reset_journal()
-        self._last_checkpoint = time.monotonic()
+        self._last_checkpoint, self._dirty = time.monotonic(), False
         self.metrics.checkpoints.inc()
 
     # -------------------------------------------------------------- reporting
