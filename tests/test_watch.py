@@ -494,3 +494,19 @@ def test_a_quiet_pipe_closes_its_sessions_by_wall_clock_and_exits_when_closed(
 
 def _seconds(text: str) -> float:
     return dt.datetime.fromisoformat(text).timestamp()
+
+
+def test_the_training_template_state_is_found_from_the_run_config(tmp_path, monkeypatch):
+    from radar.errors import RadarError
+    from radar.watch.state import run_template_state
+
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("data:\n  preprocessed_dir: data/hdfs\n")
+    with pytest.raises(RadarError, match="cannot find the template state"):
+        run_template_state(run, None)
+    state = tmp_path / "runs" / "data" / "hdfs" / "drain_state.json"
+    state.parent.mkdir(parents=True)
+    state.write_text("{}")
+    monkeypatch.chdir(tmp_path)                         # not where `radar run` ran
+    assert run_template_state(run, None).resolve() == state.resolve()

@@ -58,7 +58,8 @@ class FollowedFile:
 
     def position(self) -> dict:
         dev, ino = self.identity or (None, None)
-        return {"path": self.name, "dev": dev, "ino": ino, "offset": self.offset}
+        return {"path": str(self.path.absolute()), "dev": dev, "ino": ino,
+                "offset": self.offset}
 
     def restore(self, position: dict) -> str | None:
         """Reopen where a checkpoint left off; a note when that was not possible."""
@@ -240,8 +241,9 @@ class LineSources:
         notes = []
         by_path = {position["path"]: position for position in positions}
         for followed in self.files:
-            if followed.name in by_path:
-                note = followed.restore(by_path[followed.name])
+            saved = by_path.get(str(followed.path.absolute()))
+            if saved is not None:
+                note = followed.restore(saved)
                 if note:
                     notes.append(note)
         return notes

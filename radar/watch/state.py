@@ -50,7 +50,11 @@ def run_template_state(run_dir: Path, given: Path | None) -> Path:
                              f"{STATE_NAME} that `radar ingest` wrote for the training data")
         return path
     data_dir = run_data_dir(run_dir)
-    path = Path(data_dir) / STATE_NAME if data_dir else None
+    path = None
+    if data_dir:    # a relative data folder: from where `radar run` ran, else near the run
+        tries = [Path(data_dir), Path(run_dir) / data_dir, Path(run_dir).parent / data_dir]
+        path = next((p / STATE_NAME for p in tries if (p / STATE_NAME).is_file()),
+                    tries[0] / STATE_NAME)
     if path is None or not path.is_file():
         where = f" (looked for {path})" if path else " (its config.yaml names no data folder)"
         raise RadarError(f"--run {run_dir}: cannot find the template state of its training "
