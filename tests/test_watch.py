@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -475,7 +476,7 @@ def test_a_quiet_pipe_closes_its_sessions_by_wall_clock_and_exits_when_closed(
     alerts = tmp_path / "alerts.jsonl"
     args = [str(a) for a in watch_args(trained, tmp_path, "--all", "--alerts", alerts,
                                        "--wall-timeout", "1", "--stats-interval", "0.5",
-                                       "-")]
+                                       "--metrics-port", "0", "-")]
     proc = subprocess.Popen([sys.executable, "-m", "radar.cli", *args], stdin=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     proc.stdin.write(log.read_bytes())
@@ -484,6 +485,11 @@ def test_a_quiet_pipe_closes_its_sessions_by_wall_clock_and_exits_when_closed(
     while count_lines(alerts) < 13:                   # 12 blocks + the novel line
         assert proc.poll() is None and time.monotonic() < deadline, "no wall-clock close"
         time.sleep(0.05)
+    first = proc.stderr.readline().decode()           # "metrics: http://127.0.0.1:N/metrics"
+    with urllib.request.urlopen(first.split()[-1], timeout=30) as answer:
+        metrics = answer.read().decode()
+    assert 'radar_watch_sessions_closed_total{reason="wall_idle"} 13' in metrics
+    assert "radar_watch_lines_total 105" in metrics
     proc.stdin.close()
     assert proc.wait(timeout=60) == 0
     records = read_jsonl(alerts)
