@@ -66,7 +66,9 @@ def test_radar_run_trains_calibrates_and_scores_with_the_plugin(installed):
                 "training.total_steps=20", "training.log_interval=10",
                 "training.save_interval=10", "training.batch_size=32",
                 "detection.batch_size=64", "data.max_seq_length=64",
-                "models.unigram.explain_top_k=2"]
+                "models.unigram.explain_top_k=2",
+                # Trimmed training goes through the plugin's session_losses.
+                "training.trim_fraction=0.05"]
     args = ["run", "--detector", "unigram", "--config", str(shipped_config("demo")),
             "--data", str(root / "data"), "--labels", str(root / "data" / "labels.csv")]
     for setting in settings:

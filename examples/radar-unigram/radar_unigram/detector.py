@@ -34,6 +34,11 @@ class Unigram(Detector):
         """Results and reports name the score after the configured one."""
         return self.config.score
 
+    @property
+    def explain_top_k(self) -> int:
+        """Positions each explanation keeps: ``models.unigram.explain_top_k``."""
+        return self.config.explain_top_k
+
     def build_model(self, vocab: EventVocab, window: int) -> UnigramModel:
         # Fitted state ends in "_": the vocabulary decodes explanations to raw ids.
         self.vocab_ = vocab
@@ -55,6 +60,10 @@ class Unigram(Detector):
         """Mean NLL over every real event of the batch (a scalar)."""
         return self._position_nll(model, batch).sum() / batch.lengths.sum()
 
+    def session_losses(self, model: UnigramModel, batch: SessionBatch) -> torch.Tensor:
+        """Mean NLL of each session's events, shape (B,), for training.trim_fraction."""
+        return self._position_nll(model, batch).sum(dim=1) / batch.lengths
+
     def score_sessions(self, model: UnigramModel, batch: SessionBatch) -> SessionScores:
         """``max_nll`` and ``mean_nll`` per session; ``config.score`` decides."""
         with eval_mode(model):
@@ -67,7 +76,7 @@ class Unigram(Detector):
     def _explain(self, model: UnigramModel, batch: SessionBatch, nll: torch.Tensor
                  ) -> list[list[dict[str, Any]]] | None:
         """The ``explain_top_k`` rarest positions of each session, rarest first."""
-        k = min(self.config.explain_top_k, nll.shape[1])
+        k = min(self.explain_top_k, nll.shape[1])
         if k == 0:
             return None
         # Stable sort: equal NLLs keep position order, whatever else is in the batch.
