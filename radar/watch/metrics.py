@@ -69,6 +69,11 @@ class StatsLine:
         self.last_lines = 0
         self.latencies: list[float] = []
 
+    def observe(self, latency_s: float) -> None:
+        """One record's latency, kept until the next stats line (only when there is one)."""
+        if self.interval_s > 0:
+            self.latencies.append(latency_s)
+
     def due(self, now: float) -> bool:
         return self.interval_s > 0 and now - self.last_time >= self.interval_s
 

@@ -238,7 +238,7 @@ class Watcher:
         self.counts["emitted"] += written
         for record in records:
             self.metrics.latency.observe(record["latency_s"])
-            self.stats.latencies.append(record["latency_s"])
+            self.stats.observe(record["latency_s"])
         if self.webhook is not None:
             for problem in self.webhook.post(records):
                 self.metrics.webhook_failures.inc()
