@@ -47,10 +47,12 @@ SIZE = {"hidden_size": 256, "num_hidden_layers": 4, "num_attention_heads": 4,
 TRAIN_BATCH, REF_MASK_RATIO, VALID_SHARE = 32, 0.65, 0.1
 
 
-def hdfs_sessions() -> tuple[list[list[int]], list[list[int]], list[list[int]]]:
-    """(train, validation, test) event lists: normal train-split sessions cut 90/10, all test."""
+def hdfs_sessions(limit: int = 0) -> tuple[list[list[int]], list[list[int]], list[list[int]]]:
+    """(train, validation, test) event lists: normal train-split sessions (the first
+    ``limit`` when set) cut 90/10, and the whole test split."""
     rows = [json.loads(line) for line in HDFS.read_text().splitlines() if line.strip()]
     normal = [r["events"] for r in rows if r["split"] == "train" and r["label"] == 0]
+    normal = normal[:limit] if limit else normal
     cut = int(len(normal) * (1 - VALID_SHARE))
     return normal[:cut], normal[cut:], [r["events"] for r in rows if r["split"] == "test"]
 
@@ -69,14 +71,14 @@ def import_reference(reference: Path) -> None:
         sys.modules["pandas"] = stub
 
 
-def reference_side(task: str, reference: Path) -> dict:
+def reference_side(task: str, reference: Path, limit: int) -> dict:
     import_reference(reference)
     from bert_pytorch.dataset import LogDataset, WordVocab
     from bert_pytorch.model import BERT
     from bert_pytorch.trainer import BERTTrainer
     from torch.utils.data import DataLoader
 
-    train, valid, test = hdfs_sessions()
+    train, valid, test = hdfs_sessions(limit)
     vocab = WordVocab([[str(e) for e in s] for s in train])
 
     def loader(sessions, predict=False):
@@ -120,14 +122,14 @@ def reference_detect(model, vocab, loader, test) -> float:
     return time.perf_counter() - start
 
 
-def radar_side(task: str) -> dict:
+def radar_side(task: str, limit: int) -> dict:
     from radar.config import load_config
     from radar.data.vocab import EventVocab
     from radar.detect import make_detector
     from radar.detector import SessionBatch
     from radar.train import build_optimizer
 
-    train, valid, test = hdfs_sessions()
+    train, valid, test = hdfs_sessions(limit)
     vocab = EventVocab(np.unique(np.concatenate([np.asarray(s) for s in train])))
     config = load_config(None, [f"model.{k}={v}" for k, v in SIZE.items()]
                          + ["model.max_position_embeddings=520", "data.max_seq_length=512"])
@@ -172,17 +174,18 @@ def build_model(detector, vocab):
     return detector.build_model(vocab)
 
 
-def child(side: str, task: str, reference: Path) -> None:
+def child(side: str, task: str, reference: Path, limit: int) -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    result = reference_side(task, reference) if side == "ref" else radar_side(task)
+    result = reference_side(task, reference, limit) if side == "ref" else radar_side(task, limit)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 
 
-def run_child(side: str, task: str, reference: Path) -> dict:
+def run_child(side: str, task: str, reference: Path, limit: int) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", side, task, "--reference",
-                          str(reference)], check=True, capture_output=True, text=True)
+                          str(reference), "--limit-train", str(limit)], check=True,
+                         capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -191,10 +194,12 @@ def main() -> None:
     parser.add_argument("--reference", type=Path, default=Path("/work/ref/logbert"))
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--task", action="append", choices=("train", "epoch", "detect"))
+    parser.add_argument("--limit-train", type=int, default=0,
+                        help="train on the first N normal sessions only (0: all 6,352)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(*args.child, args.reference)
+        child(*args.child, args.reference, args.limit_train)
         return
     if not (args.reference / "bert_pytorch").is_dir():
         print(f"no reference copy at {args.reference} (clone github.com/HelenGuohx/logbert "
@@ -209,8 +214,8 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|")
     for task in args.task or ["train", "epoch", "detect"]:
         for round_index in range(args.rounds):
-            ref, ours = run_child("ref", task, args.reference), run_child("radar", task,
-                                                                          args.reference)
+            ref = run_child("ref", task, args.reference, args.limit_train)
+            ours = run_child("radar", task, args.reference, args.limit_train)
             ref_rate = ref["sessions"] / ref["seconds"]
             our_rate = ours["sessions"] / ours["seconds"]
             print(f"| {task} | {round_index + 1} | {ref_rate:,.0f} | {our_rate:,.0f} | "
