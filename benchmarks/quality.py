@@ -1,75 +1,201 @@
-"""Detection quality of `radar run` on demo data (a fresh seed) and on real HDFS_100k.
+"""Detection quality of `radar run`, label-free by default, against generated ground truth.
 
-Each case runs the real CLI in a subprocess and reads the run's summary.json:
+Each case runs the real CLI in a subprocess. Label-free cases run `radar run` WITHOUT
+--labels (default data settings, configs/demo.yaml model sizes) into a run folder; only
+afterwards does `radar evaluate --results RUN/anomaly_results.json --labels labels.csv
+--json` give the true metrics, so no label reaches the run. A multi-detector run is
+evaluated for its ensemble answer and for each member (RUN/NAME/anomaly_results.json).
 
-    python benchmarks/quality.py --workdir /tmp/radar-quality
-    python benchmarks/quality.py --detector deeplog --detector lstm --detector tcn \
-        --case demo-labels --case hdfs_100k
+    python benchmarks/quality.py --case labelfree --rate 0.05 --seed 1 --sessions 1000
+    python benchmarks/quality.py --case labelfree --ensemble --seed 1 --seed 2 --seed 3
+    python benchmarks/quality.py --case chronological --case labels
 
 Cases:
-  demo-labels    demo generator, seed 7 (not the built-in demo's), training and
-                 calibration on sessions labelled normal (the demo config)
-  demo-has-error same data, training on has_error == false (the stage configs' default;
-                 silent anomalies then sit in the training and calibration data)
-  hdfs_100k      ../shared/data/hdfs_100k: train on normal sessions of its train split,
-                 threshold from a held-out 10% of them, report on its test split
-``--detector NAME`` (repeatable, default logbert) picks the detectors; each runs with
-its section of configs/demo.yaml. ``--score NAME`` (repeatable) picks the scores; by
-default LogBERT runs max_excess_nll and max_nll, any other detector its default score.
-``--case`` (repeatable) picks the cases; by default all three.
-HDFS_100k also prints the recall ceiling: test anomalies whose event sequence is
-identical to a normal training session cannot be told apart by any sequence model.
+  labelfree      `radar synth` at each --rate (default 0.01, 0.05, 0.10), one data set
+                 and training seed per --seed (default 1, 2, 3), --days days (default 4:
+                 two train, the newest training day held out for the threshold, the last
+                 reported on); precision, recall, F1, ROC-AUC and the false-alarm rate on
+                 the reported day's true-normal sessions
+  chronological  the same with day-to-day drift (`radar synth --drift`, default 0.3) over
+                 6 days: train on the earlier days, report the last; the false-alarm rate
+                 on its true-normal sessions beside the budget the threshold was set for
+                 (100 - detection.threshold_percentile %) and beside the rate on the
+                 held-out calibration day (scored with `radar detect`)
+  labels         the demo-labels case: seed 7 data, --labels given (train and calibrate
+                 on sessions labelled normal, as configs/demo.yaml says)
+  hdfs_100k      ../shared/data/hdfs_100k with its labels: train on normal sessions of its
+                 train split, report on its test split (skipped without ../shared)
+Where a run wrote quality.json (injected corruptions), its injected recall per kind is
+printed beside the true recall per anomaly kind (labels.csv's anomaly_kind).
+Results are appended to WORKDIR/quality-rows.jsonl; a finished run folder is reused, so
+an interrupted matrix resumes, and --table-only prints the tables of what is there.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from pathlib import Path
 
-from cases import HDFS_SOURCE, demo_data, hdfs_data, radar_demo_config
+from cases import (
+    HDFS_SOURCE,
+    hdfs_data,
+    radar,
+    radar_demo_config,
+    radar_evaluate,
+    radar_labelfree_run,
+    synth_data,
+)
 
-CASES = ("demo-labels", "demo-has-error", "hdfs_100k")
-# LogBERT's table in docs/benchmarks.md compares its two NLL scores.
-DEFAULT_SCORES = {"logbert": ("max_excess_nll", "max_nll")}
-
-
-def default_scores(detector: str) -> tuple[str, ...]:
-    from radar.plugins import get_detector_class
-
-    if detector in DEFAULT_SCORES:
-        return DEFAULT_SCORES[detector]
-    return (get_detector_class(detector).config_class().score,)
-
-
-def has_model_key(detector: str, key: str) -> bool:
-    """Whether the detector's model section has ``key`` (e.g. max_position_embeddings)."""
-    import dataclasses
-
-    from radar.plugins import get_detector_class
-
-    config_class = get_detector_class(detector).config_class
-    return dataclasses.is_dataclass(config_class) and any(
-        field.name == key for field in dataclasses.fields(config_class))
+CASES = ("labelfree", "chronological", "labels", "hdfs_100k")
+ENSEMBLE = ("logbert", "deeplog", "lstm", "tcn")
+# Display only: which generated anomaly kinds an injected corruption resembles.
+INJECTED_VS_TRUE = {"drop": ("missing_step",), "swap": ("out_of_order",),
+                    "repeat": ("repetition_burst",), "truncate": ("truncated",),
+                    "foreign": ("unseen_event", "cross_service")}
+METRICS = ("precision", "recall", "f1", "roc_auc", "false_alarm_rate")
 
 
-def run_case(name: str, data: Path, labels: Path, out: Path, extra: list[str],
-             detector: str, scores: tuple[str, ...]) -> list[dict]:
+def false_alarm_rate(report: dict) -> float | None:
+    """Share of true-normal sessions flagged, from a `radar evaluate` report."""
+    normal = report["n"] - report["n_anomalous"]
+    return report["fp"] / normal if normal else None
+
+
+def score_view(results: Path, labels: Path) -> dict:
+    """Share of each generated anomaly kind flagged in a results file, and where the
+    true-normal scores' upper tail lies (for telling a threshold problem from a score
+    problem)."""
+    import numpy as np
+
+    from radar.data.synth import read_ground_truth
+    from radar.report.results import load_results
+
+    truth = read_ground_truth(labels)
+    found = load_results(results)
+    hits: dict[str, list[bool]] = {}
+    normal_scores = []
+    for file, sid, flagged, score in zip(found.file, found.session_id, found.is_anomaly,
+                                         found.score):
+        label, kind = truth.get((found.files[file], int(sid)), (0, ""))
+        if label == 1:
+            hits.setdefault(kind, []).append(bool(flagged))
+        else:
+            normal_scores.append(score)
+    q99, q995 = np.quantile(normal_scores, [0.99, 0.995]) if normal_scores else (None, None)
+    return {"true_recall_per_kind": {kind: sum(v) / len(v) for kind, v in sorted(hits.items())},
+            "normal_score_p99": float(q99), "normal_score_p995": float(q995)}
+
+
+def calibration_of(folder: Path) -> dict:
+    """How an answer's threshold was set: calibration.json, or for an ensemble member
+    (which has none) the record its checkpoint carries."""
+    if (folder / "calibration.json").is_file():
+        return json.loads((folder / "calibration.json").read_text())
+    import torch
+
+    from radar.rundir import best_checkpoint
+
+    return torch.load(best_checkpoint(folder), map_location="cpu",
+                      weights_only=True)["calibration"]
+
+
+def run_folder_rows(run_dir: Path, labels: Path, base: dict, detectors: list[str]) -> list[dict]:
+    """One row per answer of a finished run: the run's own and, with several detectors,
+    each member's; true metrics from `radar evaluate`."""
+    answers = [("ensemble" if len(detectors) > 1 else detectors[0], run_dir)]
+    if len(detectors) > 1:
+        answers += [(name, run_dir / name) for name in detectors]
     rows = []
-    for score in scores:
-        run_dir = out / f"{name}-{detector}-{score}"
+    for name, folder in answers:
+        report = radar_evaluate(folder / "anomaly_results.json", labels)
+        calibration = calibration_of(folder)
+        row = {**base, "answer": name, **{k: report.get(k) for k in METRICS[:4]},
+               "false_alarm_rate": false_alarm_rate(report),
+               "budget": (100 - calibration["percentile"]) / 100
+               if calibration.get("percentile") is not None else None,
+               "flagged_share_calibration": calibration.get("flagged_share"),
+               "threshold": calibration["threshold"], "method": calibration["method"],
+               "sessions": report["n"], "anomalous": report["n_anomalous"],
+               "best_f1": report.get("best_f1"),
+               "best_f1_threshold": report.get("best_f1_threshold"),
+               **score_view(folder / "anomaly_results.json", labels)}
+        quality = folder / "quality.json"
+        if quality.is_file():
+            estimate = json.loads(quality.read_text())
+            row["injected_recall"] = estimate.get("recall")
+            row["injected_false_alarm_rate"] = estimate.get("false_alarm_rate")
+            row["injected_recall_per_kind"] = {
+                kind: entry.get("recall") for kind, entry in estimate["per_kind"].items()}
+        rows.append(row)
+    return rows
+
+
+def calibration_day_rate(run_dir: Path, labels: Path, detectors: list[str]) -> float | None:
+    """False-alarm rate on the true-normal sessions of the newest training day (the day
+    `data.calibration_split: days` holds out to set the threshold), scored afterwards
+    with `radar detect` into RUN/calibration-day/."""
+    train_files = (run_dir / "train_files.txt").read_text().split()
+    out = run_dir / "calibration-day" / "anomaly_results.json"
+    if not out.is_file():
+        trained = (["--ensemble", str(run_dir)] if len(detectors) > 1 else
+                   ["--checkpoint", str(run_dir / "best_model.pt")])
+        radar("detect", *trained, "--input", max(train_files), "--output", str(out),
+              log=out.parent / "detect.log")
+    return false_alarm_rate(radar_evaluate(out, labels))
+
+
+def labelfree_case(args, out: Path, case: str, rate: float, seed: int, days: int,
+                   drift: float) -> list[dict]:
+    """One label-free run of ``args.detectors`` on one generated data set."""
+    data = synth_data(out / "data", days=days, sessions=args.sessions, anomaly_rate=rate,
+                      seed=seed, drift=drift)
+    name = "+".join(args.detectors)
+    run_dir = out / "runs" / f"{case}-{data.name}-{name}"
+    base = {"case": case, "rate": rate, "seed": seed, "days": days, "drift": drift,
+            "sessions_per_day": args.sessions, "detectors": name}
+    start = time.perf_counter()
+    if not (run_dir / "summary.json").is_file():
+        radar_labelfree_run(args.detectors, data, run_dir, out / "cache",
+                            [f"training.seed={seed}", *args.settings])
+    base["seconds"] = round(time.perf_counter() - start)
+    rows = run_folder_rows(run_dir, data / "labels.csv", base, args.detectors)
+    if case == "chronological":
+        rate_held_out = calibration_day_rate(run_dir, data / "labels.csv", args.detectors)
+        for row in rows[:1]:
+            row["false_alarm_rate_calibration_day"] = rate_held_out
+    return rows
+
+
+def labelled_case(args, out: Path, case: str) -> list[dict]:
+    """The labelled cases: `radar run --labels` (train and calibrate on sessions labelled
+    normal). labels: the labelfree 0.05 data of each seed; hdfs_100k: one run."""
+    rows = []
+    for seed in args.seeds if case == "labels" else [0]:
+        if case == "labels":
+            data = synth_data(out / "data", days=args.days or 4, sessions=args.sessions,
+                              anomaly_rate=0.05, seed=seed)
+            extra: list[str] = []
+        else:
+            data = hdfs_data(out)
+            if data is None:
+                return []
+            extra = ["data.max_seq_length=300"] + (
+                ["models.logbert.max_position_embeddings=300"]
+                if "logbert" in args.detectors else [])
+        run_dir = out / "runs" / f"{case}-{data.name}-{'+'.join(args.detectors)}-s{seed}"
         start = time.perf_counter()
-        radar_demo_config("run", [detector], data, labels, run_dir, out / "cache",
-                          [f"model.score={score}", *extra])
-        seconds = time.perf_counter() - start
-        summary = json.loads((run_dir / "summary.json").read_text())
-        m = summary["metrics"]
-        rows.append({"case": name, "detector": detector, "score": score,
-                     "precision": m["precision"],
-                     "recall": m["recall"], "f1": m["f1"], "roc_auc": m["roc_auc"],
-                     "sessions": summary["sessions"], "anomalous": m["n_anomalous"],
-                     "seconds": seconds})
+        if not (run_dir / "summary.json").is_file():
+            radar_demo_config("run", args.detectors, data, data / "labels.csv", run_dir,
+                              out / "cache", [f"training.seed={seed}", *extra,
+                                              *args.settings])
+        base = {"case": case, "rate": 0.05 if case == "labels" else None, "seed": seed,
+                "days": args.days or 4, "drift": 0.0, "sessions_per_day": args.sessions,
+                "detectors": "+".join(args.detectors),
+                "seconds": round(time.perf_counter() - start)}
+        rows += run_folder_rows(run_dir, data / "labels.csv", base, args.detectors)
     return rows
 
 
@@ -84,46 +210,154 @@ def hdfs_ceiling(source: Path) -> str:
             f"F1 <= {2 * recall / (1 + recall):.3f} for any sequence-only detector")
 
 
-def main() -> None:
+def spread(values: list[float]) -> str:
+    """mean (min..max) of a metric over seeds."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    mean = statistics.fmean(values)
+    if len(values) == 1:
+        return f"{mean:.3f}"
+    return f"{mean:.3f} ({min(values):.3f}..{max(values):.3f})"
+
+
+def group_key(row: dict) -> tuple:
+    return (row["case"], row["rate"], row["sessions_per_day"], row["detectors"],
+            row["answer"], row["days"], row["drift"])
+
+
+def print_tables(rows: list[dict]) -> None:
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(group_key(row), []).append(row)
+    print("| case | rate | sessions/day | run | answer | seeds | precision | recall | F1 "
+          "| ROC-AUC | false alarms (budget) | calib. flagged share |")
+    print("|---|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|")
+    for (case, rate, n, run, answer, _, _), group in groups.items():
+        seeds = ",".join(str(r["seed"]) for r in group)
+        budget = group[0].get("budget")
+        cells = [spread([r[k] for r in group]) for k in METRICS]
+        cells[-1] += f" ({budget:.3g})" if budget is not None else ""
+        print(f"| {case} | {rate if rate is not None else '-'} | {n} | {run} | {answer} "
+              f"| {seeds} | " + " | ".join(cells)
+              + f" | {spread([r['flagged_share_calibration'] for r in group])} |")
+    chrono = [r for r in rows if "false_alarm_rate_calibration_day" in r]
+    if chrono:
+        print("\n| chronological run | seed | false alarms, reported day | on the held-out "
+              "calibration day | budget |")
+        print("|---|---|---:|---:|---:|")
+        for r in chrono:
+            print(f"| {r['detectors']} drift {r['drift']:g} | {r['seed']} "
+                  f"| {r['false_alarm_rate']:.4f} "
+                  f"| {r['false_alarm_rate_calibration_day']:.4f} | {r['budget']:.3g} |")
+    print_diagnosis(rows)
+    print_injected(rows)
+
+
+def print_diagnosis(rows: list[dict]) -> None:
+    """Per run: the threshold in use beside where it would have had to be."""
+    print("\n| case | rate | seed | answer | threshold | normal p99.5 (reported day) "
+          "| best-F1 threshold (F1) | calib. flagged share |")
+    print("|---|---:|---|---|---:|---:|---:|---:|")
+    for r in rows:
+        if "normal_score_p995" not in r:
+            continue
+        share = r["flagged_share_calibration"]
+        print(f"| {r['case']} | {r['rate']} | {r['seed']} | {r['answer']} "
+              f"| {r['threshold']:.4g} | {r['normal_score_p995']:.4g} "
+              f"| {r['best_f1_threshold']:.4g} ({r['best_f1']:.3f}) "
+              f"| {'-' if share is None else f'{share:.4f}'} |")
+
+
+def print_injected(rows: list[dict]) -> None:
+    """Injected recall per corruption kind beside true recall per anomaly kind."""
+    rows = [r for r in rows if "injected_recall_per_kind" in r]
+    if not rows:
+        print("\n(no run wrote quality.json: no injected-recall estimate to compare)")
+        return
+    print("\n| case | rate | seed | answer | injected: recall (kind) | true: recall (kind) |")
+    print("|---|---:|---|---|---|---|")
+    for r in rows:
+        injected = r["injected_recall_per_kind"]
+        true = r["true_recall_per_kind"]
+        pairs = []
+        for kind, similar in INJECTED_VS_TRUE.items():
+            shown = "/".join(f"{true[t]:.2f} {t}" for t in similar if t in true) or "-"
+            value = injected.get(kind)
+            pairs.append(f"{'-' if value is None else f'{value:.2f}'} {kind} ~ {shown}")
+        others = [f"{v:.2f} {k}" for k, v in true.items()
+                  if not any(k in s for s in INJECTED_VS_TRUE.values())]
+        overall = r.get("injected_recall")
+        print(f"| {r['case']} | {r['rate']} | {r['seed']} | {r['answer']} | overall "
+              f"{'-' if overall is None else f'{overall:.2f}'} | overall {r['recall']:.2f} |")
+        for pair in pairs:
+            injected_part, true_part = pair.split(" ~ ")
+            print(f"| | | | | {injected_part} | {true_part} |")
+        if others:
+            print(f"| | | | | (no injected twin) | {', '.join(others)} |")
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/radar-quality"))
-    parser.add_argument("--detector", action="append", dest="detectors",
-                        help="detector to measure (repeatable; default logbert)")
-    parser.add_argument("--score", action="append", dest="scores",
-                        help="score to run (repeatable; default: see the module docstring)")
     parser.add_argument("--case", action="append", dest="cases", choices=CASES,
-                        help="case to run (repeatable; default all)")
+                        help="case to run (repeatable; default labelfree)")
+    parser.add_argument("--detector", action="append", dest="detectors",
+                        help="detector to run (repeatable; default logbert); several "
+                             "detectors run together as one ensemble run")
+    parser.add_argument("--ensemble", action="store_true",
+                        help=f"run {', '.join(ENSEMBLE)} together (one ensemble run)")
+    parser.add_argument("--seed", action="append", dest="seeds", type=int,
+                        help="data and training seed (repeatable; default 1, 2, 3)")
+    parser.add_argument("--rate", action="append", dest="rates", type=float,
+                        help="labelfree anomaly rate (repeatable; default 0.01, 0.05, 0.1)")
+    parser.add_argument("--sessions", type=int, default=2000, help="sessions per day")
+    parser.add_argument("--days", type=int, default=None,
+                        help="days generated (default 4; chronological 6)")
+    parser.add_argument("--drift", type=float, default=0.3, help="chronological drift")
+    parser.add_argument("--set", action="append", dest="settings", default=[],
+                        help="extra --set KEY=VALUE for every run (e.g. training.total_steps)")
+    parser.add_argument("--table-only", action="store_true",
+                        help="print the tables of WORKDIR/quality-rows.jsonl; run nothing")
     args = parser.parse_args()
+    args.detectors = list(ENSEMBLE) if args.ensemble else (args.detectors or ["logbert"])
+    args.seeds = args.seeds or [1, 2, 3]
+    args.rates = args.rates or [0.01, 0.05, 0.1]
+    args.cases = args.cases or ["labelfree"]
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     out = args.workdir
     out.mkdir(parents=True, exist_ok=True)
-    cases = args.cases or CASES
-    rows, notes = [], []
-    demo = demo_data(out) if {"demo-labels", "demo-has-error"} & set(cases) else None
-    hdfs = hdfs_data(out) if "hdfs_100k" in cases else None
-    if hdfs is not None:
-        notes.append(hdfs_ceiling(HDFS_SOURCE))
-    for detector in args.detectors or ["logbert"]:
-        scores = tuple(args.scores) if args.scores else default_scores(detector)
-        if "demo-labels" in cases:
-            rows += run_case("demo-labels", demo, demo / "labels.csv", out, [], detector, scores)
-        if "demo-has-error" in cases:
-            rows += run_case("demo-has-error", demo, demo / "labels.csv", out,
-                             ["data.train_filter=no_error"], detector, scores)
-        if hdfs is not None:
-            extra = ["data.max_seq_length=300"]
-            if has_model_key(detector, "max_position_embeddings"):
-                extra.append("model.max_position_embeddings=300")
-            rows += run_case("hdfs_100k", hdfs, hdfs / "labels.csv", out, extra, detector,
-                             scores)
-    print("| case | detector | score | precision | recall | F1 | ROC-AUC "
-          "| sessions (anomalous) | s |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        print(f"| {r['case']} | {r['detector']} | {r['score']} | {r['precision']:.3f} | "
-              f"{r['recall']:.3f} | {r['f1']:.3f} | {r['roc_auc']:.3f} | "
-              f"{r['sessions']} ({r['anomalous']}) | {r['seconds']:.0f} |")
-    for note in notes:
-        print(f"\n{note}")
+    store = out / "quality-rows.jsonl"
+    if not args.table_only:
+        for case in args.cases:
+            runs = []
+            if case == "labelfree":
+                runs = [(rate, seed, args.days or 4, 0.0) for rate in args.rates
+                        for seed in args.seeds]
+            elif case == "chronological":
+                runs = [(0.05, seed, args.days or 6, args.drift) for seed in args.seeds]
+            for rate, seed, days, drift in runs:
+                rows = labelfree_case(args, out, case, rate, seed, days, drift)
+                with open(store, "a", encoding="utf-8") as handle:
+                    handle.writelines(json.dumps(row) + "\n" for row in rows)
+                print(f"done: {case} rate {rate} seed {seed}: " + ", ".join(
+                    f"{r['answer']} F1 {r['f1']:.3f}" for r in rows), flush=True)
+            if case in ("labels", "hdfs_100k"):
+                rows = labelled_case(args, out, case)
+                with open(store, "a", encoding="utf-8") as handle:
+                    handle.writelines(json.dumps(row) + "\n" for row in rows)
+    rows = [json.loads(line) for line in store.read_text().splitlines()] if store.is_file() \
+        else []
+    latest = {}
+    for row in rows:     # a rerun of the same run replaces its earlier rows
+        latest[(*group_key(row), row["seed"])] = row
+    print_tables(list(latest.values()))
+    if HDFS_SOURCE.is_file() and "hdfs_100k" in args.cases:
+        print(f"\n{hdfs_ceiling(HDFS_SOURCE)}")
 
 
 if __name__ == "__main__":
