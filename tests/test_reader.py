@@ -492,3 +492,17 @@ def test_read_record_at_checks_the_fields_it_returns(tmp_path):
     second = list(iter_sessions(path))[1]
     with pytest.raises(DataError, match="original_logs must be an array of strings"):
         read_record_at(path, second["_offset"], fields=("session_id", "original_logs"))
+
+
+def test_raw_token_ids_with_a_number_out_of_range_are_a_bad_record(tmp_path):
+    from radar.data.records import TokenLayoutChecker
+
+    sessions = make_sessions(2, padded_to=16)
+    path = tmp_path / "day.json"
+    path.write_bytes(dump_sessions(sessions).replace(b'"token_ids": [101', b'"token_ids": [1e999',
+                                                     1))
+    report = ReadReport()
+    batches = iter_session_batches(path, raw_fields=TOKEN_FIELDS, report=report,
+                                   batch_check=TokenLayoutChecker(None))
+    assert [r["session_id"] for batch in batches for r in batch] == [1]
+    assert report.bad_counts == {"wrong_type": 1}

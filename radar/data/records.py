@@ -367,6 +367,9 @@ class TokenLayoutChecker:
         except RecursionError:
             problems[position] = TOO_DEEP, TOO_DEEP_DETAIL
             return
+        except msgspec.DecodeError as error:       # raw text: e.g. a number out of range
+            problems[position] = WRONG_TYPE, f"token_ids or attention_mask: {error}"
+            return
         if tokens is None:
             self.layouts[LAYOUT_ABSENT] += 1
             return
