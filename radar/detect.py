@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from radar.checkpoint import load_checkpoint
+from radar.checkpoint import load_checkpoint, load_model_state
 from radar.config import RadarConfig, build_config
 from radar.data.cache import ERROR_BIT, WARN_BIT
 from radar.data.dataset import SessionCorpus
@@ -27,7 +27,7 @@ from radar.data.selection import window_length
 from radar.data.vocab import EventVocab
 from radar.detector import Detector
 from radar.device import autocast_context, resolve_precision
-from radar.errors import ConfigError
+from radar.errors import ConfigError, RadarError
 from radar.fsutil import atomic_write
 from radar.scoring.calibration import Calibration
 
@@ -79,11 +79,16 @@ def load_trained(path: str | Path, device: torch.device) -> LoadedDetector:
 def loaded_from_payload(payload: dict[str, Any], path: str | Path, device: torch.device
                         ) -> LoadedDetector:
     """Rebuild detector, vocabulary and model from an already loaded checkpoint dict."""
+    missing = [key for key in ("config", "detector", "vocab", "model") if key not in payload]
+    if missing:
+        raise RadarError(f"{path} lacks {', '.join(missing)}: not a checkpoint of a trained "
+                         "RADAR detector (radar train writes best_model.pt)")
     config = build_config(payload["config"])
     detector = make_detector(payload["detector"], config)
     vocab = EventVocab.from_state_dict(payload["vocab"])
     model = detector.build_model(vocab, window_length(config.data.max_seq_length))
-    model.load_state_dict(payload["model"])
+    load_model_state(model, payload["model"], path,
+                     f"the {payload['detector']} model its config builds")
     model.to(device).eval()
     calibration = payload.get("calibration")
     return LoadedDetector(detector, model, vocab, config,

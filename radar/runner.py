@@ -68,7 +68,7 @@ def require_calibration(item: LoadedDetector, name: str) -> Calibration:
         raise RadarError(f"{item.checkpoint} ({name}) holds no calibrated threshold: its "
                          "training did not finish calibration. Run `radar train` (or `radar "
                          "run`) with that config to the end, or give a threshold yourself "
-                         "(`radar detect --threshold T`)")
+                         "(--threshold T on `radar detect` or `radar serve`)")
     return item.calibration
 
 

@@ -16,7 +16,6 @@ import torch
 from radar.calibrate import calibrate
 from radar.checkpoint import load_checkpoint, resolve_resume
 from radar.config import RadarConfig, build_config
-from radar.console import step_progress
 from radar.data.selection import TrainingSets, training_files
 from radar.detect import make_detector
 from radar.distributed import DistInfo
@@ -55,15 +54,11 @@ def train_detector(name: str, config: RadarConfig, sets: TrainingSets, *, output
     extra = {"vocab": sets.vocab.state_dict(), "services": sets.train.services,
              "window": sets.train.window, "train_files": training_files(sets.train.days),
              "train_sessions": sets.train.n_sessions, "train_windows": len(sets.train)}
-    with step_progress(config.training.total_steps, f"training {name}") as update:
-        trainer = Trainer(detector, model, config, sets.train, sets.validation,
-                          device=device, output_dir=output_dir, dist_info=dist_info,
-                          extra_state=extra, log=log,
-                          on_step=lambda t: update(t.step) if dist_info.is_main else None)
-        log(f"training {name} on {sets.train.n_sessions} sessions ({len(sets.train)} "
-            f"windows, vocabulary {len(sets.vocab)}), device {device}, "
-            f"precision {trainer.precision}")
-        return trainer.fit(resume=resume)
+    trainer = Trainer(detector, model, config, sets.train, sets.validation, device=device,
+                      output_dir=output_dir, dist_info=dist_info, extra_state=extra, log=log)
+    log(f"training {name} on {sets.train.n_sessions} sessions ({len(sets.train)} windows, "
+        f"vocabulary {len(sets.vocab)}), device {device}, precision {trainer.precision}")
+    return trainer.fit(resume=resume)
 
 
 def train_all(config: RadarConfig, sets: TrainingSets, *, resume: str | None, log: Log,
@@ -90,7 +85,7 @@ def train_all(config: RadarConfig, sets: TrainingSets, *, resume: str | None, lo
                     "model, training, data and detection settings); delete it to retrain")
             trained.append(previous)
             continue
-        start = resolve_resume(resume, target) if resume else None
+        start = resolve_resume(resume, target, warn=log) if resume else None
         result = train_detector(name, config, sets, output_dir=target, resume=start, log=log,
                                 dist_info=dist_info, device=device)
         if result.interrupted:

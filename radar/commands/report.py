@@ -52,16 +52,16 @@ def analyze_command(results_path, data_dir, top_n, as_json):
     """Score statistics, anomalies per service and day, and the top anomalous sessions."""
     from pathlib import Path
 
-    import yaml
-
     from radar.report.analyze import analysis_renderable, analyze
     from radar.report.digest import digest_results
+    from radar.rundir import RunDir
 
     cache_dir = None
-    config_path = Path(results_path).parent / "config.yaml"
-    for candidate in (config_path, config_path.parent.parent / "config.yaml"):
-        if candidate.is_file():
-            data = (yaml.safe_load(candidate.read_text(encoding="utf-8")) or {}).get("data") or {}
+    folder = Path(results_path).resolve().parent
+    for run in (RunDir(folder, []), RunDir(folder.parent, [])):   # a run, or a detector's
+        config = run.config()
+        if config is not None:
+            data = config.get("data") or {}
             data_dir = data_dir or data.get("preprocessed_dir")
             cache_dir = data.get("cache_dir")
             break

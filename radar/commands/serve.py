@@ -80,6 +80,9 @@ def _import_server():
 @click.option("--max-queued-sessions", default=8192, show_default=True,
               type=click.IntRange(min=1),
               help="Sessions allowed to wait for the model before requests get 503.")
+@click.option("--threshold", type=float,
+              help="Override the run's calibrated threshold (needed for a run that never "
+                   "finished calibration).")
 @click.option("--token-env", default="RADAR_API_TOKEN", show_default=True,
               help="Environment variable holding the bearer token; unset = no auth.")
 @click.option("--log-level", default="info", show_default=True,
@@ -88,7 +91,7 @@ def _import_server():
               help="uvicorn's one line per request (metrics count requests either way).")
 def serve_command(run_dir, host, port, device, max_batch_sessions, batch_wait_ms,
                   max_sessions_per_request, max_body_bytes, max_events, max_queued_sessions,
-                  token_env, log_level, access_log):
+                  threshold, token_env, log_level, access_log):
     """Serve a trained run over HTTP: POST /v1/score, GET /v1/health, /v1/models, /metrics.
 
     Models load once (on the GPU when there is one); concurrent requests are
@@ -109,7 +112,8 @@ def serve_command(run_dir, host, port, device, max_batch_sessions, batch_wait_ms
                              max_batch_sessions=max_batch_sessions, batch_wait_ms=batch_wait_ms,
                              max_sessions_per_request=max_sessions_per_request,
                              max_body_bytes=max_body_bytes, max_events=max_events,
-                             max_queued_sessions=max_queued_sessions, token=token)
+                             max_queued_sessions=max_queued_sessions, token=token,
+                             threshold=threshold)
     server = None
 
     def stop(_exc: BaseException) -> None:

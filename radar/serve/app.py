@@ -54,6 +54,7 @@ class ServeSettings:
     max_events: int = DEFAULT_MAX_EVENTS
     max_queued_sessions: int = 8192
     token: str | None = None
+    threshold: float | None = None      # overrides the run's calibrated threshold
 
 
 @dataclass
@@ -71,7 +72,8 @@ def _default_loader(settings: ServeSettings):
     from radar.device import resolve_device
     from radar.serve.scoring import load_serving_model
 
-    return load_serving_model(settings.run_dir, resolve_device(settings.device))
+    return load_serving_model(settings.run_dir, resolve_device(settings.device),
+                              threshold=settings.threshold)
 
 
 async def _load(state: ServerState, loader: Callable, on_error: Callable | None) -> None:

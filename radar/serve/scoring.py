@@ -68,11 +68,13 @@ class ServingModel:
         self.score([[SessionIn(event_sequence=[0])]])
 
 
-def load_serving_model(run_dir: str | Path, device: torch.device) -> ServingModel:
-    """Load a run's detectors (its ensemble when it has several) onto ``device``."""
+def load_serving_model(run_dir: str | Path, device: torch.device,
+                       threshold: float | None = None) -> ServingModel:
+    """Load a run's detectors (its ensemble when it has several) onto ``device``;
+    ``threshold`` overrides the run's calibrated one."""
     from radar.serve.describe import describe_model
 
-    model = ServingModel(RunScorer.from_run(run_dir, device), device)
+    model = ServingModel(RunScorer.from_run(run_dir, device, threshold), device)
     model.linker = source_linker(model.scorer.config)
     model.info = describe_model(model, Path(run_dir))
     return model

@@ -41,7 +41,7 @@ def test_registered_through_entry_point_without_importing_torch():
 def test_config_errors_name_the_key():
     with pytest.raises(ConfigError, match="did you mean 'models.lstm.hidden_size'"):
         build_section(LogLSTMConfig, {"hiden_size": 5}, "models.lstm")
-    with pytest.raises(ConfigError, match="models.lstm.num_layers must be >= 1"):
+    with pytest.raises(ConfigError, match="models.lstm.num_layers must be a finite number >= 1"):
         LogLSTMConfig(num_layers=0)
     with pytest.raises(ConfigError, match="models.lstm.score must be one of"):
         LogLSTMConfig(score="distance")

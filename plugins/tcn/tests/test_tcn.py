@@ -56,7 +56,7 @@ def test_config_validates_and_reports_the_receptive_field():
     assert LogTCNConfig().receptive_field == 61
     with pytest.raises(ConfigError, match="did you mean 'models.tcn.kernel_size'"):
         build_section(LogTCNConfig, {"kernel": 3}, "models.tcn")
-    with pytest.raises(ConfigError, match="models.tcn.num_levels must be >= 1"):
+    with pytest.raises(ConfigError, match="models.tcn.num_levels must be a finite number >= 1"):
         LogTCNConfig(num_levels=0)
     with pytest.raises(ConfigError, match="models.tcn.top_g"):
         LogTCNConfig(top_g=0)
