@@ -10,6 +10,7 @@ A run folder is a run's ``output_dir``::
     summary.json           the end-of-run summary of that answer
     ensemble.json          several detectors: the fitted combination
     quality.json           label-free quality estimate (injected corruptions)
+    review.csv             `radar review`'s sessions for an operator to label
     report.{html,json,md}
     NAME/                  several detectors: each one's own folder with the same
                            files (checkpoints, metrics.jsonl, results, summary)
@@ -38,6 +39,7 @@ CALIBRATION = "calibration.json"
 SUMMARY = "summary.json"
 ENSEMBLE = "ensemble.json"
 QUALITY = "quality.json"
+REVIEW = "review.csv"
 REPORTS = {"json": "report.json", "markdown": "report.md", "html": "report.html"}
 BEST_CHECKPOINT = "best_model.pt"
 LAST_CHECKPOINT = "last.pt"
@@ -129,6 +131,10 @@ class RunDir:
     @property
     def quality(self) -> Path:
         return self.path / QUALITY
+
+    @property
+    def review(self) -> Path:
+        return self.path / REVIEW
 
     def report(self, kind: str) -> Path:
         return self.path / REPORTS[kind]

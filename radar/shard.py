@@ -31,6 +31,7 @@ from pathlib import Path
 from radar.data.files import DEFAULT_PATTERN, find_day_files
 from radar.errors import RadarError
 from radar.fsutil import atomic_write
+from radar.rundir import RunDir
 
 PART_SUFFIX = ".jsonl"
 
@@ -57,7 +58,7 @@ class ScoringJob:
     def identity(self) -> str:
         """What the parts were scored with: the source's path, size and change time."""
         source = Path(self.source).resolve()
-        stamp = source / "ensemble.json" if source.is_dir() else source
+        stamp = RunDir(source, []).ensemble_state if source.is_dir() else source
         stat = stamp.stat() if stamp.exists() else None
         return (f"{source} {stat.st_size if stat else '-'} {stat.st_mtime_ns if stat else '-'} "
                 f"{self.fmt}\n")

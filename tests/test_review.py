@@ -13,7 +13,8 @@ from radar.cli import cli
 from radar.data.labels import read_labels
 from radar.detect import write_results
 from radar.errors import RadarError
-from radar.report.review import REVIEW_FILE, pick_sessions, review_run
+from radar.report.review import pick_sessions, review_run
+from radar.rundir import REVIEW as REVIEW_FILE
 from tests.toy import write_day
 
 DAY = "preprocessed_logs_2026-01-15.json"

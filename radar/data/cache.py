@@ -45,18 +45,6 @@ FORMAT_VERSION = 1
 META_NAME = "meta.json"
 ERROR_BIT, WARN_BIT = 1, 2
 _FINGERPRINT_BYTES = 1 << 16
-# Names that moved to radar.data.cache_build; ``from radar.data.cache import prepare_files``
-# keeps working (lazily, since cache_build imports this module).
-_BUILD_NAMES = ("PrepareResult", "prepare_file", "prepare_files")
-
-
-def __getattr__(name: str):
-    if name in _BUILD_NAMES:
-        from radar.data import cache_build
-
-        return getattr(cache_build, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
 
 def cache_dir_for(day_file, cache_dir) -> Path:
     """The directory a day file prepares into: ``<cache_dir>/<file stem>``."""

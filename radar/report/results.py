@@ -20,6 +20,7 @@ import msgspec
 import numpy as np
 
 from radar.errors import DataError
+from radar.rundir import RESULTS
 from radar.scoring.severity import LEVELS
 
 REQUIRED = ("file", "session_id", "service_name", "anomaly_score", "is_anomaly")
@@ -135,7 +136,7 @@ def iter_results(path: str | Path) -> Iterator[dict]:
     path = Path(path)
     if not path.is_file():
         raise DataError("results file does not exist; `radar detect` or `radar run` writes "
-                        "anomaly_results.json", file=str(path))
+                        f"{RESULTS}", file=str(path))
     for index, record in _iter_records(path):
         _check(record, path, index)
         yield record

@@ -29,8 +29,8 @@ from radar.fsutil import atomic_write
 from radar.report.analyze import explain_positions
 from radar.report.logs import excerpt, original_logs
 from radar.report.results import iter_results
+from radar.rundir import RunDir
 
-REVIEW_FILE = "review.csv"
 CONTEXT_COLUMNS = ("session_key", "service_name", "anomaly_score", "severity", "is_anomaly",
                    "has_error", "explanation", "log_lines")
 # The fields of a result record the review keeps (not the detector's other scores).
@@ -147,8 +147,6 @@ class RunInputs:
 def run_inputs(run_dir: str | Path) -> RunInputs:
     """The run's results file and where its day files and cache are (the one adapter to
     the run-folder layout)."""
-    from radar.rundir import RunDir
-
     run = RunDir.open(run_dir)
     if not run.results.is_file():
         raise RadarError(f"{run.results} does not exist: the run has not scored its "
@@ -175,7 +173,7 @@ def review_run(run_dir: str | Path, *, output: str | Path | None = None,
     labels.
     """
     inputs = run_inputs(run_dir)
-    path = Path(output) if output else Path(run_dir) / REVIEW_FILE
+    path = Path(output) if output else RunDir(Path(run_dir), []).review
     if path.exists() and not overwrite:
         raise RadarError(f"{path} exists and may hold labels already given; pass --output "
                          "NEW.csv, or --force to replace it")
