@@ -28,6 +28,7 @@ import json
 import multiprocessing
 import os
 import random
+import resource
 import subprocess
 import sys
 import time
@@ -138,20 +139,27 @@ def tree_rss(root: int) -> int:
     return sum(rss.get(pid, 0) for pid in members)
 
 
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_stage(name: str, command: list[str], log_dir: Path) -> dict:
-    """Run one CLI stage; wall seconds and the peak RSS of its process tree."""
+    """Run one CLI stage: wall seconds, CPU seconds of its whole process tree (what a
+    busy shared machine does not inflate) and the peak RSS of the tree."""
     print(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(command)}", flush=True)
     log_dir.mkdir(parents=True, exist_ok=True)
     with open(log_dir / f"{name}.log", "w") as log:
-        start, peak = time.perf_counter(), 0
+        start, peak, cpu = time.perf_counter(), 0, children_cpu_seconds()
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         while process.poll() is None:
             peak = max(peak, tree_rss(process.pid))
             time.sleep(0.2)
         seconds = time.perf_counter() - start
+    cpu = children_cpu_seconds() - cpu
     if process.returncode != 0:
         raise SystemExit(f"{name} failed (exit {process.returncode}); see {log_dir / name}.log")
-    return {"stage": name, "seconds": seconds, "peak_rss_mb": peak / 2**20}
+    return {"stage": name, "seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": peak / 2**20}
 
 
 def disk_mb(*paths: Path) -> float:
@@ -197,35 +205,38 @@ def count_sessions(results: Path) -> int:
     return sum(1 for _ in iter_results(results))
 
 
+def rate(amount: float, row: dict, unit: str) -> str:
+    """Per wall second and per CPU second of the stage's process tree."""
+    return (f"{amount / row['seconds']:,.1f} {unit}/s wall, "
+            f"{amount / max(row['cpu_seconds'], 1e-9):,.1f} {unit}/CPU-s")
+
+
 def rehearse(work: Path, steps: int, workers: int) -> list[dict]:
     data, cache, run, logs = work / "data", work / "cache", work / "run", work / "logs"
     input_mb = disk_mb(data)
     rows = [run_stage("validate", radar_cli("validate", data, "--workers", workers, "--json"),
                       logs)]
-    rows[-1].update(throughput=f"{input_mb / rows[-1]['seconds']:.0f} MB/s",
-                    disk=f"input {input_mb / 1e3:.1f} GB")
+    rows[-1].update(throughput=rate(input_mb, rows[-1], "MB"), disk=f"input {input_mb:,.0f} MB")
     rows.append(run_stage("prepare", radar_cli("prepare", data, "--cache-dir", cache,
                                                "--workers", workers), logs))
-    rows[-1].update(throughput=f"{input_mb / rows[-1]['seconds']:.0f} MB/s",
-                    disk=f"cache {disk_mb(cache) / 1e3:.2f} GB")
+    rows[-1].update(throughput=rate(input_mb, rows[-1], "MB"), disk=f"cache {disk_mb(cache):,.0f} MB")
     rows.append(run_stage("split", radar_cli("split", data, "--out", run / "split"), logs))
     val_days = validation_days(run / "split", data, run / "validation-days")
     rows.append(run_stage("train + calibrate",
                           radar_cli("train", *training_args(data, cache, run / "train", steps)),
                           logs))
-    rows[-1].update(throughput=f"{steps * 32 / rows[-1]['seconds']:.0f} sessions/s",
-                    disk=f"checkpoints {disk_mb(run / 'train') / 1e3:.2f} GB")
+    rows[-1].update(throughput=rate(steps * 32, rows[-1], "sessions"),
+                    disk=f"checkpoints {disk_mb(run / 'train'):,.0f} MB")
     results = run / "anomaly_results.json"
     rows.append(run_stage("detect", [sys.executable, "-m", "radar.shard", "--checkpoint",
                                      str(run / "train" / "best_model.pt"), "--input",
                                      str(run / "validation-days"), "--output", str(results),
                                      "--workers", str(workers)], logs))
     n = count_sessions(results)
-    rows[-1].update(throughput=f"{n / rows[-1]['seconds']:.0f} sessions/s ({n} sessions, "
-                               f"{disk_mb(*val_days) / 1e3:.2f} GB of days)",
-                    disk=f"results {disk_mb(results) / 1e3:.2f} GB")
+    rows[-1].update(throughput=rate(n, rows[-1], "sessions") + f" ({n:,} sessions in "
+                    f"{disk_mb(*val_days):,.0f} MB of days)", disk=f"results {disk_mb(results):,.0f} MB")
     rows.append(run_stage("analyze", radar_cli("analyze", results, "--json"), logs))
-    rows[-1].update(throughput=f"{n / rows[-1]['seconds']:.0f} results/s")
+    rows[-1].update(throughput=rate(n, rows[-1], "results"))
     rows.append(run_stage("radar run (reuses the model)",
                           radar_cli("run", *training_args(data, cache, run / "train", steps)),
                           logs))
@@ -253,11 +264,11 @@ def main() -> None:
     print(f"\n{made['files']} day files, {made['bytes'] / 1e9:.2f} GB "
           f"({made['min_file'] / 1e6:.0f} MB to {made['max_file'] / 1e6:.0f} MB), "
           f"{args.workers} workers, {args.steps} training steps\n")
-    print("| stage | wall s | throughput | peak RSS (MB) | disk |")
-    print("|---|---:|---|---:|---|")
+    print("| stage | wall s | CPU s | throughput | peak RSS (MB) | disk |")
+    print("|---|---:|---:|---|---:|---|")
     for row in rows:
-        print(f"| {row['stage']} | {row['seconds']:.0f} | {row.get('throughput', '')} | "
-              f"{row['peak_rss_mb']:,.0f} | {row.get('disk', '')} |")
+        print(f"| {row['stage']} | {row['seconds']:.0f} | {row['cpu_seconds']:.0f} | "
+              f"{row.get('throughput', '')} | {row['peak_rss_mb']:,.0f} | {row.get('disk', '')} |")
 
 
 if __name__ == "__main__":
