@@ -15,8 +15,9 @@ its own process tree:
   (python -m radar.shard, one process per core) -> analyze the results ->
   radar run over the same stage (reuses the trained model: calibrate, detect, report).
 
-Per stage it records wall time, throughput, the peak RSS of the stage's whole process
-tree (sampled every 0.2 s from /proc) and the disk the stage's output takes. Prints a
+Per stage it records wall time, CPU time and the peak RSS of the stage's whole process
+tree (sampled every 0.2 s from /proc; each finished stage is appended to
+WORKDIR/logs/stages.jsonl), throughput and the disk the stage's output takes. Prints a
 Markdown table and writes it, with the settings, to WORKDIR/scale.json.
 """
 
@@ -159,7 +160,10 @@ def run_stage(name: str, command: list[str], log_dir: Path) -> dict:
     cpu = children_cpu_seconds() - cpu
     if process.returncode != 0:
         raise SystemExit(f"{name} failed (exit {process.returncode}); see {log_dir / name}.log")
-    return {"stage": name, "seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": peak / 2**20}
+    row = {"stage": name, "seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": peak / 2**20}
+    with open(log_dir / "stages.jsonl", "a") as done:     # kept even if a later stage fails
+        done.write(json.dumps(row) + "\n")
+    return row
 
 
 def disk_mb(*paths: Path) -> float:
