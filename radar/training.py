@@ -23,7 +23,7 @@ from radar.errors import ConfigError, RadarError
 from radar.metrics_log import read_metrics
 from radar.plan import describe_plan
 from radar.rundir import RunDir, best_checkpoint
-from radar.scoring.calibration import Calibration
+from radar.scoring.calibration import CALIBRATION_VERSION, Calibration
 from radar.train import Trainer, TrainResult
 
 Log = Callable[[str], None]
@@ -121,8 +121,10 @@ def reusable(target: Path, config: RadarConfig, name: str, sets: TrainingSets
     if (old.model_section(name)[0] != config.model_section(name)[0]
             or any(getattr(old, key) != getattr(config, key) for key in ("training", "data"))):
         return None
-    # Same model: a change of detection settings (threshold method...) only recalibrates.
-    same_detection = old.detection == config.detection
+    # Same model: a change of detection settings (threshold method...), or of the
+    # algorithm behind them, only recalibrates.
+    same_detection = (old.detection == config.detection and payload["calibration"].get(
+        "version", 0) == CALIBRATION_VERSION)
     val = [r for r in read_metrics(target) if r.get("kind") == "val"]
     last = val[-1] if val else {}
     result = TrainResult(step=int(payload.get("step", 0)), epoch=int(payload.get("epoch", 0)),

@@ -192,3 +192,15 @@ def test_trimmed_training_leaves_out_the_worst_fitted_sessions(monkeypatch):
     assert Trainer._batch_loss(trainer, None) == 1.0 and seen["plain"]   # before TRIM_START
     trainer.step = int(TRIM_START * 100)
     assert Trainer._batch_loss(trainer, None).item() == pytest.approx(0.2)   # 9.0 left out
+
+
+def test_a_calibration_from_an_older_algorithm_is_not_reused():
+    """Checkpoints written before calibrations carried a version read as version 0, which
+    never equals the current one, so `radar run` recalibrates the reused model."""
+    from radar.scoring.calibration import CALIBRATION_VERSION, Calibration
+
+    old = {"method": "tail", "threshold": 1.0, "percentile": 99.5, "n_sessions": 5,
+           "data": "x", "score_name": "s"}
+    assert Calibration.from_dict(old).version == 0 != CALIBRATION_VERSION
+    fresh = Calibration("tail", 1.0, 99.5, 5, "x", "s")
+    assert Calibration.from_dict(fresh.to_dict()).version == CALIBRATION_VERSION

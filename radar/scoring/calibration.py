@@ -36,6 +36,8 @@ import numpy as np
 from radar.errors import ConfigError, RadarError
 
 METHODS = ("tail", "percentile", "best_f1", "fixed")
+# Bumped whenever a method's algorithm changes, so a reused model is recalibrated.
+CALIBRATION_VERSION = 2
 # Share of the held-out scores above the tail's start; candidate cuts scanned above it.
 TAIL_SHARE = 0.2
 TAIL_CANDIDATES = 400
@@ -55,6 +57,7 @@ class Calibration:
     # Share of the calibration sessions above the threshold: with ``tail``, beyond the
     # budget this is the estimated share of anomalies among them.
     flagged_share: float | None = None
+    version: int = CALIBRATION_VERSION   # of the algorithm that set it (0: before versions)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,7 +65,8 @@ class Calibration:
     @classmethod
     def from_dict(cls, data: dict) -> Calibration:
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
+        return cls(**{"version": 0, **{key: value for key, value in data.items()
+                                      if key in known}})
 
     def describe(self) -> str:
         """One line for logs and reports: value, method and the data behind it."""
