@@ -74,7 +74,8 @@ class LogBERTConfig(SectionChecks):
             raise ConfigError("model.score_mask_ratio must be in (0, 1], "
                               f"got {self.score_mask_ratio}")
         if not 0.0 < self.mask_prob < 1.0:
-            raise ConfigError(f"model.mask_prob must be in (0, 1), got {self.mask_prob}")
+            raise ConfigError(f"models.logbert.mask_prob must be in (0, 1), got "
+                              f"{self.mask_prob}")
         if self.vhm_weight < 0:
             raise ConfigError(f"model.vhm_weight must be >= 0, got {self.vhm_weight}")
         if self.predict_end and not self.append_sep:

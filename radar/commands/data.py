@@ -9,7 +9,6 @@ import click
 
 from radar.console import console, err_console
 from radar.data.files import DEFAULT_PATTERN
-from radar.data.selection import default_workers
 
 _PATTERN = click.option("--pattern", default=DEFAULT_PATTERN, show_default=True,
                         help="File name pattern inside PATH (*.jsonl twins are found too).")
@@ -97,6 +96,7 @@ def validate_command(path: Path, pattern: str, max_seq_length: int, vocab_size: 
     Exits 1 when a file is unreadable or corrupt; bad records alone are not fatal
     unless --strict.
     """
+    from radar.data.cache_build import default_workers
     from radar.data.files import find_day_files
     from radar.data.stats import collect_stats
     from radar.errors import DataError
@@ -274,7 +274,7 @@ def prepare_command(path: Path, cache_dir: Path, workers: int | None, pattern: s
     Files already prepared and unchanged are skipped. Training and detection read the
     cache, not the JSON.
     """
-    from radar.data.cache_build import prepare_files
+    from radar.data.cache_build import default_workers, prepare_files
     from radar.data.files import find_day_files
 
     files = find_day_files(path, pattern)

@@ -67,7 +67,7 @@ def print_config(config) -> None:
 def train_job(config, resume):
     """What `radar train` and `radar run` share; exit 130 if training was interrupted."""
     from radar import pipeline
-    from radar.data.selection import default_workers
+    from radar.data.cache_build import default_workers
 
     run = pipeline.train_from_config(config, resume=resume, workers=default_workers(),
                                      log=console.log)
@@ -120,7 +120,7 @@ def detect_command(checkpoint, ensemble_path, input_path, output, threshold, fmt
                    labels, device, pattern, source_index):
     """Score sessions with a trained detector (or a run's ensemble); one result per session."""
     from radar import pipeline
-    from radar.data.selection import default_workers
+    from radar.data.cache_build import default_workers
     from radar.device import resolve_device
     from radar.errors import ConfigError
     from radar.report.summary import summary_table

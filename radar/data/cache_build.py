@@ -178,6 +178,11 @@ class _DayWriter:
             self.keys.handle.close()
 
 
+
+def default_workers() -> int:
+    """Day files prepared at once (processes): the cores, at most 4."""
+    return max(1, min(4, os.cpu_count() or 1))
+
 def _write_custom_tokens(source: Path, directory: Path, options: dict) -> None:
     """Second pass, only for a "custom" token layout: store every session's unpadded
     token_ids. Rare, so it may cost a re-read; the first pass stays lean."""

@@ -17,7 +17,6 @@ The training days are split three ways, per session and deterministically:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,11 +63,6 @@ class DayData:
     @property
     def has_labels(self) -> bool:
         return any(labels is not None for labels in self.labels)
-
-
-def default_workers() -> int:
-    """Day files prepared at once (processes): the cores, at most 4."""
-    return max(1, min(4, os.cpu_count() or 1))
 
 
 def window_length(max_seq_length: int) -> int:

@@ -123,7 +123,7 @@ def test_config_section_validates_keys_and_values():
     with pytest.raises(ConfigError, match="append_sep"):
         LogBERTConfig(append_sep=False, predict_end=True)
     for rate in (0.0, 1.0, float("nan")):
-        with pytest.raises(ConfigError, match="model.mask_prob"):
+        with pytest.raises(ConfigError, match="mask_prob must be in"):
             LogBERTConfig(mask_prob=rate)
 
 
