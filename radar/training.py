@@ -78,7 +78,8 @@ def train_all(config: RadarConfig, sets: TrainingSets, *, resume: str | None, lo
         if previous is not None:
             if previous.calibration is None and dist_info.is_main:
                 log(f"{name}: reusing the trained {previous.checkpoint} (same model, training "
-                    "and data settings); only the detection settings changed: recalibrating")
+                    "and data settings); the detection settings or RADAR's calibration changed: "
+                    "recalibrating")
                 previous.calibration = calibrated(previous.checkpoint)
             else:
                 log(f"{name}: reusing the trained and calibrated {previous.checkpoint} (same "
