@@ -114,6 +114,9 @@ class DataConfig(SectionChecks):
     # sessions: a random share of every training day; days: the newest training days
     # whole (at least 3 training days), so thresholds are set on days never trained on
     calibration_split: str = "days"
+    # Events rarer than this share of the training sessions stay out of the vocabulary
+    # and score as unseen (0: every event seen once is known). See docs/benchmarks.md.
+    min_event_share: float = 0.0
     # Which sessions train: all (default: nothing tells anomalies apart without labels;
     # has_error does not) | labels (--labels sets it) | no_error | no_error_no_warn
     train_filter: str = "all"
@@ -127,6 +130,7 @@ class DataConfig(SectionChecks):
         self.check_number("limit_files", minimum=0)
         self.check_number("val_fraction", above=0, below=1)
         self.check_number("calibration_fraction", minimum=0, below=1)
+        self.check_number("min_event_share", minimum=0, below=0.1)
 
 
 @dataclass

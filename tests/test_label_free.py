@@ -204,3 +204,21 @@ def test_a_calibration_from_an_older_algorithm_is_not_reused():
     assert Calibration.from_dict(old).version == 0 != CALIBRATION_VERSION
     fresh = Calibration("tail", 1.0, 99.5, 5, "x", "s")
     assert Calibration.from_dict(fresh.to_dict()).version == CALIBRATION_VERSION
+
+
+def test_events_rarer_than_the_floor_stay_unseen():
+    """An event logged by a handful of training sessions stays out of the vocabulary
+    (scores as unseen) once data.min_event_share asks for more; by default it is known."""
+    from radar.data.selection import build_vocab
+
+    class Day:
+        # 100 sessions of [7, 8]; event 9 in two of them
+        lengths = np.array([2] * 98 + [3, 3])
+        events = np.array([7, 8] * 98 + [7, 8, 9, 7, 8, 9])
+
+    masks = [np.ones(100, dtype=bool)]
+    assert 9 in build_vocab([Day()], masks).event_ids
+    floored = build_vocab([Day()], masks, min_event_share=0.05)      # 5 of 100 sessions
+    assert 9 not in floored.event_ids and {7, 8} <= set(floored.event_ids)
+    with pytest.raises(Exception, match="min_event_share"):
+        load_config(None, ["data.min_event_share=0.5"])

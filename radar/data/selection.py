@@ -160,8 +160,12 @@ def holdout_masks(days: list[PreparedDay], fraction: float, seed: int, how: str
             for i, day in enumerate(days)]
 
 
-def build_vocab(days: list[PreparedDay], masks: list[np.ndarray]) -> EventVocab:
-    """Vocabulary of the events in the selected (training) sessions."""
+def build_vocab(days: list[PreparedDay], masks: list[np.ndarray],
+                min_event_share: float = 0.0) -> EventVocab:
+    """Vocabulary of the events in the selected (training) sessions. Events occurring
+    fewer times than ``min_event_share`` x the number of training sessions stay out of
+    it, so they score as unseen: a template that only a handful of sessions log is what
+    an anomaly looks like, even when those sessions trained."""
     counts = np.zeros(1, dtype=np.int64)
     for day, mask in zip(days, masks):
         events = np.asarray(day.events)
@@ -177,7 +181,8 @@ def build_vocab(days: list[PreparedDay], masks: list[np.ndarray]) -> EventVocab:
     if not counts.any():
         raise RadarError("the training days hold no normal sessions to learn from; check "
                          "data.train_filter and the has_error share (`radar validate`)")
-    return EventVocab.from_counts(counts)
+    n_sessions = sum(int(mask.sum()) for mask in masks)
+    return EventVocab.from_counts(counts, max(1, int(np.ceil(min_event_share * n_sessions))))
 
 
 @dataclass
@@ -199,7 +204,7 @@ def training_sets(data_config, window: int, train: DayData, val: DayData | None
               for day, labels in zip(train.days, train.labels)]
     held = holdout_masks(train.days, d.calibration_fraction, d.split_seed, d.calibration_split)
     train_masks = [n & ~h for n, h in zip(normal, held)]
-    vocab = build_vocab(train.days, train_masks)
+    vocab = build_vocab(train.days, train_masks, d.min_event_share)
     sets = TrainingSets(
         train=SessionCorpus(train.days, vocab, window, train_masks),
         calibration=SessionCorpus(train.days, vocab, window,
