@@ -28,7 +28,7 @@ from radar.data.selection import (
     training_sets,
     window_length,
 )
-from radar.detect import load_trained, score_corpus, write_results
+from radar.detect import LoadedDetector, load_trained, score_corpus, write_results
 from radar.device import resolve_device
 from radar.distributed import DistInfo, init_distributed
 from radar.ensemble import Combination, agreement
@@ -80,18 +80,14 @@ def train_from_config(config: RadarConfig, *, resume: str | None, workers: int, 
     return TrainedRun(config, run, trained, val, sets, dist_info, device)
 
 
-def fit_ensemble(trained: TrainedRun, *, log: Log) -> Combination:
-    """Fit the combination of every detector on the held-out sessions; save it."""
+def fit_ensemble(trained: TrainedRun, loaded: dict[str, LoadedDetector], *, log: Log
+                 ) -> Combination:
+    """Fit the combination of the ``loaded`` detectors on the held-out sessions; save it."""
     config, sets = trained.config, trained.sets
-    columns, thresholds = [], []
-    for item in trained.trained:
-        loaded = load_trained(item.checkpoint, trained.device)
-        columns.append(score_corpus(loaded, sets.holdout,
-                                    batch_size=config.detection.batch_size,
-                                    device=trained.device).score)
-        thresholds.append(item.calibration.threshold)
-    names = [item.name for item in trained.trained]
-    combination = Combination.fit(config, np.stack(columns, axis=1), names, thresholds,
+    columns = [score_corpus(item, sets.holdout, batch_size=config.detection.batch_size,
+                            device=trained.device).score for item in loaded.values()]
+    thresholds = [item.calibration.threshold for item in loaded.values()]
+    combination = Combination.fit(config, np.stack(columns, axis=1), list(loaded), thresholds,
                                   labels=sets.holdout_labels, normal=sets.holdout_normal)
     checkpoints = {item.name: str(item.checkpoint.resolve()) for item in trained.trained}
     write_json(trained.run.ensemble_state, combination.state_dict(checkpoints))
@@ -100,9 +96,10 @@ def fit_ensemble(trained: TrainedRun, *, log: Log) -> Combination:
 
 
 def scorer_for(trained: TrainedRun, *, log: Log) -> RunScorer:
-    """The run's scorer: its one detector, or every detector and their fitted ensemble."""
+    """The run's scorer: its one detector, or every detector and their fitted ensemble
+    (each checkpoint loaded once, for fitting and scoring alike)."""
     loaded = {t.name: load_trained(t.checkpoint, trained.device) for t in trained.trained}
-    combination = fit_ensemble(trained, log=log) if len(loaded) > 1 else None
+    combination = fit_ensemble(trained, loaded, log=log) if len(loaded) > 1 else None
     return RunScorer(loaded, combination, trained.run.path)
 
 
