@@ -29,6 +29,7 @@ from radar.errors import ConfigError
 from radar.scoring.baseline import NLLBaseline
 from radar.scoring.keys import (
     KEY_SCORES,
+    KeyScoreSettings,
     explain_targets,
     key_scores,
     per_session_mean,
@@ -108,7 +109,7 @@ def unwrap(model: torch.nn.Module) -> NextKeyModel:
     return unwrap_as(model, NextKeyModel)
 
 
-class NextKeyDetector(Detector):
+class NextKeyDetector(KeyScoreSettings, Detector):
     """Base class: cross-entropy over every key and the end; scores from rank and NLL.
 
     Subclasses set ``name``, ``description``, ``config_class`` (a
@@ -122,14 +123,6 @@ class NextKeyDetector(Detector):
         super().__init__(config)
         self.vocab_: EventVocab | None = None
         self.window_: int | None = None
-
-    @property
-    def score_name(self) -> str:
-        return self.config.score
-
-    @property
-    def explain_top_k(self) -> int:
-        return self.config.explain_top_k
 
     def build_network(self, vocab_size: int) -> nn.Module:
         """The plugin's network for ``vocab_size`` indices (see :class:`NextKeyModel`)."""

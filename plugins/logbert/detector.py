@@ -16,7 +16,13 @@ from radar.detector import Detector, SessionBatch, SessionScores, eval_mode
 from radar.detector import unwrap as unwrap_as
 from radar.errors import ConfigError
 from radar.scoring.baseline import MAX_NLL, NLLBaseline
-from radar.scoring.keys import explain_targets, key_scores, per_session_mean, rule_out_specials
+from radar.scoring.keys import (
+    KeyScoreSettings,
+    explain_targets,
+    key_scores,
+    per_session_mean,
+    rule_out_specials,
+)
 
 from .config import SCORES, LogBERTConfig
 from .inputs import training_mask, with_specials
@@ -34,7 +40,7 @@ def unwrap(model: torch.nn.Module) -> LogBERTModel:
     return unwrap_as(model, LogBERTModel)
 
 
-class LogBERT(Detector):
+class LogBERT(KeyScoreSettings, Detector):
     """BERT masked log-key prediction with a volume-of-hypersphere loss.
 
     Fitted by :meth:`build_model`: ``vocab_`` (decodes explanations) and ``window_``
@@ -53,14 +59,6 @@ class LogBERT(Detector):
         self.last_loss_parts: dict[str, torch.Tensor] = {}
         # Distinct windows' scoring results, for the model state that made them.
         self._window_cache = WindowStatsCache()
-
-    @property
-    def score_name(self) -> str:
-        return self.config.score
-
-    @property
-    def explain_top_k(self) -> int:
-        return self.config.explain_top_k
 
     def build_model(self, vocab: EventVocab, window: int) -> LogBERTModel:
         """A randomly initialised model with one embedding row per vocabulary entry."""

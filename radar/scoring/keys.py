@@ -28,6 +28,19 @@ KEY_SCORES = ("max_excess_nll", "max_nll", "mean_nll", "miss_ratio", "miss_count
 _KINDS = {UNK: "unseen", SEP: "end"}
 
 
+class KeyScoreSettings:
+    """The Detector properties every key-prediction detector takes from its config section
+    (``score``: which of :data:`KEY_SCORES` is the anomaly score; ``explain_top_k``)."""
+
+    @property
+    def score_name(self) -> str:
+        return self.config.score
+
+    @property
+    def explain_top_k(self) -> int:
+        return self.config.explain_top_k
+
+
 def per_session_mean(values: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """Mean of ``values`` (one per True entry of ``positions``, row-major) per row of the
     (B, T) mask ``positions``; rows without a position get 0."""
