@@ -44,7 +44,7 @@ def one(shape: str, share: float, kind: str, method: str, seed: int, n: int = 50
     rng = np.random.default_rng(seed)
     draw = SHAPES[shape]
     reference = draw(rng, 200_000)
-    n_anomalies = int(round(share * n))
+    n_anomalies = round(share * n)
     held = np.r_[draw(rng, n - n_anomalies), anomalies(rng, reference, n_anomalies, kind)]
     calibration = set_threshold(DetectionConfig(threshold_method=method),
                                 normal_scores=held, score_name="s")
