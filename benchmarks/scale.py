@@ -13,12 +13,23 @@ its own process tree:
   train + calibrate (the test stage: the 10 newest training days, a model and step
   count sized for a CPU, printed) -> detect every validation day
   (python -m radar.shard, one process per core) -> analyze the results ->
-  radar run over the same stage (reuses the trained model: calibrate, detect, report).
+  radar run over the same stage (reuses the trained model: calibrate, detect, report) ->
+  radar report on that run's folder.
 
 Per stage it records wall time, CPU time and the peak RSS of the stage's whole process
 tree (sampled every 0.2 s from /proc; each finished stage is appended to
 WORKDIR/logs/stages.jsonl), throughput and the disk the stage's output takes. Prints a
 Markdown table and writes it, with the settings, to WORKDIR/scale.json.
+
+``--stages`` runs some of the stages only (e.g. ``train`` once, then ``run,report`` to
+measure the model's reuse), and ``--code DIR`` runs them with another checkout of RADAR
+(e.g. ``git worktree add /tmp/wt-before COMMIT``), so one data set and one model measure
+the code before and after a change::
+
+    python benchmarks/scale.py --scale 0.05 --days 12 --steps 20 --stages train \
+        --workdir /tmp/radar-scale-tiny
+    python benchmarks/scale.py --scale 0.05 --days 12 --steps 20 --stages run,report \
+        --code /tmp/wt-before --workdir /tmp/radar-scale-tiny
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ import resource
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,14 +157,37 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_stage(name: str, command: list[str], log_dir: Path) -> dict:
+STAGES = ("validate", "prepare", "split", "train", "detect", "analyze", "run", "report")
+
+
+@dataclass(frozen=True)
+class Bench:
+    """Where the rehearsal runs: its folder, the RADAR checkout that runs each stage, and
+    which stages to run."""
+
+    work: Path
+    code: Path = ROOT
+    stages: tuple[str, ...] = STAGES
+
+    def env(self) -> dict[str, str]:
+        """The stages import RADAR from ``code`` (first on the path), not the installed one."""
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.code),
+                                                          env.get("PYTHONPATH")]))
+        return env
+
+
+def run_stage(name: str, command: list[str], log_dir: Path, bench: Bench | None = None
+              ) -> dict:
     """Run one CLI stage: wall seconds, CPU seconds of its whole process tree (what a
     busy shared machine does not inflate) and the peak RSS of the tree."""
+    bench = bench or Bench(log_dir.parent)
     print(f"[{time.strftime('%H:%M:%S')}] {name}: {' '.join(command)}", flush=True)
     log_dir.mkdir(parents=True, exist_ok=True)
     with open(log_dir / f"{name}.log", "w") as log:
         start, peak, cpu = time.perf_counter(), 0, children_cpu_seconds()
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                   cwd=bench.code, env=bench.env())
         while process.poll() is None:
             peak = max(peak, tree_rss(process.pid))
             time.sleep(0.2)
@@ -160,7 +195,8 @@ def run_stage(name: str, command: list[str], log_dir: Path) -> dict:
     cpu = children_cpu_seconds() - cpu
     if process.returncode != 0:
         raise SystemExit(f"{name} failed (exit {process.returncode}); see {log_dir / name}.log")
-    row = {"stage": name, "seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": peak / 2**20}
+    row = {"stage": name, "seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": peak / 2**20,
+           "code": str(bench.code)}
     with open(log_dir / "stages.jsonl", "a") as done:     # kept even if a later stage fails
         done.write(json.dumps(row) + "\n")
     return row
@@ -215,35 +251,53 @@ def rate(amount: float, row: dict, unit: str) -> str:
             f"{amount / max(row['cpu_seconds'], 1e-9):,.1f} {unit}/CPU-s")
 
 
-def rehearse(work: Path, steps: int, workers: int) -> list[dict]:
+def rehearse(bench: Bench, steps: int, workers: int) -> list[dict]:
+    work = bench.work
     data, cache, run, logs = work / "data", work / "cache", work / "run", work / "logs"
     input_mb = disk_mb(data)
-    rows = [run_stage("validate", radar_cli("validate", data, "--workers", workers, "--json"),
-                      logs)]
-    rows[-1].update(throughput=rate(input_mb, rows[-1], "MB"), disk=f"input {input_mb:,.0f} MB")
-    rows.append(run_stage("prepare", radar_cli("prepare", data, "--cache-dir", cache,
-                                               "--workers", workers), logs))
-    rows[-1].update(throughput=rate(input_mb, rows[-1], "MB"), disk=f"cache {disk_mb(cache):,.0f} MB")
-    rows.append(run_stage("split", radar_cli("split", data, "--out", run / "split"), logs))
-    val_days = validation_days(run / "split", data, run / "validation-days")
-    rows.append(run_stage("train + calibrate",
-                          radar_cli("train", *training_args(data, cache, run / "train", steps)),
-                          logs))
-    rows[-1].update(throughput=rate(steps * 32, rows[-1], "sessions"),
-                    disk=f"checkpoints {disk_mb(run / 'train'):,.0f} MB")
+    rows: list[dict] = []
+
+    def stage(key: str, name: str, command: list[str], **extra: str) -> dict | None:
+        if key not in bench.stages:
+            return None
+        rows.append(run_stage(name, command, logs, bench))
+        rows[-1].update(extra)
+        return rows[-1]
+
+    row = stage("validate", "validate", radar_cli("validate", data, "--workers", workers,
+                                                  "--json"), disk=f"input {input_mb:,.0f} MB")
+    if row:
+        row["throughput"] = rate(input_mb, row, "MB")
+    row = stage("prepare", "prepare", radar_cli("prepare", data, "--cache-dir", cache,
+                                                "--workers", workers))
+    if row:
+        row.update(throughput=rate(input_mb, row, "MB"), disk=f"cache {disk_mb(cache):,.0f} MB")
+    stage("split", "split", radar_cli("split", data, "--out", run / "split"))
+    row = stage("train", "train + calibrate",
+                radar_cli("train", *training_args(data, cache, run / "train", steps)))
+    if row:
+        row.update(throughput=rate(steps * 32, row, "sessions"),
+                   disk=f"checkpoints {disk_mb(run / 'train'):,.0f} MB")
     results = run / "anomaly_results.json"
-    rows.append(run_stage("detect", [sys.executable, "-m", "radar.shard", "--checkpoint",
-                                     str(run / "train" / "best_model.pt"), "--input",
-                                     str(run / "validation-days"), "--output", str(results),
-                                     "--workers", str(workers)], logs))
-    n = count_sessions(results)
-    rows[-1].update(throughput=rate(n, rows[-1], "sessions") + f" ({n:,} sessions in "
-                    f"{disk_mb(*val_days):,.0f} MB of days)", disk=f"results {disk_mb(results):,.0f} MB")
-    rows.append(run_stage("analyze", radar_cli("analyze", results, "--json"), logs))
-    rows[-1].update(throughput=rate(n, rows[-1], "results"))
-    rows.append(run_stage("radar run (reuses the model)",
-                          radar_cli("run", *training_args(data, cache, run / "train", steps)),
-                          logs))
+    if "detect" in bench.stages:
+        val_days = validation_days(run / "split", data, run / "validation-days")
+        row = stage("detect", "detect", [sys.executable, "-m", "radar.shard", "--checkpoint",
+                                         str(run / "train" / "best_model.pt"), "--input",
+                                         str(run / "validation-days"), "--output", str(results),
+                                         "--workers", str(workers)])
+        n = count_sessions(results)
+        row.update(throughput=rate(n, row, "sessions") + f" ({n:,} sessions in "
+                   f"{disk_mb(*val_days):,.0f} MB of days)", disk=f"results {disk_mb(results):,.0f} MB")
+    row = stage("analyze", "analyze", radar_cli("analyze", results, "--json"))
+    if row:
+        row["throughput"] = rate(count_sessions(results), row, "results")
+    stage("run", "radar run (reuses the model)",
+          radar_cli("run", *training_args(data, cache, run / "train", steps)))
+    row = stage("report", "radar report", radar_cli("report", run / "train"))
+    if row:
+        reported = run / "train" / "anomaly_results.json"
+        row["throughput"] = rate(count_sessions(reported), row, "results")
+        row["disk"] = f"results {disk_mb(reported):,.0f} MB"
     return rows
 
 
@@ -254,15 +308,25 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300, help="training steps (batch 32)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/radar-scale"))
+    parser.add_argument("--stages", default=",".join(STAGES),
+                        help=f"comma-separated stages to run, in this order: {','.join(STAGES)}")
+    parser.add_argument("--code", type=Path, default=ROOT,
+                        help="the RADAR checkout that runs the stages (default: this one)")
     args = parser.parse_args()
+    stages = tuple(name.strip() for name in args.stages.split(",") if name.strip())
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown:
+        parser.error(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
     args.workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     made = generate(args.workdir / "data", args.scale, args.days, args.workers)
     made["seconds"] = time.perf_counter() - started
     print(f"day files: {made}", flush=True)
-    rows = rehearse(args.workdir, args.steps, args.workers)
+    bench = Bench(args.workdir, args.code.resolve(), stages)
+    rows = rehearse(bench, args.steps, args.workers)
     settings = {"scale_gb": args.scale, "days": args.days, "steps": args.steps,
-                "workers": args.workers, "model": CPU_MODEL, "generated": made}
+                "workers": args.workers, "model": CPU_MODEL, "generated": made,
+                "stages": list(stages), "code": str(bench.code)}
     (args.workdir / "scale.json").write_text(json.dumps({"settings": settings, "stages": rows},
                                                         indent=2))
     print(f"\n{made['files']} day files, {made['bytes'] / 1e9:.2f} GB "
