@@ -2,18 +2,21 @@
 
 Windows are scored in length-sorted batches (little padding), then folded into
 one score per session (the maximum over its windows; the explanation comes from
-that window). Results stream to disk one record at a time, atomically.
+that window). Callers hand :func:`score_corpus` one day file's sessions at a time
+(:meth:`radar.runner.RunScorer.score_each_day`), so its per-session arrays never
+cover more than a day; results stream to disk one record at a time, atomically.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -102,7 +105,7 @@ class SessionResults:
 
     score: np.ndarray                       # (n,) float64
     extras: dict[str, np.ndarray]           # name -> (n,)
-    explain: np.ndarray                     # (n, k, 4) float64, NaN where absent
+    explain: np.ndarray                     # (n, k, 5) float64, NaN where absent
 
 
 def score_corpus(loaded: LoadedDetector, corpus: SessionCorpus, *, batch_size: int,
@@ -225,20 +228,39 @@ def record_json(record: dict[str, Any]) -> str:
         return json.dumps(_finite_json(record), ensure_ascii=False, allow_nan=False)
 
 
-def write_results(path: str | Path, records: Iterator[dict[str, Any]], fmt: str = "json"
-                  ) -> int:
-    """Stream records to ``path`` as a JSON array (or JSON Lines), atomically."""
-    count = 0
+class ResultsWriter:
+    """An open results file taking records as they come (see :func:`open_results`)."""
+
+    def __init__(self, handle: IO[str], fmt: str):
+        self.handle, self.fmt, self.count = handle, fmt, 0
+
+    def write(self, records: Iterable[dict[str, Any]]) -> int:
+        """Append ``records``; returns the number written so far."""
+        for record in records:
+            if self.fmt == "json":
+                self.handle.write(",\n" if self.count else "\n")
+            self.handle.write(record_json(record))
+            if self.fmt == "jsonl":
+                self.handle.write("\n")
+            self.count += 1
+        return self.count
+
+
+@contextlib.contextmanager
+def open_results(path: str | Path, fmt: str = "json") -> Iterator[ResultsWriter]:
+    """A results file (JSON array, or JSON Lines) written record by record while days are
+    scored, so no more than the day in hand is ever held; it takes ``path``'s place
+    atomically when the block ends without an error."""
     with atomic_write(path, "w") as handle:
         if fmt == "json":
             handle.write("[")
-        for record in records:
-            if fmt == "json":
-                handle.write(",\n" if count else "\n")
-            handle.write(record_json(record))
-            if fmt == "jsonl":
-                handle.write("\n")
-            count += 1
+        yield ResultsWriter(handle, fmt)
         if fmt == "json":
             handle.write("\n]\n")
-    return count
+
+
+def write_results(path: str | Path, records: Iterable[dict[str, Any]], fmt: str = "json"
+                  ) -> int:
+    """Stream records to ``path`` as a JSON array (or JSON Lines), atomically."""
+    with open_results(path, fmt) as writer:
+        return writer.write(records)

@@ -9,6 +9,7 @@ held out from training, never the days the run reports on.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,20 +24,17 @@ from radar.data.selection import (
     TrainingSets,
     load_label_table,
     prepare_days,
-    session_labels,
     split_and_prepare,
     training_sets,
     window_length,
 )
-from radar.detect import LoadedDetector, load_trained, score_corpus, write_results
+from radar.detect import LoadedDetector, load_trained, open_results, score_corpus
 from radar.device import resolve_device
 from radar.distributed import DistInfo, init_distributed
-from radar.ensemble import Combination, agreement
-from radar.report.summary import summarize
+from radar.ensemble import Combination
 from radar.rundir import RunDir, write_json
-from radar.runner import Outcome, RunScorer
+from radar.runner import Outcome, OutcomeTally, RunScorer
 from radar.scoring.calibration import check_method
-from radar.scoring.severity import LEVELS
 from radar.training import TrainedDetector, train_all
 
 Log = Callable[[str], None]
@@ -104,44 +102,45 @@ def scorer_for(trained: TrainedRun, *, log: Log) -> RunScorer:
 
 
 def score_days(scorer: RunScorer, data: DayData, output: Path, *, fmt: str,
-               member_outputs: dict[str, Path] | None = None) -> tuple[object, Outcome]:
-    """Score every session of ``data``; write the run's results (and each member's).
+               member_outputs: dict[str, Path] | None = None) -> tuple[DayData, OutcomeTally]:
+    """Score every session of ``data`` one day file at a time, writing the run's results
+    (and each member's) as each day is scored; returns what was scored and the tally of
+    its outcome (memory bounded by the largest day, not by ``data``).
 
     With a source index in the config (``source.index``), each explained event of the
     run's records names the logging statement that printed it."""
     from radar.source.annotate import annotate_from_config
 
-    corpus = scorer.corpus(data.days)
-    outcome = scorer.score(corpus)
-    ids, keys = data.session_ids, data.session_keys
     config = scorer.config
-    records = annotate_from_config(scorer.records(corpus, outcome, data.names, ids, keys),
-                                   config.source, data_dir=data.folder,
-                                   cache_dir=config.data.cache_dir)
-    write_results(output, records, fmt)
-    for member in outcome.members:
-        if member_outputs and member.name in member_outputs:
-            write_results(member_outputs[member.name],
-                          scorer.member_records(corpus, member, data.names, ids, keys), fmt)
-    return corpus, outcome
+    tally = OutcomeTally(scorer)
+    with contextlib.ExitStack() as stack:
+        results = stack.enter_context(open_results(output, fmt))
+        members = {name: stack.enter_context(open_results(path, fmt))
+                   for name, path in (member_outputs or {}).items() if name in scorer.loaded}
+
+        def run_records():
+            for day, corpus, outcome in scorer.score_each_day(data):
+                tally.add(day, corpus, outcome)
+                ids, keys = day.session_ids, day.session_keys
+                for member in outcome.members:
+                    if member.name in members:
+                        members[member.name].write(
+                            scorer.member_records(corpus, member, day.names, ids, keys))
+                yield from scorer.records(corpus, outcome, day.names, ids, keys)
+
+        results.write(annotate_from_config(run_records(), config.source,
+                                           data_dir=data.folder,
+                                           cache_dir=config.data.cache_dir))
+    return data, tally
 
 
-def summarize_outcome(corpus, outcome: Outcome, data: DayData, label_source: str) -> dict:
-    """The end-of-run summary of the run's answer, and each member's when several."""
-    labels = session_labels(data, corpus)
-    table = corpus.sessions
-    summary = summarize(corpus.services, table.service, outcome.score, outcome.threshold,
-                        labels, label_source)
-    if outcome.normalized is not None:
-        summary["per_detector"] = {
-            m.name: summarize(corpus.services, table.service, m.results.score, m.threshold,
-                              labels, label_source) for m in outcome.members}
-        summary["agreement"] = agreement([m.name for m in outcome.members],
-                                         [m.results.score for m in outcome.members],
-                                         [m.threshold for m in outcome.members])
-        summary["severity"] = {level: int((outcome.severity.level == i).sum())
-                               for i, level in enumerate(LEVELS)}
-    return summary
+def summarize_outcome(scored: DayData, outcome: OutcomeTally, data: DayData,
+                      label_source: str) -> dict:
+    """The end-of-run summary of the run's answer, and each member's when several.
+
+    It was summed up day by day while ``scored`` was scored (labels joined then), so
+    ``data`` (the same days, as callers pass them) adds nothing."""
+    return outcome.summary(label_source)
 
 
 def run_validation(trained: TrainedRun, *, log: Log) -> dict:
@@ -205,6 +204,6 @@ def detect_files(scorer: RunScorer, input_path: str, output: Path, *, pattern: s
         config.source.index = source_index
     data = prepare_days(find_day_files(input_path, pattern), config.data, workers=workers,
                         log=log, labels=load_label_table(labels))
-    corpus, outcome = score_days(scorer, data, output, fmt=fmt)
+    scored, outcome = score_days(scorer, data, output, fmt=fmt)
     write_calibration(RunDir(output.parent, []).calibration, outcome)
-    return summarize_outcome(corpus, outcome, data, labels or "")
+    return summarize_outcome(scored, outcome, data, labels or "")

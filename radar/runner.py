@@ -6,6 +6,12 @@ own and its threshold the detector's calibrated one; a run with several combines
 them through its fitted :class:`~radar.ensemble.Combination`. Either way, scoring a
 corpus gives an :class:`Outcome`, and :meth:`RunScorer.records` turns it into the
 records ``anomaly_results.json`` holds, one per session.
+
+Day files are scored one at a time (:meth:`RunScorer.score_each_day`): a corpus, its
+per-session arrays and its records never cover more than one day file, and what the
+end-of-run summary needs is summed up as the days go (:class:`OutcomeTally`), so the
+memory of `radar run` and `radar detect` is bounded by the largest day, not the corpus.
+A micro-batch of `radar serve` or `radar watch` is one corpus scored the same way.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import torch
 
 from radar.config import RadarConfig
 from radar.data.dataset import SessionCorpus
-from radar.data.selection import window_length
+from radar.data.selection import DayData, session_labels, window_length
 from radar.detect import (
     LoadedDetector,
     SessionResults,
@@ -31,6 +37,7 @@ from radar.detect import (
 )
 from radar.ensemble import Combination
 from radar.errors import RadarError
+from radar.report.summary import AgreementTally, SummaryTally
 from radar.rundir import RunDir
 from radar.scoring.calibration import Calibration
 from radar.scoring.severity import LEVELS, SeverityResult
@@ -180,6 +187,11 @@ class RunScorer:
     def corpus(self, days) -> SessionCorpus:
         return SessionCorpus(days, self.vocab, self.window)
 
+    def member_threshold(self, name: str) -> float:
+        """A member's own calibrated threshold (the run's when it has none)."""
+        item = self.loaded[name]
+        return item.calibration.threshold if item.calibration else self.threshold
+
     # -- scoring -------------------------------------------------------------------
     def score(self, corpus: SessionCorpus, *, batch_size: int | None = None,
               device: torch.device | None = None) -> Outcome:
@@ -188,8 +200,7 @@ class RunScorer:
         for name, item in self.loaded.items():
             device_ = device or next(item.model.parameters()).device
             results = score_corpus(item, corpus, batch_size=batch_size, device=device_)
-            own = item.calibration.threshold if item.calibration else self.threshold
-            members.append(MemberScores(name, own, results))
+            members.append(MemberScores(name, self.member_threshold(name), results))
         if self.combination is None:
             return Outcome(members[0].results.score, self.calibration, members)
         raw = np.stack([m.results.score for m in members], axis=1)
@@ -197,6 +208,16 @@ class RunScorer:
         normalized, combined, severity = self.combination.apply(
             raw, corpus.services, table.service, table.flags)
         return Outcome(combined, self.calibration, members, normalized, severity)
+
+    def score_each_day(self, data: DayData, *, batch_size: int | None = None,
+                       device: torch.device | None = None
+                       ) -> Iterator[tuple[DayData, SessionCorpus, Outcome]]:
+        """Each day file of ``data`` scored on its own, in order, as (the day alone, its
+        corpus, its outcome): what is held at once is one day's, whatever the corpus."""
+        for d in range(len(data.days)):
+            day = DayData(data.files[d:d + 1], data.days[d:d + 1], data.labels[d:d + 1])
+            corpus = self.corpus(day.days)
+            yield day, corpus, self.score(corpus, batch_size=batch_size, device=device)
 
     def records(self, corpus: SessionCorpus, outcome: Outcome, file_names: list,
                 session_ids: list[np.ndarray], session_keys: list) -> Iterator[dict[str, Any]]:
@@ -231,3 +252,49 @@ class RunScorer:
         """One member's own records (its score and its own threshold)."""
         return iter_result_records(corpus, member.results, member.threshold, file_names,
                                    session_ids, session_keys)
+
+
+class OutcomeTally:
+    """What the end-of-run summary needs from the run's outcome, summed day by day: counts
+    and quality per service for the run's answer and, with several detectors, for each
+    member, their agreement and the severity levels."""
+
+    def __init__(self, scorer: RunScorer):
+        self.calibration = scorer.calibration
+        self.run = SummaryTally(self.calibration.threshold)
+        self.members: dict[str, SummaryTally] = {}
+        self.agreement: AgreementTally | None = None
+        self.severity = np.zeros(len(LEVELS), dtype=np.int64)
+        if scorer.is_ensemble:
+            thresholds = [scorer.member_threshold(name) for name in scorer.names]
+            self.members = {name: SummaryTally(t) for name, t in zip(scorer.names, thresholds)}
+            self.agreement = AgreementTally(scorer.names, thresholds)
+
+    @property
+    def threshold(self) -> float:
+        return self.calibration.threshold
+
+    def add(self, day: DayData, corpus: SessionCorpus, outcome: Outcome) -> None:
+        """Fold one scored day in (its labels joined from ``day``)."""
+        labels = session_labels(day, corpus)
+        service = corpus.sessions.service
+        self.run.add(corpus.services, service, outcome.score, labels)
+        if self.agreement is None:
+            return
+        for member in outcome.members:
+            self.members[member.name].add(corpus.services, service, member.results.score,
+                                          labels)
+        self.agreement.add([member.results.score for member in outcome.members])
+        self.severity += np.bincount(outcome.severity.level.astype(np.int64),
+                                     minlength=len(LEVELS))[:len(LEVELS)]
+
+    def summary(self, label_source: str) -> dict:
+        """The run's summary, and each member's when several (summary.json's content)."""
+        summary = self.run.summary(label_source)
+        if self.agreement is not None:
+            summary["per_detector"] = {name: tally.summary(label_source)
+                                       for name, tally in self.members.items()}
+            summary["agreement"] = self.agreement.result()
+            summary["severity"] = {level: int(self.severity[i])
+                                   for i, level in enumerate(LEVELS)}
+        return summary

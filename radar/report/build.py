@@ -7,6 +7,12 @@ one — and writes ``report.json``, ``report.md`` and a self-contained
 
 The run folder's layout is :class:`radar.rundir.RunDir`'s business.
 
+Every results file is read once, streamed into a
+:class:`~radar.report.digest.ResultsDigest` (counts per service and day, quality
+tallies, a top-k heap, an aligned sample for the plots), so a run of tens of millions
+of sessions reports in bounded memory; ``report.json``'s ``metrics.figures`` says which
+figures are exact and which come from histograms or the sample.
+
 Without a label file, ``has_error`` stands in as a *weak* label for the tables and
 curves, but it never marks a precision/recall/F1 criterion met: ERROR lines are
 neither necessary nor sufficient for an anomaly, and when they chose the training
@@ -30,12 +36,24 @@ from radar.errors import RadarError
 from radar.fsutil import atomic_write_text
 from radar.metrics_log import read_metrics
 from radar.report.analyze import analyze
-from radar.report.evaluate import evaluate
-from radar.report.results import Results, labels_for, load_results
+from radar.report.digest import (
+    ANOMALIES,
+    ERRORS,
+    FLAGGED_ERRORS,
+    SAMPLE_ERROR,
+    SAMPLE_LABEL,
+    SAMPLE_SCORE,
+    ResultsDigest,
+    digest_results,
+)
+from radar.report.evaluate import WEAK_SOURCE
+from radar.report.results import LabelJoin
+from radar.report.tally import EXACT, FROM_HISTOGRAM, METHOD
 from radar.rundir import RunDir, read_json
-from radar.scoring.severity import LEVELS, level_counts
+from radar.scoring.severity import LEVELS
 
 TOP_N = 10
+PLOT_SAMPLE = 200_000       # sessions the curves and histogram are drawn from, at most
 
 # The user's success bar: (key, label, comparison, target). "{loss}" is the primary
 # detector's training objective (LogBERT's is the MLM loss the user's bar names).
@@ -98,20 +116,52 @@ def criteria_table(training: dict | None, metrics: dict, detector: str, weak: bo
     return rows
 
 
-def label_free_facts(final: Results, quality: dict | None) -> dict:
+def label_free_facts(final: ResultsDigest, quality: dict | None) -> dict:
     """What the run shows without any label: flag rate and how flags split by ERROR lines,
-    plus the injected-corruption estimate when the run measured one."""
-    flagged, error = final.is_anomaly, final.has_error
-    n = max(final.n, 1)
+    plus the injected-corruption estimate when the run measured it."""
+    totals = final.per_file.sum(axis=0)
+    flagged, errors, both = (int(totals[column]) for column in (ANOMALIES, ERRORS,
+                                                               FLAGGED_ERRORS))
     return {
-        "sessions": final.n, "flagged": int(flagged.sum()),
-        "flag_rate": float(flagged.sum() / n),
-        "flagged_with_error": int((flagged & error).sum()),
-        "flagged_without_error": int((flagged & ~error).sum()),
-        "error_sessions": int(error.sum()),
-        "error_sessions_flagged": int((flagged & error).sum()),
-        "error_sessions_not_flagged": int((~flagged & error).sum()),
+        "sessions": final.n, "flagged": flagged,
+        "flag_rate": float(flagged / max(final.n, 1)),
+        "flagged_with_error": both,
+        "flagged_without_error": flagged - both,
+        "error_sessions": errors,
+        "error_sessions_flagged": both,
+        "error_sessions_not_flagged": errors - both,
         "injected": quality}
+
+
+def evaluation(digest: ResultsDigest, *, weak: bool, label_source: str) -> dict:
+    """What :func:`radar.report.evaluate.evaluate` reports for the file, from its digest:
+    against the label file, or ``has_error`` when ``weak``, at the file's threshold."""
+    if digest.threshold is None or digest.unjudged:
+        raise RadarError(f"{digest.path} does not record one threshold (written by an older "
+                         "RADAR, or edited); pass --threshold")
+    tally = digest.weak if weak else digest.labelled
+    if tally is None or not tally.labelled:
+        raise RadarError(f"no session of {digest.path} has a label in {label_source}; check "
+                         "that the label file belongs to these day files")
+    report = tally.report()
+    per_service, per_day = report.pop("per_service"), report.pop("per_day")
+    report.update({"label_source": WEAK_SOURCE if weak else label_source, "weak_labels": weak,
+                   "threshold_source": "the results file (set when it was written)",
+                   "results": str(digest.path), "per_service": per_service,
+                   "per_day": per_day})
+    return report
+
+
+def _figures(final: ResultsDigest, *, weak: bool) -> dict:
+    """Which figures are exact, which come from histograms, what the plots are drawn from."""
+    drawn = final.rows.values.shape[0] if final.rows is not None else 0
+    tally = final.weak if weak else final.labelled
+    return {"exact": list(EXACT), "from_histogram": list(FROM_HISTOGRAM), "how": METHOD,
+            "histograms_exact": tally.exact,
+            "roc_auc_max_error": tally.overall.histogram.roc_auc_error_bound(),
+            "plots": (f"ROC/PR curves and the score histogram are drawn from {drawn:,} of the "
+                      f"{final.n:,} sessions" + (" (all)" if drawn == final.n else
+                                                 " (a uniform sample)"))}
 
 
 def _training_summary(records: list[dict]) -> dict | None:
@@ -140,9 +190,9 @@ def _split(run: RunDir) -> dict:
     return out
 
 
-def _same_sessions(a: Results, b: Results) -> bool:
-    return (a.n == b.n and np.array_equal(a.session_id, b.session_id)
-            and [a.files[i] for i in a.file] == [b.files[i] for i in b.file])
+def _digest(path: Path, labels: LabelJoin | None, *, keep_top: int = 0) -> ResultsDigest:
+    return digest_results(path, keep_top=keep_top, quality=True, labels=labels,
+                          plot_sample=PLOT_SAMPLE)
 
 
 def build_report(run_dir: str | Path, *, labels_path: str | None = None,
@@ -152,21 +202,21 @@ def build_report(run_dir: str | Path, *, labels_path: str | None = None,
     data_cfg = layout.config.get("data") or {}
     labels_path = labels_path or data_cfg.get("label_file")
     table = read_labels(labels_path) if labels_path else None
-    final = load_results(layout.final_results, keep_top=4 * TOP_N)
-    labels = labels_for(final, table) if table else None
+    final = _digest(layout.final_results, LabelJoin(table) if table else None,
+                    keep_top=4 * TOP_N)
     unused_labels = None
-    if labels is not None and not (labels >= 0).any():
+    if table is not None and (final.labelled is None or not final.labelled.labelled):
         # A label file that covers none of the reported sessions (another data set's, or
         # labels of other days) leaves the weak label; the report says so instead of
         # failing a whole run at its last step.
-        unused_labels, labels, table = str(labels_path), None, None
+        unused_labels, table = str(labels_path), None
+    weak = table is None
     source = str(labels_path) if table else ""
-    final_eval = evaluate(final, labels, label_source=source)
-    weak = final_eval["weak_labels"]
-    eval_labels = labels if labels is not None else final.has_error.astype(np.int8)
+    final_eval = evaluation(final, weak=weak, label_source=source)
+    final_eval["figures"] = _figures(final, weak=weak)
 
     detectors: dict[str, dict] = {}
-    scores = {}
+    samples = {}
     training_records: dict[str, list[dict]] = {}
     for name, folder in layout.run.detector_dirs().items():
         records = read_metrics(folder)
@@ -174,15 +224,15 @@ def build_report(run_dir: str | Path, *, labels_path: str | None = None,
         entry = {"training": _training_summary(records), "folder": str(folder)}
         path = layout.run.detector_results(name)
         if path.is_file():
-            results = final if path == layout.final_results else load_results(path)
-            entry["metrics"] = evaluate(results, labels_for(results, table) if table else None,
-                                        label_source=source)
-            if _same_sessions(results, final):
-                scores[name] = results.score
+            results = (final if path == layout.final_results
+                       else _digest(path, LabelJoin(table) if table else None))
+            entry["metrics"] = evaluation(results, weak=weak, label_source=source)
+            if results.session_sequence == final.session_sequence:
+                samples[name] = results.rows.values[:, SAMPLE_SCORE]
         detectors[name] = entry
     ensemble = len(layout.detectors) > 1
     if ensemble:
-        scores["ensemble"] = final.score
+        samples["ensemble"] = final.rows.values[:, SAMPLE_SCORE]
     primary = layout.detectors[0]
     analysis = analyze(final, data_dir=data_cfg.get("preprocessed_dir"),
                        cache_dir=data_cfg.get("cache_dir"), top_n=TOP_N)
@@ -204,15 +254,17 @@ def build_report(run_dir: str | Path, *, labels_path: str | None = None,
         "label_free": label_free_facts(final, read_json(layout.run.quality)),
         "analysis": analysis,
         "agreement": (read_json(layout.run.summary) or {}).get("agreement"),
-        "severity": ({"per_service": level_counts(final.severity, final.service,
-                                                  final.services),
-                      "per_day": level_counts(final.severity, final.file, final.files)}
-                     if final.severity is not None else None),
+        "severity": ({"per_service": final.severity_counts("service"),
+                      "per_day": final.severity_counts("day")}
+                     if final.has_severity else None),
         "config": layout.config,
     }
     images: dict[str, bytes] = {}
     if with_plots:
-        images = _plots(report, final, eval_labels, scores, training_records)
+        rows = final.rows.values
+        labels = (rows[:, SAMPLE_ERROR] if weak else rows[:, SAMPLE_LABEL]).astype(np.int8)
+        images = _plots(report, final, labels, rows[:, SAMPLE_SCORE], samples,
+                        training_records)
     report["images"] = sorted(images)
     return report, images
 
@@ -226,9 +278,12 @@ def _threshold_info(layout: RunLayout, final_eval: dict) -> dict:
     return info
 
 
-def _plots(report: dict, final: Results, labels: np.ndarray, scores: dict,
-           training_records: dict[str, list[dict]]) -> dict[str, bytes]:
-    """Every plot the data allow; one that has nothing to draw is left out."""
+def _plots(report: dict, final: ResultsDigest, labels: np.ndarray, score: np.ndarray,
+           scores: dict[str, np.ndarray], training_records: dict[str, list[dict]]
+           ) -> dict[str, bytes]:
+    """Every plot the data allow; one that has nothing to draw is left out. ``labels``,
+    ``score`` and ``scores`` are the aligned sample's rows (all sessions up to
+    ``PLOT_SAMPLE``)."""
     from radar.report import plots
 
     analysis = report["analysis"]
@@ -239,14 +294,14 @@ def _plots(report: dict, final: Results, labels: np.ndarray, scores: dict,
         jobs["roc_pr"] = (plots.roc_pr_curves,
                           (labels[known], {k: v[known] for k, v in scores.items()}), {})
     jobs["score_histogram"] = (plots.score_histogram,
-                               (final.score, labels, report["metrics"]["threshold"]), {})
+                               (score, labels, report["metrics"]["threshold"]), {})
     jobs["anomalies_per_service"] = (plots.anomalies_per_service,
                                      (analysis["per_service"],), {})
     if len(analysis["per_day"]) > 1:
         jobs["anomalies_per_day"] = (plots.anomalies_per_day, (analysis["per_day"],), {})
-    if final.severity is not None:
-        counts = level_counts(final.severity, final.service, final.services)
-        jobs["severity_by_service"] = (plots.severity_by_service, (counts, list(LEVELS)), {})
+    if final.has_severity:
+        jobs["severity_by_service"] = (plots.severity_by_service,
+                                       (final.severity_counts("service"), list(LEVELS)), {})
     images = {}
     for name, (plot, args, kwargs) in jobs.items():
         try:

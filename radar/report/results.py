@@ -201,3 +201,39 @@ def labels_for(results: Results, table) -> np.ndarray:
         out[rows] = table.lookup(name, results.session_id[rows],
                                  keys if any(key is not None for key in keys) else None)
     return out
+
+
+class LabelJoin:
+    """Labels (1/0, -1 unknown) of results records from a :class:`LabelTable`, a chunk of
+    records at a time, with the check :meth:`LabelTable.lookup` makes within one call
+    carried across chunks: a labelled (file, session_id) met twice is an error."""
+
+    def __init__(self, table):
+        self.table = table
+        self.seen: set[tuple[str, int]] = set()     # labelled sessions met: at most the table
+
+    def labels(self, files: list[str], file: np.ndarray, session_id: np.ndarray,
+               session_key: list[str | None]) -> np.ndarray:
+        out = np.full(file.size, -1, dtype=np.int8)
+        for index in np.unique(file):
+            rows = np.flatnonzero(file == index)
+            keys = [session_key[i] for i in rows]
+            name = files[int(index)]
+            out[rows] = self.table.lookup(name, session_id[rows],
+                                          keys if any(key is not None for key in keys) else None)
+            self._check_repeats(Path(name).name, session_id[rows])
+        return out
+
+    def _check_repeats(self, stem: str, session_ids: np.ndarray) -> None:
+        labelled = self.table.by_file_session
+        if not labelled:
+            return
+        for sid in session_ids.tolist():
+            if (stem, sid) not in labelled:
+                continue
+            if (stem, sid) in self.seen:
+                raise DataError(f"session_id {sid} occurs more than once in {stem}, so the "
+                                f"labels in {self.table.source} keyed by (file, session_id) "
+                                "cannot tell those sessions apart; give every session of a "
+                                "day its own session_id (`radar validate` lists repeats)")
+            self.seen.add((stem, sid))
