@@ -218,9 +218,20 @@ def radar_cli(*args: object) -> list[str]:
     return [sys.executable, "-m", "radar.cli", *map(str, args)]
 
 
-def training_args(data: Path, cache: Path, output: Path, steps: int) -> list[str]:
-    settings = [f"data.cache_dir={cache}", f"output_dir={output}", "data.limit_files=10",
-                f"training.total_steps={steps}", *CPU_MODEL]
+@dataclass(frozen=True)
+class Stage:
+    """What the test stage trains on and reports on: the ``limit_files`` newest day files
+    (0: all), of which the latest ``val_fraction`` validate (radar run scores them)."""
+
+    steps: int = 300
+    limit_files: int = 10
+    val_fraction: float = 0.1
+
+
+def training_args(data: Path, cache: Path, output: Path, stage: Stage) -> list[str]:
+    settings = [f"data.cache_dir={cache}", f"output_dir={output}",
+                f"data.limit_files={stage.limit_files}", f"data.val_fraction={stage.val_fraction}",
+                f"training.total_steps={stage.steps}", *CPU_MODEL]
     return ["--detector", "logbert", "--config", str(TEST_CONFIG), "--data", str(data),
             *[arg for item in settings for arg in ("--set", item)]]
 
@@ -251,7 +262,7 @@ def rate(amount: float, row: dict, unit: str) -> str:
             f"{amount / max(row['cpu_seconds'], 1e-9):,.1f} {unit}/CPU-s")
 
 
-def rehearse(bench: Bench, steps: int, workers: int) -> list[dict]:
+def rehearse(bench: Bench, stage_settings: Stage, workers: int) -> list[dict]:
     work = bench.work
     data, cache, run, logs = work / "data", work / "cache", work / "run", work / "logs"
     input_mb = disk_mb(data)
@@ -274,9 +285,9 @@ def rehearse(bench: Bench, steps: int, workers: int) -> list[dict]:
         row.update(throughput=rate(input_mb, row, "MB"), disk=f"cache {disk_mb(cache):,.0f} MB")
     stage("split", "split", radar_cli("split", data, "--out", run / "split"))
     row = stage("train", "train + calibrate",
-                radar_cli("train", *training_args(data, cache, run / "train", steps)))
+                radar_cli("train", *training_args(data, cache, run / "train", stage_settings)))
     if row:
-        row.update(throughput=rate(steps * 32, row, "sessions"),
+        row.update(throughput=rate(stage_settings.steps * 32, row, "sessions"),
                    disk=f"checkpoints {disk_mb(run / 'train'):,.0f} MB")
     results = run / "anomaly_results.json"
     if "detect" in bench.stages:
@@ -292,7 +303,7 @@ def rehearse(bench: Bench, steps: int, workers: int) -> list[dict]:
     if row:
         row["throughput"] = rate(count_sessions(results), row, "results")
     stage("run", "radar run (reuses the model)",
-          radar_cli("run", *training_args(data, cache, run / "train", steps)))
+          radar_cli("run", *training_args(data, cache, run / "train", stage_settings)))
     row = stage("report", "radar report", radar_cli("report", run / "train"))
     if row:
         reported = run / "train" / "anomaly_results.json"
@@ -310,6 +321,10 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/radar-scale"))
     parser.add_argument("--stages", default=",".join(STAGES),
                         help=f"comma-separated stages to run, in this order: {','.join(STAGES)}")
+    parser.add_argument("--limit-files", type=int, default=10,
+                        help="the test stage's newest day files (0: all)")
+    parser.add_argument("--val-fraction", type=float, default=0.1,
+                        help="share of those days that validate (radar run reports on them)")
     parser.add_argument("--code", type=Path, default=ROOT,
                         help="the RADAR checkout that runs the stages (default: this one)")
     args = parser.parse_args()
@@ -323,8 +338,9 @@ def main() -> None:
     made["seconds"] = time.perf_counter() - started
     print(f"day files: {made}", flush=True)
     bench = Bench(args.workdir, args.code.resolve(), stages)
-    rows = rehearse(bench, args.steps, args.workers)
+    rows = rehearse(bench, Stage(args.steps, args.limit_files, args.val_fraction), args.workers)
     settings = {"scale_gb": args.scale, "days": args.days, "steps": args.steps,
+                "limit_files": args.limit_files, "val_fraction": args.val_fraction,
                 "workers": args.workers, "model": CPU_MODEL, "generated": made,
                 "stages": list(stages), "code": str(bench.code)}
     (args.workdir / "scale.json").write_text(json.dumps({"settings": settings, "stages": rows},
