@@ -25,6 +25,9 @@ Cases:
                  on sessions labelled normal, as configs/demo.yaml says)
   hdfs_100k      ../shared/data/hdfs_100k with its labels: train on normal sessions of its
                  train split, report on its test split (skipped without ../shared)
+  hdfs_labelfree the same real data with NO label file: every session of the train split
+                 trains (its anomalies too), default data settings; data the generator
+                 never shaped (skipped without ../shared)
 Where a run wrote quality.json (injected corruptions), its injected recall per kind is
 printed beside the true recall per anomaly kind (labels.csv's anomaly_kind).
 Results are appended to WORKDIR/quality-rows.jsonl; a finished run folder is reused, so
@@ -49,7 +52,7 @@ from cases import (
     synth_data,
 )
 
-CASES = ("labelfree", "chronological", "labels", "hdfs_100k")
+CASES = ("labelfree", "chronological", "labels", "hdfs_100k", "hdfs_labelfree")
 ENSEMBLE = ("logbert", "deeplog", "lstm", "tcn")
 # Display only: which generated anomaly kinds an injected corruption resembles.
 INJECTED_VS_TRUE = {"drop": ("missing_step",), "swap": ("out_of_order",),
@@ -194,6 +197,29 @@ def labelled_case(args, out: Path, case: str) -> list[dict]:
         base = {"case": case, "rate": 0.05 if case == "labels" else None, "seed": seed,
                 "days": args.days or 4, "drift": 0.0, "sessions_per_day": args.sessions,
                 "detectors": "+".join(args.detectors),
+                "seconds": round(time.perf_counter() - start)}
+        rows += run_folder_rows(run_dir, data / "labels.csv", base, args.detectors)
+    return rows
+
+
+def hdfs_labelfree_case(args, out: Path) -> list[dict]:
+    """HDFS_100k label-free, one run per --seed: `radar run` without --labels."""
+    data = hdfs_data(out)
+    if data is None:
+        return []
+    rows = []
+    for seed in args.seeds:
+        name = "+".join(args.detectors)
+        run_dir = out / "runs" / f"hdfs_labelfree-{name}-s{seed}"
+        extra = ["data.max_seq_length=300"] + (
+            ["models.logbert.max_position_embeddings=300"] if "logbert" in args.detectors
+            else [])
+        start = time.perf_counter()
+        if not (run_dir / "summary.json").is_file():
+            radar_labelfree_run(args.detectors, data, run_dir, out / "cache",
+                                [f"training.seed={seed}", *extra, *args.settings])
+        base = {"case": "hdfs_labelfree", "rate": None, "seed": seed, "days": 2,
+                "drift": 0.0, "sessions_per_day": None, "detectors": name,
                 "seconds": round(time.perf_counter() - start)}
         rows += run_folder_rows(run_dir, data / "labels.csv", base, args.detectors)
     return rows
@@ -346,6 +372,10 @@ def main() -> None:
                     handle.writelines(json.dumps(row) + "\n" for row in rows)
                 print(f"done: {case} rate {rate} seed {seed}: " + ", ".join(
                     f"{r['answer']} F1 {r['f1']:.3f}" for r in rows), flush=True)
+            if case == "hdfs_labelfree":
+                runs_rows = hdfs_labelfree_case(args, out)
+                with open(store, "a", encoding="utf-8") as handle:
+                    handle.writelines(json.dumps(row) + "\n" for row in runs_rows)
             if case in ("labels", "hdfs_100k"):
                 rows = labelled_case(args, out, case)
                 with open(store, "a", encoding="utf-8") as handle:

@@ -100,6 +100,10 @@ class TrainingConfig(SectionChecks):
             self.check_number(key, minimum=0)
 
 
+# data.contamination when it is not set and no label file covers the training days.
+DEFAULT_CONTAMINATION = 0.1
+
+
 @dataclass
 class DataConfig(SectionChecks):
     preprocessed_dir: str = "../output"
@@ -117,6 +121,10 @@ class DataConfig(SectionChecks):
     # Events rarer than this share of the training sessions stay out of the vocabulary
     # and score as unseen (0: every event seen once is known). See docs/benchmarks.md.
     min_event_share: float = 0.0
+    # Share of the sessions of the training days presumed anomalous: that share with the
+    # rarest transitions makes no event known and sets no threshold (radar/data/
+    # screen.py). None: 0.1, or 0 when a label file covers every training-day session.
+    contamination: float | None = None
     # Which sessions train: all (default: nothing tells anomalies apart without labels;
     # has_error does not) | labels (--labels sets it) | no_error | no_error_no_warn
     train_filter: str = "all"
@@ -131,6 +139,13 @@ class DataConfig(SectionChecks):
         self.check_number("val_fraction", above=0, below=1)
         self.check_number("calibration_fraction", minimum=0, below=1)
         self.check_number("min_event_share", minimum=0, below=0.1)
+        self.check_number("contamination", minimum=0, below=0.5)
+
+    def screen_share(self, fully_labelled: bool) -> float:
+        """``contamination`` as applied (see its comment above)."""
+        if self.contamination is not None:
+            return float(self.contamination)
+        return 0.0 if fully_labelled else DEFAULT_CONTAMINATION
 
 
 @dataclass

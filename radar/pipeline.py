@@ -19,6 +19,7 @@ import torch
 
 from radar.config import RadarConfig, save_config
 from radar.data.files import find_day_files
+from radar.data.screen import screen_lines
 from radar.data.selection import (
     DayData,
     TrainingSets,
@@ -73,6 +74,8 @@ def train_from_config(config: RadarConfig, *, resume: str | None, workers: int, 
     train, val = split_and_prepare(config.data, run.path, workers=workers,
                                    labels=load_label_table(config.data.label_file), log=log)
     sets = training_sets(config.data, window_length(config.data.max_seq_length), train, val)
+    for line in screen_lines(sets.screen):
+        log(line)
     trained = train_all(config, sets, resume=resume, log=log, dist_info=dist_info,
                         device=device)
     return TrainedRun(config, run, trained, val, sets, dist_info, device)

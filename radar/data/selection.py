@@ -28,6 +28,7 @@ from radar.data.cache_build import prepare_files
 from radar.data.dataset import SessionCorpus
 from radar.data.files import find_day_files
 from radar.data.labels import LabelTable, read_labels
+from radar.data.screen import ScreenReport, screen
 from radar.data.split import split_files, write_split
 from radar.data.vocab import EventVocab
 from radar.errors import RadarError
@@ -194,6 +195,8 @@ class TrainingSets:
     vocab: EventVocab
     holdout_labels: np.ndarray | None = None   # 1/0/-1 per holdout session; None unlabelled
     holdout_normal: np.ndarray | None = None   # per holdout session: in ``calibration``
+    # What data.contamination screened: [training sessions, held-out sessions]
+    screen: list[ScreenReport] = field(default_factory=list)
 
 
 def training_sets(data_config, window: int, train: DayData, val: DayData | None
@@ -204,17 +207,21 @@ def training_sets(data_config, window: int, train: DayData, val: DayData | None
               for day, labels in zip(train.days, train.labels)]
     held = holdout_masks(train.days, d.calibration_fraction, d.split_seed, d.calibration_split)
     train_masks = [n & ~h for n, h in zip(normal, held)]
-    vocab = build_vocab(train.days, train_masks, d.min_event_share)
+    # data.contamination: the rarest-path share of the training sessions does not make
+    # events known, and that of the held-out ones does not set thresholds (screen.py).
+    (known, calibration), screened = screen(
+        train.days, [train_masks, [n & h for n, h in zip(normal, held)]],
+        d.screen_share(fully_labelled(train)))
+    vocab = build_vocab(train.days, known, d.min_event_share)
     sets = TrainingSets(
         train=SessionCorpus(train.days, vocab, window, train_masks),
-        calibration=SessionCorpus(train.days, vocab, window,
-                                  [n & h for n, h in zip(normal, held)]),
+        calibration=SessionCorpus(train.days, vocab, window, calibration),
         holdout=SessionCorpus(train.days, vocab, window, held),
-        validation=None, vocab=vocab)
+        validation=None, vocab=vocab, screen=screened)
     sets.holdout_labels = session_labels(train, sets.holdout)
     table = sets.holdout.sessions
     per_day = np.asarray([0] + [day.n_sessions for day in train.days]).cumsum()
-    sets.holdout_normal = np.concatenate(normal)[per_day[table.day] + table.row] \
+    sets.holdout_normal = np.concatenate(calibration)[per_day[table.day] + table.row] \
         if table.row.size else np.zeros(0, dtype=bool)
     if val is not None:
         val_masks = [normal_mask(day, labels, d.train_filter)
@@ -224,6 +231,12 @@ def training_sets(data_config, window: int, train: DayData, val: DayData | None
         raise RadarError("no training sessions left after filtering; lower "
                          "data.calibration_fraction or change data.train_filter")
     return sets
+
+
+def fully_labelled(data: DayData) -> bool:
+    """Whether a label file says normal or anomalous for every session of ``data``."""
+    return bool(data.labels) and all(labels is not None and bool((labels >= 0).all())
+                                     for labels in data.labels)
 
 
 def session_labels(data: DayData, corpus: SessionCorpus) -> np.ndarray | None:
