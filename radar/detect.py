@@ -2,9 +2,9 @@
 
 Windows are scored in length-sorted batches (little padding), then folded into
 one score per session (the maximum over its windows; the explanation comes from
-that window). Callers hand :func:`score_corpus` one day file's sessions at a time
-(:meth:`radar.runner.RunScorer.score_each_day`), so its per-session arrays never
-cover more than a day; results stream to disk one record at a time, atomically.
+that window). Callers hand :func:`score_corpus` a bounded chunk of whole day files at a
+time (:meth:`radar.runner.RunScorer.score_in_chunks`), so its per-session arrays never
+cover the corpus; results stream to disk one record at a time, atomically.
 """
 
 from __future__ import annotations

@@ -106,9 +106,9 @@ def scorer_for(trained: TrainedRun, *, log: Log) -> RunScorer:
 
 def score_days(scorer: RunScorer, data: DayData, output: Path, *, fmt: str,
                member_outputs: dict[str, Path] | None = None) -> tuple[DayData, OutcomeTally]:
-    """Score every session of ``data`` one day file at a time, writing the run's results
-    (and each member's) as each day is scored; returns what was scored and the tally of
-    its outcome (memory bounded by the largest day, not by ``data``).
+    """Score every session of ``data`` a chunk of whole day files at a time, writing the
+    run's results (and each member's) as each chunk is scored; returns what was scored and
+    the tally of its outcome (memory bounded by the largest day, not by ``data``).
 
     With a source index in the config (``source.index``), each explained event of the
     run's records names the logging statement that printed it."""
@@ -122,14 +122,14 @@ def score_days(scorer: RunScorer, data: DayData, output: Path, *, fmt: str,
                    for name, path in (member_outputs or {}).items() if name in scorer.loaded}
 
         def run_records():
-            for day, corpus, outcome in scorer.score_each_day(data):
-                tally.add(day, corpus, outcome)
-                ids, keys = day.session_ids, day.session_keys
+            for days, corpus, outcome in scorer.score_in_chunks(data):
+                tally.add(days, corpus, outcome)
+                ids, keys = days.session_ids, days.session_keys
                 for member in outcome.members:
                     if member.name in members:
                         members[member.name].write(
-                            scorer.member_records(corpus, member, day.names, ids, keys))
-                yield from scorer.records(corpus, outcome, day.names, ids, keys)
+                            scorer.member_records(corpus, member, days.names, ids, keys))
+                yield from scorer.records(corpus, outcome, days.names, ids, keys)
 
         results.write(annotate_from_config(run_records(), config.source,
                                            data_dir=data.folder,
@@ -141,7 +141,7 @@ def summarize_outcome(scored: DayData, outcome: OutcomeTally, data: DayData,
                       label_source: str) -> dict:
     """The end-of-run summary of the run's answer, and each member's when several.
 
-    It was summed up day by day while ``scored`` was scored (labels joined then), so
+    It was summed up chunk by chunk while ``scored`` was scored (labels joined then), so
     ``data`` (the same days, as callers pass them) adds nothing."""
     return outcome.summary(label_source)
 

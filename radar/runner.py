@@ -7,11 +7,12 @@ them through its fitted :class:`~radar.ensemble.Combination`. Either way, scorin
 corpus gives an :class:`Outcome`, and :meth:`RunScorer.records` turns it into the
 records ``anomaly_results.json`` holds, one per session.
 
-Day files are scored one at a time (:meth:`RunScorer.score_each_day`): a corpus, its
-per-session arrays and its records never cover more than one day file, and what the
-end-of-run summary needs is summed up as the days go (:class:`OutcomeTally`), so the
-memory of `radar run` and `radar detect` is bounded by the largest day, not the corpus.
-A micro-batch of `radar serve` or `radar watch` is one corpus scored the same way.
+Day files are scored a chunk of whole days at a time (:meth:`RunScorer.score_in_chunks`):
+a corpus, its per-session arrays and its records never cover more than
+``CHUNK_SESSIONS`` sessions plus one day file, and what the end-of-run summary needs is
+summed up as the chunks go (:class:`OutcomeTally`), so the memory of `radar run` and
+`radar detect` is bounded by the largest day, not the corpus. A micro-batch of
+`radar serve` or `radar watch` is one corpus scored the same way.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ from radar.report.summary import AgreementTally, SummaryTally
 from radar.rundir import RunDir
 from radar.scoring.calibration import Calibration
 from radar.scoring.severity import LEVELS, SeverityResult
+
+# Sessions a scoring chunk gathers whole day files up to (~300 bytes of arrays each).
+CHUNK_SESSIONS = 65_536
 
 
 @dataclass
@@ -209,15 +213,26 @@ class RunScorer:
             raw, corpus.services, table.service, table.flags)
         return Outcome(combined, self.calibration, members, normalized, severity)
 
-    def score_each_day(self, data: DayData, *, batch_size: int | None = None,
-                       device: torch.device | None = None
-                       ) -> Iterator[tuple[DayData, SessionCorpus, Outcome]]:
-        """Each day file of ``data`` scored on its own, in order, as (the day alone, its
-        corpus, its outcome): what is held at once is one day's, whatever the corpus."""
-        for d in range(len(data.days)):
-            day = DayData(data.files[d:d + 1], data.days[d:d + 1], data.labels[d:d + 1])
-            corpus = self.corpus(day.days)
-            yield day, corpus, self.score(corpus, batch_size=batch_size, device=device)
+    def score_in_chunks(self, data: DayData, *, batch_size: int | None = None,
+                        device: torch.device | None = None,
+                        chunk_sessions: int | None = None
+                        ) -> Iterator[tuple[DayData, SessionCorpus, Outcome]]:
+        """The day files of ``data`` scored a chunk at a time, in order, as (the chunk's
+        days, its corpus, its outcome). A chunk is whole consecutive days gathered until
+        it holds ``chunk_sessions`` sessions (a bigger day is a chunk of its own), so what
+        is held at once is bounded by that plus one day, whatever the corpus; small days
+        share a chunk so the length-sorted batches stay full (one day of a few hundred
+        sessions at a time doubled the padding, and the time, in a measured run)."""
+        limit = chunk_sessions or CHUNK_SESSIONS
+        start, held = 0, 0
+        for d, day in enumerate(data.days):
+            held += day.n_sessions
+            if held >= limit or d == len(data.days) - 1:
+                chunk = DayData(data.files[start:d + 1], data.days[start:d + 1],
+                                data.labels[start:d + 1])
+                corpus = self.corpus(chunk.days)
+                yield chunk, corpus, self.score(corpus, batch_size=batch_size, device=device)
+                start, held = d + 1, 0
 
     def records(self, corpus: SessionCorpus, outcome: Outcome, file_names: list,
                 session_ids: list[np.ndarray], session_keys: list) -> Iterator[dict[str, Any]]:
@@ -274,9 +289,9 @@ class OutcomeTally:
     def threshold(self) -> float:
         return self.calibration.threshold
 
-    def add(self, day: DayData, corpus: SessionCorpus, outcome: Outcome) -> None:
-        """Fold one scored day in (its labels joined from ``day``)."""
-        labels = session_labels(day, corpus)
+    def add(self, days: DayData, corpus: SessionCorpus, outcome: Outcome) -> None:
+        """Fold one scored chunk in (its labels joined from ``days``)."""
+        labels = session_labels(days, corpus)
         service = corpus.sessions.service
         self.run.add(corpus.services, service, outcome.score, labels)
         if self.agreement is None:

@@ -1,5 +1,6 @@
-"""Memory bounded by design (issue #15): scoring holds one day file at a time, the report
-never loads a results file's columns, and the bounded-memory figures match the exact ones."""
+"""Memory bounded by design (issue #15): scoring holds a bounded chunk of whole day files at
+a time, the report never loads a results file's columns, and the bounded-memory figures
+match the exact ones."""
 
 from __future__ import annotations
 
@@ -51,25 +52,31 @@ def trained(tmp_path_factory):
     return root
 
 
-def test_scoring_is_never_handed_more_than_one_day(trained, tmp_path, monkeypatch):
+@pytest.mark.parametrize("chunk, expected", [(1, [(1, SESSIONS)] * DAYS),
+                                             (100, [(2, 2 * SESSIONS)] * (DAYS // 2))])
+def test_scoring_is_never_handed_more_than_a_chunk(trained, tmp_path, monkeypatch, chunk,
+                                                   expected):
+    """Whole days are gathered until a chunk holds CHUNK_SESSIONS sessions, never more:
+    with a chunk of 1 session each day is scored alone, with 100 two days of 60 are."""
     seen = []
     real = runner_module.score_corpus
 
-    def one_day_only(loaded, corpus, **kwargs):
+    def recording(loaded, corpus, **kwargs):
         seen.append((len(corpus.days), corpus.n_sessions))
         return real(loaded, corpus, **kwargs)
 
-    monkeypatch.setattr(runner_module, "score_corpus", one_day_only)
+    monkeypatch.setattr(runner_module, "score_corpus", recording)
+    monkeypatch.setattr(runner_module, "CHUNK_SESSIONS", chunk)
     out = tmp_path / "results.json"
     result = CliRunner().invoke(cli, ["detect", "--checkpoint", str(trained / "run" /
                                                                      "best_model.pt"),
                                       "--input", str(trained / "data"), "--output", str(out),
                                       "--labels", str(trained / "data" / "labels.csv")])
     assert result.exit_code == 0, result.output
-    assert len(seen) == DAYS and all(days == 1 for days, _ in seen), seen
+    assert seen == expected
     records = json.loads(out.read_text())
-    assert len(records) == sum(n for _, n in seen) == DAYS * SESSIONS
-    # Day by day, in day order, row by row: the order one corpus of all days gave.
+    assert len(records) == DAYS * SESSIONS
+    # Chunk by chunk, in day order, row by row: the order one corpus of all days gave.
     files = [r["file"] for r in records]
     assert files == sorted(files)
     assert all(b["session_id"] > a["session_id"] for a, b in itertools.pairwise(records)
