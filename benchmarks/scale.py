@@ -22,7 +22,10 @@ WORKDIR/logs/stages.jsonl), throughput and the disk the stage's output takes. Pr
 Markdown table and writes it, with the settings, to WORKDIR/scale.json.
 
 ``--stages`` runs some of the stages only (e.g. ``train`` once, then ``run,report`` to
-measure the model's reuse), and ``--code DIR`` runs them with another checkout of RADAR
+measure the model's reuse; ``detect-all`` scores every day file in one ``radar detect``
+with ``--model`` (default: the trained one), so two data sizes can share one model;
+``report-rows`` reports on a copy of the run whose results file holds ``--report-rows``
+records, the run's own cycled), and ``--code DIR`` runs them with another checkout of RADAR
 (e.g. ``git worktree add /tmp/wt-before COMMIT``), so one data set and one model measure
 the code before and after a change::
 
@@ -157,7 +160,8 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-STAGES = ("validate", "prepare", "split", "train", "detect", "analyze", "run", "report")
+STAGES = ("validate", "prepare", "split", "train", "detect", "analyze", "run", "report",
+          "detect-all", "report-rows")
 
 
 @dataclass(frozen=True)
@@ -168,6 +172,8 @@ class Bench:
     work: Path
     code: Path = ROOT
     stages: tuple[str, ...] = STAGES
+    report_rows: int = 1_000_000     # the report-rows stage's synthetic results
+    model: Path | None = None        # what detect-all scores with (default: the trained one)
 
     def env(self) -> dict[str, str]:
         """The stages import RADAR from ``code`` (first on the path), not the installed one."""
@@ -250,6 +256,26 @@ def validation_days(split_dir: Path, data: Path, into: Path) -> list[Path]:
     return days
 
 
+def synthetic_run(source: Path, into: Path, rows: int) -> Path:
+    """A copy of run folder ``source`` whose results file holds ``rows`` records: the
+    run's own records cycled, with fresh session ids, a thousand sessions a day file (for
+    `radar report` at a size no CPU here could score)."""
+    into.mkdir(parents=True, exist_ok=True)
+    for path in source.iterdir():
+        if path.is_file() and path.suffix in (".yaml", ".json", ".jsonl", ".txt") and (
+                path.name != "anomaly_results.json" and not path.name.startswith("report")):
+            (into / path.name).write_bytes(path.read_bytes())
+    records = json.loads((source / "anomaly_results.json").read_text())
+    with open(into / "anomaly_results.json", "w", encoding="utf-8") as out:
+        out.write("[")
+        for i in range(rows):
+            record = dict(records[i % len(records)], session_id=i,
+                          file=f"preprocessed_logs_{START_DAY + dt.timedelta(i // 1000)}.json")
+            out.write((",\n" if i else "\n") + json.dumps(record, ensure_ascii=False))
+        out.write("\n]\n")
+    return into
+
+
 def count_sessions(results: Path) -> int:
     from radar.report.results import iter_results
 
@@ -309,6 +335,22 @@ def rehearse(bench: Bench, stage_settings: Stage, workers: int) -> list[dict]:
         reported = run / "train" / "anomaly_results.json"
         row["throughput"] = rate(count_sessions(reported), row, "results")
         row["disk"] = f"results {disk_mb(reported):,.0f} MB"
+    if "detect-all" in bench.stages:
+        model = bench.model or run / "train" / "best_model.pt"
+        out = run / "detect-all" / "anomaly_results.json"
+        row = stage("detect-all", "radar detect (every day file, one process)",
+                    radar_cli("detect", "--checkpoint", model, "--input", data, "--output",
+                              out, "--cache-dir", cache))
+        n = count_sessions(out)
+        row["throughput"] = rate(n, row, "sessions") + f" ({n:,} sessions, model {model})"
+        row["disk"] = f"results {disk_mb(out):,.0f} MB"
+    if "report-rows" in bench.stages:
+        synthetic = synthetic_run(run / "train", run / f"report-{bench.report_rows}",
+                                  bench.report_rows)
+        row = stage("report-rows", f"radar report ({bench.report_rows:,} results)",
+                    radar_cli("report", synthetic))
+        row["throughput"] = rate(bench.report_rows, row, "results")
+        row["disk"] = f"results {disk_mb(synthetic / 'anomaly_results.json'):,.0f} MB"
     return rows
 
 
@@ -325,6 +367,10 @@ def main() -> None:
                         help="the test stage's newest day files (0: all)")
     parser.add_argument("--val-fraction", type=float, default=0.1,
                         help="share of those days that validate (radar run reports on them)")
+    parser.add_argument("--report-rows", type=int, default=1_000_000,
+                        help="records of the report-rows stage's synthetic results file")
+    parser.add_argument("--model", type=Path,
+                        help="the checkpoint detect-all scores with (default: the trained one)")
     parser.add_argument("--code", type=Path, default=ROOT,
                         help="the RADAR checkout that runs the stages (default: this one)")
     args = parser.parse_args()
@@ -337,12 +383,13 @@ def main() -> None:
     made = generate(args.workdir / "data", args.scale, args.days, args.workers)
     made["seconds"] = time.perf_counter() - started
     print(f"day files: {made}", flush=True)
-    bench = Bench(args.workdir, args.code.resolve(), stages)
+    bench = Bench(args.workdir, args.code.resolve(), stages, args.report_rows, args.model)
     rows = rehearse(bench, Stage(args.steps, args.limit_files, args.val_fraction), args.workers)
     settings = {"scale_gb": args.scale, "days": args.days, "steps": args.steps,
                 "limit_files": args.limit_files, "val_fraction": args.val_fraction,
                 "workers": args.workers, "model": CPU_MODEL, "generated": made,
-                "stages": list(stages), "code": str(bench.code)}
+                "stages": list(stages), "code": str(bench.code),
+                "report_rows": args.report_rows}
     (args.workdir / "scale.json").write_text(json.dumps({"settings": settings, "stages": rows},
                                                         indent=2))
     print(f"\n{made['files']} day files, {made['bytes'] / 1e9:.2f} GB "
