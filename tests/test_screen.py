@@ -120,17 +120,38 @@ def test_screened_events_leave_the_vocabulary_but_their_sessions_still_train(tmp
                 out[i, :take[i]] = self.events[self.offsets[r]:self.offsets[r] + take[i]]
             return out[:, :max(1, int(take.max(initial=1)))], take
 
-    days = [Prepared(common(45) + [[1, 2, 99, 3, 4]] * 2 + [[1, 3, 2, 4]] * 3)
+    # Event 99: 4 of the 910 training sessions (under ROUTINE_SHARE), all screened.
+    days = [Prepared(common(450) + [[1, 2, 99, 3, 4]] * 2 + [[1, 3, 2, 4]] * 3)
             for _ in range(3)]
     data = DayData([tmp_path / f"d{i}.json" for i in range(3)], days, [None] * 3)
     config = DataConfig(calibration_fraction=0.3, calibration_split="days")
     sets = training_sets(config, 8, data, None)
     assert 99 not in sets.vocab.event_ids and {1, 2, 3, 4} <= set(sets.vocab.event_ids)
-    assert sets.train.n_sessions == 100                 # two whole days, nobody left out
-    assert sets.holdout.n_sessions == 50
-    assert sets.calibration.n_sessions == 50 - 5        # 10% of 50 screened
-    assert int(sets.holdout_normal.sum()) == 45
-    assert [r.n_screened for r in sets.screen] == [10, 5]
+    assert sets.train.n_sessions == 910                 # two whole days, nobody left out
+    assert sets.holdout.n_sessions == 455
+    assert sets.calibration.n_sessions == 455 - 45      # 10% of 455 screened
+    assert int(sets.holdout_normal.sum()) == 410
+    assert [r.n_screened for r in sets.screen] == [91, 45]
     plain = training_sets(DataConfig(calibration_fraction=0.3, contamination=0), 8, data,
                           None)
-    assert 99 in plain.vocab.event_ids and plain.calibration.n_sessions == 50
+    assert 99 in plain.vocab.event_ids and plain.calibration.n_sessions == 455
+
+
+def test_an_event_interleaved_at_random_stays_known_though_its_sessions_are_screened(tmp_path):
+    """A heartbeat line dropped into sessions at random points makes every transition
+    around it rare, so the screen takes every session holding it; the event itself is
+    logged by more sessions than the screen's cutoff and stays in the vocabulary."""
+    from radar.data.screen import common_events
+
+    rng = np.random.default_rng(0)
+    sessions = [list(range(10, 20)) for _ in range(400)]
+    for i in range(0, 400, 10):          # 40 sessions, heartbeat 5 at a random place
+        sessions[i].insert(int(rng.integers(1, 10)), 5)
+    sessions[1] = sessions[1][:4] + [77] + sessions[1][4:]      # an event one session logs
+    day = Day(sessions)
+    masks = [np.ones(400, dtype=bool)]
+    (kept,), (report,) = screen([day], [masks], 0.12)
+    assert not kept[0][::10].any()                   # every heartbeat session screened
+    assert not kept[0][1]
+    known = common_events([day], masks, report)
+    assert 5 in known and 77 not in known

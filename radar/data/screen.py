@@ -101,6 +101,41 @@ def _transitions(day: PreparedDay, mask: np.ndarray, width: int
     return owners[distinct], codes[distinct]
 
 
+# An event at least this share of the sessions log is routine: the screen never makes it
+# unseen. Were it normal, its sessions alone would spend the default false-alarm budget
+# (0.5%) on the next day.
+ROUTINE_SHARE = 0.005
+
+
+def common_events(days: list[PreparedDay], masks: list[np.ndarray], report: ScreenReport
+                  ) -> np.ndarray:
+    """Raw ids of the events that stay known even when every masked session logging them
+    was screened: those logged by more sessions than the screen's cutoff
+    (``report.max_support``, no rarer than a transition it keeps) or by at least
+    ROUTINE_SHARE of them. A heartbeat interleaved at random points makes every
+    transition around it rare, not itself."""
+    n_sessions = sum(int(mask.sum()) for mask in masks)
+    support = np.zeros(0, dtype=np.int64)
+    for day, mask in zip(days, masks):
+        rows = np.flatnonzero(mask & (day.lengths > 0))
+        if rows.size == 0:
+            continue
+        lengths = day.lengths[rows]
+        take = np.repeat(np.asarray(day.offsets)[rows]
+                         - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
+        events = np.asarray(day.events)[take + np.arange(int(lengths.sum()))].astype(np.int64)
+        owners = np.repeat(rows, lengths)
+        pairs = np.unique(owners * (int(events.max()) + 1) + events)
+        counts = np.bincount(pairs % (int(events.max()) + 1))
+        if counts.size > support.size:
+            counts[:support.size] += support
+            support = counts
+        else:
+            support[:counts.size] += counts
+    return np.flatnonzero((support > report.max_support)
+                          | (support >= ROUTINE_SHARE * n_sessions))
+
+
 def _width(days: list[PreparedDay]) -> int:
     top = max((int(np.asarray(day.events).max()) for day in days if day.n_events), default=0)
     return top + 3          # start, every event id + 1, end

@@ -28,7 +28,7 @@ from radar.data.cache_build import prepare_files
 from radar.data.dataset import SessionCorpus
 from radar.data.files import find_day_files
 from radar.data.labels import LabelTable, read_labels
-from radar.data.screen import ScreenReport, screen
+from radar.data.screen import ScreenReport, common_events, screen
 from radar.data.split import split_files, write_split
 from radar.data.vocab import EventVocab
 from radar.errors import RadarError
@@ -162,11 +162,12 @@ def holdout_masks(days: list[PreparedDay], fraction: float, seed: int, how: str
 
 
 def build_vocab(days: list[PreparedDay], masks: list[np.ndarray],
-                min_event_share: float = 0.0) -> EventVocab:
+                min_event_share: float = 0.0, known: np.ndarray | None = None) -> EventVocab:
     """Vocabulary of the events in the selected (training) sessions. Events occurring
     fewer times than ``min_event_share`` x the number of training sessions stay out of
     it, so they score as unseen: a template that only a handful of sessions log is what
-    an anomaly looks like, even when those sessions trained."""
+    an anomaly looks like, even when those sessions trained. ``known`` (raw ids) are in
+    the vocabulary whatever ``masks`` hold."""
     counts = np.zeros(1, dtype=np.int64)
     for day, mask in zip(days, masks):
         events = np.asarray(day.events)
@@ -183,7 +184,11 @@ def build_vocab(days: list[PreparedDay], masks: list[np.ndarray],
         raise RadarError("the training days hold no normal sessions to learn from; check "
                          "data.train_filter and the has_error share (`radar validate`)")
     n_sessions = sum(int(mask.sum()) for mask in masks)
-    return EventVocab.from_counts(counts, max(1, int(np.ceil(min_event_share * n_sessions))))
+    keep = counts >= max(1, int(np.ceil(min_event_share * n_sessions)))
+    if known is not None and known.size:
+        keep = np.pad(keep, (0, max(0, int(known.max()) + 1 - keep.size)))
+        keep[known] = True
+    return EventVocab(np.flatnonzero(keep))
 
 
 @dataclass
@@ -212,7 +217,9 @@ def training_sets(data_config, window: int, train: DayData, val: DayData | None
     (known, calibration), screened = screen(
         train.days, [train_masks, [n & h for n, h in zip(normal, held)]],
         d.screen_share(fully_labelled(train)))
-    vocab = build_vocab(train.days, known, d.min_event_share)
+    vocab = build_vocab(train.days, known, d.min_event_share,
+                        known=common_events(train.days, train_masks, screened[0])
+                        if screened[0].n_screened else None)
     sets = TrainingSets(
         train=SessionCorpus(train.days, vocab, window, train_masks),
         calibration=SessionCorpus(train.days, vocab, window, calibration),
