@@ -49,7 +49,8 @@ def calibrate(checkpoint: Path, sets: TrainingSets, *, detection, device, batch_
     held = score_corpus(loaded, sets.holdout, batch_size=batch_size, device=device).score
     calibration = set_threshold(detection, normal_scores=held[sets.holdout_normal],
                                 score_name=loaded.detector.score_name,
-                                holdout_scores=held, holdout_labels=sets.holdout_labels)
+                                holdout_scores=held, holdout_labels=sets.holdout_labels,
+                                data=sets.calibration_data)
     payload["model"] = loaded.model.state_dict()
     payload["calibration"] = calibration.to_dict()
     # The stored config says which detection settings this calibration followed.

@@ -83,7 +83,7 @@ class Combination:
     @classmethod
     def fit(cls, config: RadarConfig, raw: np.ndarray, names: list[str],
             thresholds: list[float], *, labels: np.ndarray | None = None,
-            normal: np.ndarray | None = None) -> Combination:
+            normal: np.ndarray | None = None, data: str | None = None) -> Combination:
         """Fit on the members' raw scores of the calibration sessions, shape (n, d).
 
         ``normal`` marks the sessions the training filter calls normal (the normalisers
@@ -102,7 +102,7 @@ class Combination:
             calibration = set_threshold(
                 config.detection, normal_scores=combined[normal], score_name=score_name,
                 holdout_scores=combined if labels is not None else None,
-                holdout_labels=labels)
+                holdout_labels=labels, data=data)
         return cls(combiner, calibration, config.ensemble, config.severity)
 
     def apply(self, raw: np.ndarray, services: list[str], service: np.ndarray,

@@ -89,7 +89,8 @@ def fit_ensemble(trained: TrainedRun, loaded: dict[str, LoadedDetector], *, log:
                             device=trained.device).score for item in loaded.values()]
     thresholds = [item.calibration.threshold for item in loaded.values()]
     combination = Combination.fit(config, np.stack(columns, axis=1), list(loaded), thresholds,
-                                  labels=sets.holdout_labels, normal=sets.holdout_normal)
+                                  labels=sets.holdout_labels, normal=sets.holdout_normal,
+                                  data=sets.calibration_data)
     checkpoints = {item.name: str(item.checkpoint.resolve()) for item in trained.trained}
     write_json(trained.run.ensemble_state, combination.state_dict(checkpoints))
     log(f"ensemble ({config.ensemble.method}): {combination.calibration.describe()}")

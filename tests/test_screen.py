@@ -150,8 +150,8 @@ def test_an_event_interleaved_at_random_stays_known_though_its_sessions_are_scre
     sessions[1] = sessions[1][:4] + [77] + sessions[1][4:]      # an event one session logs
     day = Day(sessions)
     masks = [np.ones(400, dtype=bool)]
-    (kept,), (report,) = screen([day], [masks], 0.12)
+    (kept,), _ = screen([day], [masks], 0.12)
     assert not kept[0][::10].any()                   # every heartbeat session screened
     assert not kept[0][1]
-    known = common_events([day], masks, report)
+    known = common_events([day], masks)
     assert 5 in known and 77 not in known

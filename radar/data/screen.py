@@ -107,13 +107,10 @@ def _transitions(day: PreparedDay, mask: np.ndarray, width: int
 ROUTINE_SHARE = 0.005
 
 
-def common_events(days: list[PreparedDay], masks: list[np.ndarray], report: ScreenReport
-                  ) -> np.ndarray:
-    """Raw ids of the events that stay known even when every masked session logging them
-    was screened: those logged by more sessions than the screen's cutoff
-    (``report.max_support``, no rarer than a transition it keeps) or by at least
-    ROUTINE_SHARE of them. A heartbeat interleaved at random points makes every
-    transition around it rare, not itself."""
+def common_events(days: list[PreparedDay], masks: list[np.ndarray]) -> np.ndarray:
+    """Raw ids of the events at least ROUTINE_SHARE of the masked sessions log: they stay
+    known even when every session logging them was screened. A heartbeat interleaved at
+    random points makes every transition around it rare, not itself."""
     n_sessions = sum(int(mask.sum()) for mask in masks)
     support = np.zeros(0, dtype=np.int64)
     for day, mask in zip(days, masks):
@@ -132,8 +129,7 @@ def common_events(days: list[PreparedDay], masks: list[np.ndarray], report: Scre
             support = counts
         else:
             support[:counts.size] += counts
-    return np.flatnonzero((support > report.max_support)
-                          | (support >= ROUTINE_SHARE * n_sessions))
+    return np.flatnonzero(support >= ROUTINE_SHARE * n_sessions)
 
 
 def _width(days: list[PreparedDay]) -> int:

@@ -203,6 +203,15 @@ class TrainingSets:
     # What data.contamination screened: [training sessions, held-out sessions]
     screen: list[ScreenReport] = field(default_factory=list)
 
+    @property
+    def calibration_data(self) -> str:
+        """What the calibration sessions are, for thresholds' records and reports."""
+        what = "sessions of the training days held out from training"
+        if len(self.screen) == 2 and self.screen[1].n_screened:
+            what += (f", less the {self.screen[1].n_screened} with the rarest transitions "
+                     f"(data.contamination {self.screen[1].share:g})")
+        return what
+
 
 def training_sets(data_config, window: int, train: DayData, val: DayData | None
                   ) -> TrainingSets:
@@ -218,7 +227,7 @@ def training_sets(data_config, window: int, train: DayData, val: DayData | None
         train.days, [train_masks, [n & h for n, h in zip(normal, held)]],
         d.screen_share(fully_labelled(train)))
     vocab = build_vocab(train.days, known, d.min_event_share,
-                        known=common_events(train.days, train_masks, screened[0])
+                        known=common_events(train.days, train_masks)
                         if screened[0].n_screened else None)
     sets = TrainingSets(
         train=SessionCorpus(train.days, vocab, window, train_masks),

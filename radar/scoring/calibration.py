@@ -13,8 +13,10 @@ Methods (``detection.threshold_method``):
   point is taken. Anomalies above the normal tail never enter the fit, so a
   contamination of up to about TAIL_SHARE / 2 does not move the threshold; a plain
   percentile lands inside the anomalies as soon as they outnumber the budget. Where the
-  real tail is lighter than exponential the cut is conservative (fewer false alarms
-  than the budget), where heavier, it exceeds the budget (benchmarks/thresholds.py).
+  real tail is lighter than exponential the fitted cut is conservative, so the
+  held-out scores' own percentile caps it: anomalies among them can only raise that
+  percentile, so the budget still holds. Where the real tail is heavier than
+  exponential the cut exceeds the budget (benchmarks/thresholds.py).
 - ``percentile``: that percentile of the held-out scores themselves. Exact on clean
   normal data; any contamination above the budget drags the threshold into the
   anomalies.
@@ -37,7 +39,7 @@ from radar.errors import ConfigError, RadarError
 
 METHODS = ("tail", "percentile", "best_f1", "fixed")
 # Bumped whenever a method's algorithm changes, so a reused model is recalibrated.
-CALIBRATION_VERSION = 2
+CALIBRATION_VERSION = 3
 # Share of the held-out scores above the tail's start; candidate cuts scanned above it.
 TAIL_SHARE = 0.2
 TAIL_CANDIDATES = 400
@@ -165,8 +167,11 @@ def tail_threshold(scores: np.ndarray, percentile: float, *, data: str, score_na
     sessions, on held-out sessions that may include anomalies."""
     scores = _finite(scores)
     _need(scores, "held-out sessions")
-    value = tail_cut(scores, (100.0 - percentile) / 100.0)
-    value = min(value, float(scores.max()))
+    # Anomalies among the scores can only raise their own percentile, so it bounds the
+    # cut a normal tail allows; it is lower where the real tail is lighter than the
+    # exponential one fitted.
+    value = min(tail_cut(scores, (100.0 - percentile) / 100.0),
+                float(np.percentile(scores, percentile, method="higher")))
     calibration = Calibration("tail", value, percentile, int(scores.size), data, score_name,
                               warning=_top_tie_warning(scores, value, percentile))
     calibration.flagged_share = float(np.mean(scores > value))
@@ -255,21 +260,23 @@ def set_threshold(detection, **kwargs) -> Calibration:
 
 def _set_threshold(detection, *, normal_scores: np.ndarray, score_name: str,
                   holdout_scores: np.ndarray | None = None,
-                  holdout_labels: np.ndarray | None = None) -> Calibration:
+                  holdout_labels: np.ndarray | None = None,
+                  data: str | None = None) -> Calibration:
     """Apply ``detection.threshold_method`` (a :class:`~radar.config.DetectionConfig`).
 
     ``normal_scores`` are the held-out *normal* sessions; ``holdout_scores`` /
-    ``holdout_labels`` all held-out sessions with their labels (``best_f1`` only).
+    ``holdout_labels`` all held-out sessions with their labels (``best_f1`` only);
+    ``data`` says what ``normal_scores`` are, for reports.
     """
     method = detection.threshold_method
-    normal_data = "normal sessions of the training days held out from training"
     if method == "tail":
         return tail_threshold(normal_scores, detection.threshold_percentile,
-                              data="sessions of the training days held out from training",
-                              score_name=score_name)
+                              data=data or "sessions of the training days held out from "
+                              "training", score_name=score_name)
     if method == "percentile":
         return percentile_threshold(normal_scores, detection.threshold_percentile,
-                                    data=normal_data, score_name=score_name)
+                                    data=data or "normal sessions of the training days held "
+                                    "out from training", score_name=score_name)
     if method == "best_f1":
         if holdout_scores is None or holdout_labels is None:
             raise RadarError("detection.threshold_method=best_f1 needs labels: set "
@@ -277,8 +284,8 @@ def _set_threshold(detection, *, normal_scores: np.ndarray, score_name: str,
         known = np.asarray(holdout_labels)
         if not ((known == 1).any() and (known == 0).any()):
             fallback = tail_threshold(normal_scores, detection.threshold_percentile,
-                                      data="sessions of the training days held out from "
-                                      "training", score_name=score_name)
+                                      data=data or "sessions of the training days held out "
+                                      "from training", score_name=score_name)
             fallback.warning = (
                 f"best_f1 found {int((known == 1).sum())} anomalous and "
                 f"{int((known == 0).sum())} normal labelled sessions among the held-out "
