@@ -256,10 +256,10 @@ def validation_days(split_dir: Path, data: Path, into: Path) -> list[Path]:
     return days
 
 
-def synthetic_run(source: Path, into: Path, rows: int) -> Path:
+def synthetic_run(source: Path, into: Path, rows: int, days: int = 32) -> Path:
     """A copy of run folder ``source`` whose results file holds ``rows`` records: the
-    run's own records cycled, with fresh session ids, a thousand sessions a day file (for
-    `radar report` at a size no CPU here could score)."""
+    run's own records cycled, with fresh session ids, spread over ``days`` day files in
+    order (for `radar report` at a size no CPU here could score)."""
     into.mkdir(parents=True, exist_ok=True)
     for path in source.iterdir():
         if path.is_file() and path.suffix in (".yaml", ".json", ".jsonl", ".txt") and (
@@ -269,8 +269,9 @@ def synthetic_run(source: Path, into: Path, rows: int) -> Path:
     with open(into / "anomaly_results.json", "w", encoding="utf-8") as out:
         out.write("[")
         for i in range(rows):
+            day = START_DAY + dt.timedelta(i * days // rows)
             record = dict(records[i % len(records)], session_id=i,
-                          file=f"preprocessed_logs_{START_DAY + dt.timedelta(i // 1000)}.json")
+                          file=f"preprocessed_logs_{day}.json")
             out.write((",\n" if i else "\n") + json.dumps(record, ensure_ascii=False))
         out.write("\n]\n")
     return into
