@@ -124,6 +124,9 @@ def run_folder_rows(run_dir: Path, labels: Path, base: dict, detectors: list[str
                "sessions": report["n"], "anomalous": report["n_anomalous"],
                "best_f1": report.get("best_f1"),
                "best_f1_threshold": report.get("best_f1_threshold"),
+               "service_f1": {name: entry.get("f1") for name, entry
+                              in (report.get("per_service") or {}).items()
+                              if entry.get("n_anomalous")},
                **score_view(folder / "anomaly_results.json", labels)}
         quality = folder / "quality.json"
         if quality.is_file():
@@ -247,6 +250,14 @@ def spread(values: list[float]) -> str:
     return f"{mean:.3f} ({min(values):.3f}..{max(values):.3f})"
 
 
+def service_spread(group: list[dict]) -> str:
+    """Lowest and highest per-service F1 over the runs of a group (services with
+    anomalies on the reported day): how balanced detection is across services."""
+    values = [f1 for r in group for f1 in (r.get("service_f1") or {}).values()
+              if f1 is not None]
+    return f"{min(values):.2f}..{max(values):.2f}" if values else "-"
+
+
 def group_key(row: dict) -> tuple:
     return (row["case"], row["rate"], row["sessions_per_day"], row["detectors"],
             row["answer"], row["days"], row["drift"])
@@ -257,8 +268,8 @@ def print_tables(rows: list[dict]) -> None:
     for row in rows:
         groups.setdefault(group_key(row), []).append(row)
     print("| case | rate | sessions/day | run | answer | seeds | precision | recall | F1 "
-          "| ROC-AUC | false alarms (budget) | calib. flagged share |")
-    print("|---|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|")
+          "| ROC-AUC | false alarms (budget) | calib. flagged share | per-service F1 |")
+    print("|---|---:|---:|---|---|---|---:|---:|---:|---:|---:|---:|---|")
     for (case, rate, n, run, answer, _, _), group in groups.items():
         seeds = ",".join(str(r["seed"]) for r in group)
         budget = group[0].get("budget")
@@ -266,7 +277,8 @@ def print_tables(rows: list[dict]) -> None:
         cells[-1] += f" ({budget:.3g})" if budget is not None else ""
         print(f"| {case} | {rate if rate is not None else '-'} | {n} | {run} | {answer} "
               f"| {seeds} | " + " | ".join(cells)
-              + f" | {spread([r['flagged_share_calibration'] for r in group])} |")
+              + f" | {spread([r['flagged_share_calibration'] for r in group])} "
+              f"| {service_spread(group)} |")
     chrono = [r for r in rows if "false_alarm_rate_calibration_day" in r]
     if chrono:
         print("\n| chronological run | seed | false alarms, reported day | on the held-out "

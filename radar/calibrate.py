@@ -40,9 +40,11 @@ def fit_scoring(loaded: LoadedDetector, corpus: SessionCorpus, *, batch_size: in
 
 
 def calibrate(checkpoint: Path, sets: TrainingSets, *, detection, device, batch_size: int,
-              seed: int, log: Log) -> Calibration:
+              seed: int, log: Log) -> tuple[Calibration, np.ndarray]:
     """Fit score normalisation on training data, set the threshold on held-out sessions
-    (``detection.threshold_method``), and store both in the checkpoint."""
+    (``detection.threshold_method``), and store both in the checkpoint. Returns the
+    calibration and the scores of ``sets.holdout`` it came from (an ensemble is fitted
+    on the same scores, so they are not computed twice)."""
     payload = load_checkpoint(checkpoint)
     loaded = loaded_from_payload(payload, checkpoint, device)
     fit_scoring(loaded, sets.train, batch_size=batch_size, device=device, seed=seed)
@@ -57,4 +59,4 @@ def calibrate(checkpoint: Path, sets: TrainingSets, *, detection, device, batch_
     payload["config"]["detection"] = dataclasses.asdict(detection)
     save_checkpoint(checkpoint, payload)
     log(calibration.describe())
-    return calibration
+    return calibration, held

@@ -85,8 +85,10 @@ def fit_ensemble(trained: TrainedRun, loaded: dict[str, LoadedDetector], *, log:
                  ) -> Combination:
     """Fit the combination of the ``loaded`` detectors on the held-out sessions; save it."""
     config, sets = trained.config, trained.sets
-    columns = [score_corpus(item, sets.holdout, batch_size=config.detection.batch_size,
-                            device=trained.device).score for item in loaded.values()]
+    known = {t.name: t.holdout_scores for t in trained.trained}   # from calibrating them
+    columns = [known.get(name) if known.get(name) is not None else
+               score_corpus(item, sets.holdout, batch_size=config.detection.batch_size,
+                            device=trained.device).score for name, item in loaded.items()]
     thresholds = [item.calibration.threshold for item in loaded.values()]
     combination = Combination.fit(config, np.stack(columns, axis=1), list(loaded), thresholds,
                                   labels=sets.holdout_labels, normal=sets.holdout_normal,

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from radar.calibrate import calibrate
@@ -36,6 +37,8 @@ class TrainedDetector:
     result: TrainResult
     checkpoint: Path
     calibration: Calibration | None
+    # Scores of the run's held-out sessions, when this run calibrated the detector
+    holdout_scores: np.ndarray | None = None
 
 
 def train_detector(name: str, config: RadarConfig, sets: TrainingSets, *, output_dir: Path,
@@ -67,7 +70,7 @@ def train_all(config: RadarConfig, sets: TrainingSets, *, resume: str | None, lo
     run = RunDir.for_config(config.output_dir, config.detectors)
     trained = []
 
-    def calibrated(checkpoint: Path) -> Calibration:
+    def calibrated(checkpoint: Path) -> tuple[Calibration, np.ndarray]:
         return calibrate(checkpoint, sets, detection=config.detection, device=device,
                          batch_size=config.detection.batch_size, seed=config.training.seed,
                          log=log)
@@ -80,7 +83,7 @@ def train_all(config: RadarConfig, sets: TrainingSets, *, resume: str | None, lo
                 log(f"{name}: reusing the trained {previous.checkpoint} (same model, training "
                     "and data settings); the detection settings or RADAR's calibration changed: "
                     "recalibrating")
-                previous.calibration = calibrated(previous.checkpoint)
+                previous.calibration, previous.holdout_scores = calibrated(previous.checkpoint)
             else:
                 log(f"{name}: reusing the trained and calibrated {previous.checkpoint} (same "
                     "model, training, data and detection settings); delete it to retrain")
@@ -93,8 +96,8 @@ def train_all(config: RadarConfig, sets: TrainingSets, *, resume: str | None, lo
             trained.append(TrainedDetector(name, target, result, result.checkpoint, None))
             break
         checkpoint = best_checkpoint(target)
-        calibration = calibrated(checkpoint) if dist_info.is_main else None
-        trained.append(TrainedDetector(name, target, result, checkpoint, calibration))
+        calibration, scores = calibrated(checkpoint) if dist_info.is_main else (None, None)
+        trained.append(TrainedDetector(name, target, result, checkpoint, calibration, scores))
     return trained
 
 

@@ -218,9 +218,17 @@ def test_changing_only_detection_settings_recalibrates_without_retraining(ensemb
     run = root / "run"
     before = (run / "logbert" / "metrics.jsonl").read_text()
     changed = [*args, "--set", "detection.threshold_percentile=99.0"]
-    result = CliRunner().invoke(cli, changed)
+    import radar.pipeline
+
+    calls = []
+    original = radar.pipeline.score_corpus
+    with pytest.MonkeyPatch.context() as patch:   # the ensemble reuses calibration's scores
+        patch.setattr(radar.pipeline, "score_corpus",
+                      lambda *a, **k: calls.append(1) or original(*a, **k))
+        result = CliRunner().invoke(cli, changed)
     assert result.exit_code == 0, result.output
     assert result.output.count("recalibrating") == 2
+    assert calls == []
     assert (run / "logbert" / "metrics.jsonl").read_text() == before      # not retrained
     calibration = json.loads((run / "calibration.json").read_text())
     assert calibration["percentile"] == 99.0
