@@ -101,17 +101,16 @@ def _transitions(day: PreparedDay, mask: np.ndarray, width: int
     return owners[distinct], codes[distinct]
 
 
-# An event at least this share of the sessions log is routine: the screen never makes it
-# unseen. Were it normal, its sessions alone would spend the default false-alarm budget
-# (0.5%) on the next day.
-ROUTINE_SHARE = 0.005
+# The most the screen may make unseen: events (rarest first) whose sessions add up to
+# this share of the training sessions. Were they all normal, their sessions alone would
+# spend the default false-alarm budget (0.5%) on the next day, no more; the rest stay
+# known, routine ones first (a heartbeat interleaved at random makes the transitions
+# around it rare, not itself).
+UNSEEN_SHARE = 0.005
 
 
-def common_events(days: list[PreparedDay], masks: list[np.ndarray]) -> np.ndarray:
-    """Raw ids of the events at least ROUTINE_SHARE of the masked sessions log: they stay
-    known even when every session logging them was screened. A heartbeat interleaved at
-    random points makes every transition around it rare, not itself."""
-    n_sessions = sum(int(mask.sum()) for mask in masks)
+def _event_support(days: list[PreparedDay], masks: list[np.ndarray]) -> np.ndarray:
+    """Per raw event id, the number of masked sessions logging it."""
     support = np.zeros(0, dtype=np.int64)
     for day, mask in zip(days, masks):
         rows = np.flatnonzero(mask & (day.lengths > 0))
@@ -121,15 +120,30 @@ def common_events(days: list[PreparedDay], masks: list[np.ndarray]) -> np.ndarra
         take = np.repeat(np.asarray(day.offsets)[rows]
                          - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
         events = np.asarray(day.events)[take + np.arange(int(lengths.sum()))].astype(np.int64)
-        owners = np.repeat(rows, lengths)
-        pairs = np.unique(owners * (int(events.max()) + 1) + events)
-        counts = np.bincount(pairs % (int(events.max()) + 1))
+        width = int(events.max()) + 1
+        pairs = np.unique(np.repeat(rows, lengths) * width + events)
+        counts = np.bincount(pairs % width)
         if counts.size > support.size:
             counts[:support.size] += support
             support = counts
         else:
             support[:counts.size] += counts
-    return np.flatnonzero(support >= ROUTINE_SHARE * n_sessions)
+    return support
+
+
+def kept_events(days: list[PreparedDay], masks: list[np.ndarray], kept: list[np.ndarray]
+                ) -> np.ndarray:
+    """Raw ids of the events that stay known although only screened sessions log them
+    (``masks`` less ``kept``): all but the rarest, whose sessions add up to at most
+    UNSEEN_SHARE of the ``masks`` sessions."""
+    support = _event_support(days, masks)
+    kept_support = _event_support(days, kept)
+    kept_support = np.pad(kept_support, (0, max(0, support.size - kept_support.size)))
+    only_screened = np.flatnonzero((support > 0) & (kept_support[:support.size] == 0))
+    order = only_screened[np.argsort(support[only_screened], kind="stable")]
+    allowance = UNSEEN_SHARE * sum(int(mask.sum()) for mask in masks)
+    unseen = np.cumsum(support[order]) <= allowance
+    return order[~unseen]
 
 
 def _width(days: list[PreparedDay]) -> int:

@@ -28,7 +28,7 @@ from radar.data.cache_build import prepare_files
 from radar.data.dataset import SessionCorpus
 from radar.data.files import find_day_files
 from radar.data.labels import LabelTable, read_labels
-from radar.data.screen import ScreenReport, common_events, screen
+from radar.data.screen import ScreenReport, kept_events, screen
 from radar.data.split import split_files, write_split
 from radar.data.vocab import EventVocab
 from radar.errors import RadarError
@@ -221,13 +221,20 @@ def training_sets(data_config, window: int, train: DayData, val: DayData | None
               for day, labels in zip(train.days, train.labels)]
     held = holdout_masks(train.days, d.calibration_fraction, d.split_seed, d.calibration_split)
     train_masks = [n & ~h for n, h in zip(normal, held)]
-    # data.contamination: the rarest-path share of the training sessions does not make
-    # events known, and that of the held-out ones does not set thresholds (screen.py).
-    (known, calibration), screened = screen(
-        train.days, [train_masks, [n & h for n, h in zip(normal, held)]],
+    # data.contamination: the rarest-path share of the training sessions makes no event
+    # known, that of the held-out ones sets no threshold (screen.py); sessions a label
+    # file calls normal (a review) are never screened.
+    reviewed = [labels == 0 if labels is not None else np.zeros(day.n_sessions, dtype=bool)
+                for day, labels in zip(train.days, train.labels)]
+    calibration = [n & h for n, h in zip(normal, held)]
+    (unscreened, calibration), screened = screen(
+        train.days, [[m & ~r for m, r in zip(masks, reviewed)]
+                     for masks in (train_masks, calibration)],
         d.screen_share(fully_labelled(train)))
-    vocab = build_vocab(train.days, known, d.min_event_share,
-                        known=common_events(train.days, train_masks)
+    unscreened = [u | (m & r) for u, m, r in zip(unscreened, train_masks, reviewed)]
+    calibration = [c | (n & h & r) for c, n, h, r in zip(calibration, normal, held, reviewed)]
+    vocab = build_vocab(train.days, unscreened, d.min_event_share,
+                        known=kept_events(train.days, train_masks, unscreened)
                         if screened[0].n_screened else None)
     sets = TrainingSets(
         train=SessionCorpus(train.days, vocab, window, train_masks),
