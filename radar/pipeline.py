@@ -34,7 +34,7 @@ from radar.device import resolve_device
 from radar.distributed import DistInfo, init_distributed
 from radar.ensemble import Combination
 from radar.rundir import RunDir, write_json
-from radar.runner import Outcome, OutcomeTally, RunScorer
+from radar.runner import OutcomeTally, RunScorer
 from radar.scoring.calibration import check_method
 from radar.training import TrainedDetector, train_all
 
@@ -108,10 +108,10 @@ def scorer_for(trained: TrainedRun, *, log: Log) -> RunScorer:
 
 
 def score_days(scorer: RunScorer, data: DayData, output: Path, *, fmt: str,
-               member_outputs: dict[str, Path] | None = None) -> tuple[DayData, OutcomeTally]:
+               member_outputs: dict[str, Path] | None = None) -> OutcomeTally:
     """Score every session of ``data`` a chunk of whole day files at a time, writing the
-    run's results (and each member's) as each chunk is scored; returns what was scored and
-    the tally of its outcome (memory bounded by the largest day, not by ``data``).
+    run's results (and each member's) as each chunk is scored; returns the tally of the
+    outcome (memory bounded by the largest chunk, not by ``data``).
 
     With a source index in the config (``source.index``), each explained event of the
     run's records names the logging statement that printed it."""
@@ -137,16 +137,7 @@ def score_days(scorer: RunScorer, data: DayData, output: Path, *, fmt: str,
         results.write(annotate_from_config(run_records(), config.source,
                                            data_dir=data.folder,
                                            cache_dir=config.data.cache_dir))
-    return data, tally
-
-
-def summarize_outcome(scored: DayData, outcome: OutcomeTally, data: DayData,
-                      label_source: str) -> dict:
-    """The end-of-run summary of the run's answer, and each member's when several.
-
-    It was summed up chunk by chunk while ``scored`` was scored (labels joined then), so
-    ``data`` (the same days, as callers pass them) adds nothing."""
-    return outcome.summary(label_source)
+    return tally
 
 
 def run_validation(trained: TrainedRun, *, log: Log) -> dict:
@@ -156,15 +147,15 @@ def run_validation(trained: TrainedRun, *, log: Log) -> dict:
     scorer = scorer_for(trained, log=log)
     members = ({name: run.detector_results(name) for name in run.detectors}
                if run.is_ensemble else None)
-    corpus, outcome = score_days(scorer, trained.val, run.results,
-                                 fmt=config.detection.format, member_outputs=members)
+    outcome = score_days(scorer, trained.val, run.results,
+                         fmt=config.detection.format, member_outputs=members)
     write_calibration(run.calibration, outcome)
     if config.detection.injected_sessions:
         # Corrupt the held-out sessions the training filter calls normal: with a label
         # file the known anomalies stay out, so "false alarms" are false alarms.
         write_json(run.quality, estimate_injected_recall(scorer, trained.sets.calibration,
                                                          config, log=log))
-    summary = summarize_outcome(corpus, outcome, trained.val, config.data.label_file or "")
+    summary = outcome.summary(config.data.label_file or "")
     summary["detector"] = "ensemble" if run.is_ensemble else run.detectors[0]
     for item in trained.trained:
         entry = summary["per_detector"][item.name] if run.is_ensemble else summary
@@ -192,7 +183,7 @@ def estimate_injected_recall(scorer: RunScorer, held_out, config: RadarConfig, *
     return estimate
 
 
-def write_calibration(path: Path, outcome: Outcome) -> None:
+def write_calibration(path: Path, outcome: OutcomeTally) -> None:
     """calibration.json beside a results file, for reports."""
     data = outcome.calibration.to_dict()
     data["describe"] = outcome.calibration.describe()
@@ -210,6 +201,6 @@ def detect_files(scorer: RunScorer, input_path: str, output: Path, *, pattern: s
         config.source.index = source_index
     data = prepare_days(find_day_files(input_path, pattern), config.data, workers=workers,
                         log=log, labels=load_label_table(labels))
-    scored, outcome = score_days(scorer, data, output, fmt=fmt)
+    outcome = score_days(scorer, data, output, fmt=fmt)
     write_calibration(RunDir(output.parent, []).calibration, outcome)
-    return summarize_outcome(scored, outcome, data, labels or "")
+    return outcome.summary(labels or "")

@@ -38,6 +38,14 @@ def test_newest_whole_days_are_held_out_and_few_days_fall_back_to_sessions():
     assert all(not mask.all() for mask in holdout_masks(days, 0.9, 0, "days")[:1])
 
 
+def test_a_random_held_out_share_is_capped_like_whole_days():
+    from radar.data.selection import MAX_HELD_OUT_SESSIONS
+
+    big = [_Day(1_500_000), _Day(1_500_000)]        # 10% would be 300,000 sessions
+    held = sum(int(mask.sum()) for mask in holdout_masks(big, 0.1, 0, "sessions"))
+    assert abs(held - MAX_HELD_OUT_SESSIONS) < 0.01 * MAX_HELD_OUT_SESSIONS
+
+
 def test_unlabelled_sessions_train_and_only_confirmed_anomalies_are_dropped():
     day = _Day(5, flags=[1, 0, 1, 0, 0])                  # bit 0: has_error
     labels = np.array([1, 0, -1, -1, 0], np.int8)          # a review: two rows unknown

@@ -133,9 +133,10 @@ def normal_mask(day: PreparedDay, labels: np.ndarray | None, train_filter: str) 
     return mask
 
 
-# Whole held-out days stop once this many sessions are held out: months of history
-# need a few days of calibration, not a tenth of the corpus.
-MAX_HELD_OUT_DAYS_SESSIONS = 200_000
+# Held-out sessions stop at about this many (whole days stop once past it; a random share
+# is scaled down to it): months of history need a few days of calibration, not a tenth of
+# the corpus, and calibration then holds their scores in bounded memory.
+MAX_HELD_OUT_SESSIONS = 200_000
 
 
 def holdout_masks(days: list[PreparedDay], fraction: float, seed: int, how: str
@@ -149,7 +150,7 @@ def holdout_masks(days: list[PreparedDay], fraction: float, seed: int, how: str
     """
     if how == "days" and len(days) >= 3:
         sizes = np.array([day.n_sessions for day in days])
-        want = max(1, min(round(float(fraction * sizes.sum())), MAX_HELD_OUT_DAYS_SESSIONS))
+        want = max(1, min(round(float(fraction * sizes.sum())), MAX_HELD_OUT_SESSIONS))
         held_days, total = set(), 0
         for index in range(len(days) - 1, 0, -1):      # never the oldest day
             held_days.add(index)
@@ -157,6 +158,8 @@ def holdout_masks(days: list[PreparedDay], fraction: float, seed: int, how: str
             if total >= want:
                 break
         return [np.full(day.n_sessions, i in held_days) for i, day in enumerate(days)]
+    total = sum(day.n_sessions for day in days)
+    fraction = min(fraction, MAX_HELD_OUT_SESSIONS / max(total, 1))
     return [np.random.default_rng([seed, 7919, i]).random(day.n_sessions) < fraction
             for i, day in enumerate(days)]
 
