@@ -101,7 +101,7 @@ class TrainingConfig(SectionChecks):
 
 
 # data.contamination when it is not set and no label file covers the training days.
-DEFAULT_CONTAMINATION = 0.1
+DEFAULT_CONTAMINATION = 0.05
 
 
 @dataclass
@@ -123,7 +123,7 @@ class DataConfig(SectionChecks):
     min_event_share: float = 0.0
     # Share of the sessions of the training days presumed anomalous: that share with the
     # rarest transitions makes no event known and sets no threshold (radar/data/
-    # screen.py). None: 0.1, or 0 when a label file covers every training-day session.
+    # screen.py). None: 0.05, or 0 when a label file covers every training-day session.
     contamination: float | None = None
     # Which sessions train: all (default: nothing tells anomalies apart without labels;
     # has_error does not) | labels (--labels sets it) | no_error | no_error_no_warn

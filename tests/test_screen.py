@@ -82,8 +82,8 @@ def test_no_share_screens_nothing_and_says_nothing():
 def test_contamination_defaults_to_screening_unless_labels_cover_every_session(tmp_path):
     from radar.data.selection import DayData, fully_labelled
 
-    assert DataConfig().screen_share(False) == pytest.approx(0.1)
-    assert DataConfig(train_filter="no_error").screen_share(False) == pytest.approx(0.1)
+    assert DataConfig().screen_share(False) == pytest.approx(0.05)
+    assert DataConfig(train_filter="no_error").screen_share(False) == pytest.approx(0.05)
     assert DataConfig(train_filter="labels").screen_share(True) == 0
     assert DataConfig(contamination=0.05).screen_share(True) == 0.05
     days = [Day(common(3)), Day(common(2))]
