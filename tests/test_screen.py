@@ -124,7 +124,7 @@ def test_screened_events_leave_the_vocabulary_but_their_sessions_still_train(tmp
     days = [Prepared(common(450) + [[1, 2, 99, 3, 4]] * 2 + [[1, 3, 2, 4]] * 3)
             for _ in range(3)]
     data = DayData([tmp_path / f"d{i}.json" for i in range(3)], days, [None] * 3)
-    config = DataConfig(calibration_fraction=0.3, calibration_split="days")
+    config = DataConfig(calibration_fraction=0.3, calibration_split="days", contamination=0.1)
     sets = training_sets(config, 8, data, None)
     assert 99 not in sets.vocab.event_ids and {1, 2, 3, 4} <= set(sets.vocab.event_ids)
     assert sets.train.n_sessions == 910                 # two whole days, nobody left out
