@@ -191,6 +191,9 @@ def test_report_is_self_contained_and_marks_criteria(trained):  # noqa: F811
                     "<link"):
         assert pattern not in html, pattern
     assert "Success criteria" in (run / "report.md").read_text()
+    # says which quality figures are exact and which come from bounded histograms
+    assert "bounded score histograms" in (run / "report.md").read_text()
+    assert "bounded score histograms" in (run / "report.html").read_text()
     missing = CliRunner().invoke(cli, ["report", str(root / "nowhere")])
     assert missing.exit_code != 0 and "does not exist" in missing.output
 

@@ -51,6 +51,18 @@ def _table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _figures_note(metrics: dict) -> str:
+    """Which quality figures are exact and which come from bounded histograms (empty for
+    reports written before report.json said so)."""
+    figures = metrics.get("figures") or {}
+    if not figures:
+        return ""
+    exact = "exact" if figures.get("histograms_exact") else (
+        f"within {figures.get('roc_auc_max_error', 0):.2g} of exact (ROC-AUC)")
+    return (f" ROC-AUC, PR-AUC and best F1 come from bounded score histograms, {exact} "
+            f"here; {figures.get('plots', '')}.")
+
+
 def _metric_cells(m: dict) -> list[str]:
     """The METRIC_HEADER columns of one metrics dict (numbers only: safe in HTML and
     Markdown alike)."""
@@ -236,7 +248,7 @@ detectors {_e(', '.join(report['detectors']))}{' + ensemble' if report['ensemble
 threshold['source'])}) · labels: {_e(data['label_source'])}</p>
 {_table(['service'] + METRIC_HEADER, per_service)}
 <p class="na">* best F1 is found on these very data: an upper bound, never the threshold in
-use.</p>
+use.{_e(_figures_note(m))}</p>
 {_table(['detector', 'train loss', 'val loss', 'gap', 'precision', 'recall', 'F1',
          'ROC-AUC'], det_rows)}
 {plots}
@@ -298,6 +310,8 @@ def render_markdown(report: dict) -> str:
         cells = _metric_cells(entry)
         lines.append(f"| {name if name == '**all**' else _md(name)} | " + " | ".join(cells)
                      + " |")
+    if _figures_note(m):
+        lines += ["", _md(_figures_note(m).strip())]
     lines += ["", "## Detectors", "", "| detector | train loss | val loss | gap | F1 |",
               "| --- | ---: | ---: | ---: | ---: |"]
     for name, entry in report["per_detector"].items():
