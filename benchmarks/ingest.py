@@ -17,12 +17,15 @@ Prints a Markdown table (the one in docs/benchmarks.md, section "Ingest")::
 
     python benchmarks/ingest.py                 # two ~300 MB files
     python benchmarks/ingest.py --quick         # ~30 MB each, a smoke run
+    python benchmarks/ingest.py --reader-only   # json.load and iter_sessions only
+    python benchmarks/ingest.py --compare-reader REV   # the reader at REV against this one
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import os
 import platform
@@ -122,12 +125,22 @@ def measure_json_load(paths: list[str]) -> dict:
     return {"seconds": time.perf_counter() - started, "sessions": sessions}
 
 
-def measure_reader(paths: list[str], with_tokens: bool) -> dict:
-    from radar.data.reader import DEFAULT_FIELDS, TOKEN_FIELDS, iter_sessions
+def load_reader(source: str):
+    """``radar.data.reader``, or the reader module saved at ``source`` (an older version
+    of the file, for before/after runs on the same machine at the same time)."""
+    if source in ("default", "tokens"):
+        return importlib.import_module("radar.data.reader")
+    spec = importlib.util.spec_from_file_location("radar_reader_before", source)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    fields = DEFAULT_FIELDS + TOKEN_FIELDS if with_tokens else DEFAULT_FIELDS
+
+def measure_reader(paths: list[str], with_tokens: bool, source: str = "default") -> dict:
+    reader = load_reader(source)
+    fields = reader.DEFAULT_FIELDS + reader.TOKEN_FIELDS if with_tokens else reader.DEFAULT_FIELDS
     started, sessions = time.perf_counter(), 0
-    for _ in iter_sessions(paths[0], fields=fields):
+    for _ in reader.iter_sessions(paths[0], fields=fields):
         sessions += 1
     return {"seconds": time.perf_counter() - started, "sessions": sessions}
 
@@ -182,6 +195,8 @@ def parallel_headroom() -> float:
 def run_measurement(argv: list[str]) -> None:
     """Child entry: ``--measure KIND ARG PATH...``; prints one JSON line."""
     kind, arg, paths = argv[0], argv[1], argv[2:]
+    if kind == "reader_at":           # import time is not part of the step
+        load_reader(arg)
     module = {"reader": "radar.data.reader", "prepare": "radar.data.cache_build",
               "gather": "radar.data.cache"}.get(kind)
     if module:                      # import time is not part of the step
@@ -191,6 +206,8 @@ def run_measurement(argv: list[str]) -> None:
         result = measure_json_load(paths)
     elif kind == "reader":
         result = measure_reader(paths, with_tokens=arg == "tokens")
+    elif kind == "reader_at":
+        result = measure_reader(paths, with_tokens=False, source=arg)
     elif kind == "prepare":
         workers, cache_dir = arg.split(":", 1)
         result = measure_prepare(paths, int(workers), cache_dir)
@@ -212,6 +229,28 @@ def measure(kind: str, arg: str, paths: list[Path], repeat: int) -> dict:
         done = subprocess.run(command, check=True, capture_output=True, text=True)
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     return min(runs, key=lambda run: run["seconds"])
+
+
+def measure_alternating(steps: list[tuple[str, str]], path: Path, repeat: int) -> list[dict]:
+    """Best of ``repeat`` runs for each ``(kind, arg)`` step, the steps taking turns, so a
+    load that comes and goes on a shared machine falls on all of them alike."""
+    runs: list[list[dict]] = [[] for _ in steps]
+    for _ in range(repeat):
+        for step_runs, (kind, arg) in zip(runs, steps):
+            command = [sys.executable, __file__, "--measure", kind, arg, str(path)]
+            done = subprocess.run(command, check=True, capture_output=True, text=True)
+            step_runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return [min(step_runs, key=lambda run: run["seconds"]) for step_runs in runs]
+
+
+def reader_at(revision: str, workdir: Path) -> Path:
+    """The reader module as it was at a git revision, saved under ``workdir``."""
+    source = subprocess.run(["git", "show", f"{revision}:radar/data/reader.py"], check=True,
+                            capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent.parent).stdout
+    path = workdir / f"reader_at_{revision}.py"
+    path.write_text(source, encoding="utf-8")
+    return path
 
 
 def machine_description() -> str:
@@ -258,6 +297,25 @@ def generate(workdir: Path, size_mb: float, layout: str) -> list[tuple[str, Path
     return files
 
 
+def compare_readers(files: list[tuple[str, Path]], before: Path, revision: str,
+                    repeat: int) -> list[str]:
+    """json.load, the reader at ``revision`` and the current one (default fields), taking
+    turns run by run."""
+    header = "| step | file | MB | seconds | CPU s | MB/s | sessions/s | peak RSS MB | vs json.load |"
+    lines = [header, "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for label, path in files:
+        size = path.stat().st_size / 1e6
+        steps = [("json_load", "-"), ("reader_at", str(before)), ("reader", "default")]
+        loaded, old, new = measure_alternating(steps, path, repeat)
+        baseline = size / loaded["seconds"]
+        lines.append(row("json.load", label, size, loaded, None))
+        lines.append(row(f"iter_sessions (default fields), reader at {revision}", label, size,
+                         old, baseline))
+        lines.append(row("iter_sessions (default fields), this reader", label, size, new,
+                         baseline))
+    return lines
+
+
 def copies_for_prepare(files: list[tuple[str, Path]], workdir: Path) -> list[Path]:
     """Four day files for the prepare runs: the two generated ones and a link to each."""
     paths = [path for _, path in files]
@@ -272,8 +330,11 @@ def copies_for_prepare(files: list[tuple[str, Path]], workdir: Path) -> list[Pat
     return paths
 
 
-def run_benchmark(workdir: Path, size_mb: float, layout: str, repeat: int) -> list[str]:
+def run_benchmark(workdir: Path, size_mb: float, layout: str, repeat: int,
+                  reader_only: bool = False, compare_reader: str | None = None) -> list[str]:
     files = generate(workdir, size_mb, layout)
+    if compare_reader:
+        return compare_readers(files, reader_at(compare_reader, workdir), compare_reader, repeat)
     cache_dir = workdir / "cache"
     header = "| step | file | MB | seconds | CPU s | MB/s | sessions/s | peak RSS MB | vs json.load |"
     lines = [header, "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -286,6 +347,8 @@ def run_benchmark(workdir: Path, size_mb: float, layout: str, repeat: int) -> li
                          measure("reader", "default", [path], repeat), baseline))
         lines.append(row("iter_sessions (+ token_ids, attention_mask)", label, size,
                          measure("reader", "tokens", [path], repeat), baseline))
+    if reader_only:
+        return lines
     paths = copies_for_prepare(files, workdir)
     total = sum(path.stat().st_size for path in paths) / 1e6
     headroom = parallel_headroom()
@@ -317,13 +380,19 @@ def main() -> None:
                         help="mixed: unpadded file indent=2, padded file compact")
     parser.add_argument("--workdir", type=Path, help="keep the files here (default: temp)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per step; the best counts")
+    parser.add_argument("--reader-only", action="store_true",
+                        help="only json.load and iter_sessions (no prepare, no cache reads)")
+    parser.add_argument("--compare-reader", metavar="REVISION",
+                        help="json.load, the reader at this git revision and this one, "
+                             "default fields, taking turns (nothing else)")
     args = parser.parse_args()
     size_mb = 30.0 if args.quick else args.size_mb
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="radar-ingest-"))
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         load_before = os.getloadavg()[0]
-        lines = run_benchmark(workdir, size_mb, args.layout, max(1, args.repeat))
+        lines = run_benchmark(workdir, size_mb, args.layout, max(1, args.repeat),
+                              args.reader_only, args.compare_reader)
         load_after = os.getloadavg()[0]
     finally:
         if args.workdir is None:

@@ -10,7 +10,7 @@ import json
 import random
 
 import pytest
-from test_reader import make_sessions, write_day
+from test_reader import dump_sessions, make_sessions, write_day
 
 from radar.data import reader
 from radar.data.reader import _ANCHOR, DEFAULT_FIELDS, TOKEN_FIELDS, _anchor_starts, iter_sessions
@@ -66,15 +66,29 @@ def test_cutting_padding_changes_no_record(tmp_path, monkeypatch, fields):
         assert records[0]["token_ids"][-1] == 0 and len(records[0]["token_ids"]) == 64
 
 
-def test_padding_is_cut_where_it_may_be(tmp_path):
-    path = write_day(tmp_path / "day.json", make_sessions(3, seed=1, padded_to=64), "compact")
-    data = bytearray(path.read_bytes())
-    keys = tuple(reader._PAD_KEYS.values())
+@pytest.mark.parametrize("unwanted", [TOKEN_FIELDS, ("token_ids",), ("attention_mask",)])
+def test_padding_is_cut_where_it_may_be(tmp_path, unwanted):
+    sessions = make_sessions(3, seed=1, padded_to=64)
+    data = bytearray(dump_sessions(sessions, "compact"))
+    keys = tuple(reader._PAD_KEYS[name] for name in unwanted)
     holes = reader._padding_holes(data, 0, len(data), keys)
-    assert len(holes) == 6                      # token_ids and attention_mask, 3 records
+    # token_ids with the mask after it go in one cut; either list alone, one cut each
+    assert len(holes) == 3
+    kept, position = [], 0
     for start, end in holes:
-        assert data[start - 1] in b"0123456789" and data[end:end + 1] == b"]"
-        assert set(bytes(data[start:end]).split(b", ")) == {b"", b"0"}
+        kept.append(bytes(data[position:start]))
+        position = end
+    cut = json.loads(b"".join(kept) + bytes(data[position:]))
+    for before, after in zip(sessions, cut):
+        for name in TOKEN_FIELDS:
+            if name not in unwanted:
+                assert after[name] == before[name]
+            elif name == "token_ids" or "token_ids" not in unwanted:
+                assert after[name] == before[name][:len(before["event_sequence"]) + 2]
+            else:
+                assert name not in after            # the mask went with the token padding
+        assert {k: v for k, v in after.items() if k not in TOKEN_FIELDS} == {
+            k: v for k, v in before.items() if k not in TOKEN_FIELDS}
 
 
 @pytest.mark.parametrize("damage", [
@@ -83,6 +97,8 @@ def test_padding_is_cut_where_it_may_be(tmp_path):
     (ZEROS + "]", ZEROS + " x]"),              # junk after the padding
     (', "attention_mask": [1', ', "attention_mask": [01'),   # a leading zero before it
     ('"attention_mask": [0, 0', '"attention_mask": [, 0'),   # nothing before the run
+    ('"attention_mask": [1, 1', '"attention_mask": [1, 1,'),  # a mask cut with the tokens
+    ('"attention_mask": [1, 1', '"attention_mask": [1 1'),
 ])
 def test_damaged_padded_lists_fail_as_before(tmp_path, monkeypatch, damage):
     sessions = make_sessions(30, seed=4, padded_to=64)

@@ -75,6 +75,8 @@ _OPEN, _COLON = 0x7B, 0x3A
 _PAD_KEYS = {"token_ids": b'"token_ids": [', "attention_mask": b'"attention_mask": ['}
 _PAD_RUN = b", 0" * 16   # how the zero padding of a compact token list begins
 _ZEROS = memoryview(b", 0" * 4096)     # longer runs stay for the decoder to skip
+_ONES = memoryview(b"1" + b", 1" * 4095)
+_MASK_AFTER_TOKENS = b'], "attention_mask": [1'
 _DIGITS = b"0123456789"
 _EVENT_SEQUENCE = itemgetter("event_sequence")
 _FIX_HINT = ("fix or remove the record in the source file, or run without --strict to skip "
@@ -161,28 +163,48 @@ def _anchor_starts(buf: bytearray, start: int, end: int) -> list[int]:
 def _padding_holes(buf: bytearray, start: int, stop: int, keys: tuple) -> list[tuple[int, int]]:
     """Spans of ``buf[start:stop]`` that are only the zero padding ending a list that is
     the value of one of ``keys`` (``b'"token_ids": ['``, say): ``, 0, 0, ... 0`` runs of at
-    least 16 zeros, after a digit and right before the list's ``]``.
+    least 16 zeros, after a digit and right before the list's ``]``. When the attention
+    mask is among ``keys`` and follows such a list as ``], "attention_mask": [1, ..., 1,
+    0, ..., 0]``, the span reaches to its ``]``: the mask goes, the token list ends there.
 
     Cutting such a run out (``[5, 0, 0]`` becomes ``[5]``) keeps valid JSON valid and
     invalid JSON invalid: the run holds no quote or backslash, so strings keep their
-    bounds, and the number before it ends there either way. The ``"key": [`` before the
-    run, with no other ``[`` between, cannot lie inside a string (the quote ending the
-    key is unescaped), so in valid JSON only that key's list loses its padding.
+    bounds, and the number before it ends there either way; the mask cut with it is a
+    whole member. The ``"key": [`` before the run, with no other ``[`` between, cannot lie
+    inside a string (the quote ending the key is unescaped), so in valid JSON only that
+    key's list (and the mask) change.
     """
     holes, find = [], buf.find
+    mask_too = _PAD_KEYS["attention_mask"] in keys
     at = find(_PAD_RUN, start, stop)
     while at != -1:
         closing = find(b"]", at, stop)
         if closing == -1:
             break
         opening = buf.rfind(b"[", start, at)
-        if (opening != -1 and buf[at - 1] in _DIGITS and not (closing - at) % 3
-                and closing - at <= len(_ZEROS)
-                and buf.endswith(keys, start, opening + 1)
-                and buf.startswith(_ZEROS[:closing - at], at)):
+        if (opening != -1 and buf[at - 1] in _DIGITS and _zero_run_at(buf, at, closing)
+                and buf.endswith(keys, start, opening + 1)):
+            if mask_too and buf.startswith(_MASK_AFTER_TOKENS, closing):
+                closing = _mask_end(buf, closing + len(_MASK_AFTER_TOKENS) - 1, stop, closing)
             holes.append((at, closing))
         at = find(_PAD_RUN, closing, stop)
     return holes
+
+
+def _zero_run_at(buf: bytearray, at: int, end: int) -> bool:
+    """Whether ``buf[at:end]`` is ``, 0`` repeated."""
+    return not (end - at) % 3 and end - at <= len(_ZEROS) and buf.startswith(_ZEROS[:end - at],
+                                                                               at)
+
+
+def _mask_end(buf: bytearray, first: int, stop: int, otherwise: int) -> int:
+    """The ``]`` of the mask ``1, ..., 1, 0, ..., 0]`` from ``first``, else ``otherwise``."""
+    run, closing = buf.find(b", 0", first, stop), buf.find(b"]", first, stop)
+    ones = run - first
+    if (run == -1 or closing < run or ones % 3 != 1 or ones > len(_ONES)
+            or not buf.startswith(_ONES[:ones], first) or not _zero_run_at(buf, run, closing)):
+        return otherwise
+    return closing
 
 
 def _decode_any(piece: bytes) -> Any:
