@@ -151,8 +151,8 @@ class DataConfig(SectionChecks):
 @dataclass
 class DetectionConfig(SectionChecks):
     # How the threshold is set on sessions of the training days held out from
-    # training (radar/scoring/calibration.py): tail | percentile | best_f1 | fixed.
-    threshold_method: str = "tail"
+    # training (radar/scoring/calibration.py): percentile | tail | best_f1 | fixed.
+    threshold_method: str = "percentile"
     # tail and percentile: 100 - this = the false-alarm budget (% of normal sessions)
     threshold_percentile: float = 99.5
     threshold_value: float | None = None # fixed: the threshold itself

@@ -60,7 +60,7 @@ def test_defaults_are_the_label_free_road():
     config = load_config(None, [])
     assert config.data.train_filter == "all"
     assert config.data.calibration_split == "days"
-    assert config.detection.threshold_method == "tail"
+    assert config.detection.threshold_method == "percentile"
 
 
 def _member_scores(rng, n, anomalies):
@@ -78,7 +78,7 @@ def test_the_ensemble_threshold_is_cross_fitted_and_holds_its_budget():
     rng = np.random.default_rng(5)
     held, held_anomalies = _member_scores(rng, 600, 15)       # 5% contamination
     raw = np.concatenate([held, held_anomalies])
-    config = load_config(None, ["ensemble.method=max"])
+    config = load_config(None, ["ensemble.method=max", "detection.threshold_method=tail"])
     combination = Combination.fit(config, raw, ["a", "b"], [3.0, 8.0])
     assert combination.calibration.method == "tail"
     out_of_fold = cross_fitted_scores(config.ensemble, raw, ["a", "b"], [3.0, 8.0],

@@ -345,7 +345,7 @@ def test_models_describes_the_ensemble(runs, models):
         assert training["windows"] >= training["sessions"]
     assert info["ensemble"]["method"] == state["method"]
     assert info["ensemble"]["severity"]["scorer"] == "service_weighted"
-    assert info["calibration"]["method"] == "tail"
+    assert info["calibration"]["method"] == "percentile"
     assert info["vocab_size"] > 5 and info["device"] == "cpu"
     assert info["validation"]["sessions"] == 150
     assert info["limits"]["max_sessions_per_request"] == 1000
