@@ -19,6 +19,7 @@ Prints a Markdown table (the one in docs/benchmarks.md, section "Ingest")::
     python benchmarks/ingest.py --quick         # ~30 MB each, a smoke run
     python benchmarks/ingest.py --reader-only   # json.load and iter_sessions only
     python benchmarks/ingest.py --compare-reader REV   # the reader at REV against this one
+    python benchmarks/ingest.py --time-split    # where one reader pass spends its time
 """
 
 from __future__ import annotations
@@ -192,6 +193,75 @@ def parallel_headroom() -> float:
     return 2 * alone / (time.perf_counter() - started)
 
 
+def reader_time_split(path: Path) -> dict:
+    """CPU seconds of one default-fields pass, split by the reader's parts (timers wrapped
+    around its internals), and msgspec's floor: decoding the same bytes in memory into
+    records of ``session_id`` alone, every other field skipped unbuilt."""
+    from collections import Counter
+
+    from radar.data import reader
+
+    spent: Counter = Counter()
+
+    def timed(name, function):
+        def wrapper(*args, **kwargs):
+            started = time.process_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[name] += time.process_time() - started
+        return wrapper
+
+    parts = [(reader, "_decode_quietly", "msgspec decode"), (reader, "_anchor_starts",
+             "record starts"), (reader, "_padding_holes", "finding padding to cut"),
+             (reader._Window, "fill", "reading 1 MB windows"),
+             (reader._DayFileReader, "_accept", "per-record bookkeeping")]
+    originals = [(owner, name, getattr(owner, name)) for owner, name, _ in parts]
+    for owner, name, label in parts:
+        setattr(owner, name, timed(label, getattr(owner, name)))
+    try:
+        started = time.process_time()
+        for _ in reader.iter_sessions(path):
+            pass
+        total = time.process_time() - started
+    finally:
+        for owner, name, original in originals:
+            setattr(owner, name, original)
+    split = dict(spent, total=total)
+    split["the rest (copying cut records, the consumer's loop)"] = total - sum(spent.values())
+    split["floor: msgspec walking the same bytes, building session_id alone"] = walk_floor(path)
+    return split
+
+
+def walk_floor(path: Path) -> float:
+    """CPU seconds msgspec takes to walk the file in the reader's 1 MB pieces (cut at
+    record starts, GC paused as the reader does) building nothing but ``session_id``."""
+    import gc
+    from typing import TypedDict
+
+    import msgspec
+
+    from radar.data import reader
+
+    data = bytearray(path.read_bytes())
+    starts = reader._anchor_starts(data, 0, len(data))
+    pieces, first = [], 0
+    for i in range(1, len(starts) + 1):
+        last = i == len(starts)
+        if last or starts[i] - starts[first] >= reader.CHUNK_SIZE:
+            end = data.rindex(b"]") if last else data.rindex(b",", 0, starts[i])
+            pieces.append(b"[" + bytes(data[starts[first]:end]) + b"]")
+            first = i
+    only_id = msgspec.json.Decoder(list[TypedDict("OnlyId", {"session_id": int})])
+    gc.disable()
+    started = time.process_time()
+    for piece in pieces:
+        only_id.decode(piece)
+    spent = time.process_time() - started
+    gc.enable()
+    return spent
+
+
 def run_measurement(argv: list[str]) -> None:
     """Child entry: ``--measure KIND ARG PATH...``; prints one JSON line."""
     kind, arg, paths = argv[0], argv[1], argv[2:]
@@ -208,6 +278,8 @@ def run_measurement(argv: list[str]) -> None:
         result = measure_reader(paths, with_tokens=arg == "tokens")
     elif kind == "reader_at":
         result = measure_reader(paths, with_tokens=False, source=arg)
+    elif kind == "reader_split":
+        result = reader_time_split(Path(paths[0]))
     elif kind == "prepare":
         workers, cache_dir = arg.split(":", 1)
         result = measure_prepare(paths, int(workers), cache_dir)
@@ -330,9 +402,28 @@ def copies_for_prepare(files: list[tuple[str, Path]], workdir: Path) -> list[Pat
     return paths
 
 
+def time_split_table(files: list[tuple[str, Path]]) -> list[str]:
+    """Where one default-fields pass spends its CPU time, per file (one fresh process each)."""
+    splits = []
+    for _, path in files:
+        command = [sys.executable, __file__, "--measure", "reader_split", "-", str(path)]
+        done = subprocess.run(command, check=True, capture_output=True, text=True)
+        splits.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    lines = ["| CPU seconds | " + " | ".join(label for label, _ in files) + " |",
+             "|---|" + "---:|" * len(files)]
+    names = [name for name in splits[0] if name not in ("peak_rss_mb", "cpu_seconds")]
+    for name in names:
+        lines.append(f"| {name} | " + " | ".join(f"{split.get(name, 0.0):.3f}"
+                                                   for split in splits) + " |")
+    return lines
+
+
 def run_benchmark(workdir: Path, size_mb: float, layout: str, repeat: int,
-                  reader_only: bool = False, compare_reader: str | None = None) -> list[str]:
+                  reader_only: bool = False, compare_reader: str | None = None,
+                  time_split: bool = False) -> list[str]:
     files = generate(workdir, size_mb, layout)
+    if time_split:
+        return time_split_table(files)
     if compare_reader:
         return compare_readers(files, reader_at(compare_reader, workdir), compare_reader, repeat)
     cache_dir = workdir / "cache"
@@ -382,6 +473,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per step; the best counts")
     parser.add_argument("--reader-only", action="store_true",
                         help="only json.load and iter_sessions (no prepare, no cache reads)")
+    parser.add_argument("--time-split", action="store_true",
+                        help="where one reader pass spends its CPU time (nothing else)")
     parser.add_argument("--compare-reader", metavar="REVISION",
                         help="json.load, the reader at this git revision and this one, "
                              "default fields, taking turns (nothing else)")
@@ -392,7 +485,7 @@ def main() -> None:
     try:
         load_before = os.getloadavg()[0]
         lines = run_benchmark(workdir, size_mb, args.layout, max(1, args.repeat),
-                              args.reader_only, args.compare_reader)
+                              args.reader_only, args.compare_reader, args.time_split)
         load_after = os.getloadavg()[0]
     finally:
         if args.workdir is None:

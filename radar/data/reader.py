@@ -6,8 +6,10 @@ Day files run to 1.6 GB, so nothing here loads a whole file. The fast path reads
 inside a JSON string (a quote there is always escaped), so it only matches a real
 record start, in compact and indented layouts alike. All complete records of a chunk
 are decoded by one typed msgspec call that skips the fields nobody asked for
-(``original_logs`` above all, without even checking its UTF-8). A chunk whose typed
-decode fails is redone record by record to name and count each bad record exactly.
+(``original_logs`` above all, without even checking its UTF-8); the zero padding of
+token lists nobody asked for is cut out of a copy first, since msgspec would walk it
+number by number. A chunk whose typed decode fails is redone record by record to name
+and count each bad record exactly.
 Where the anchors cannot split the file (records that do not start with
 ``session_id``, or a top-level array of something else) ijson reads on: slower,
 still streaming, same checks.
