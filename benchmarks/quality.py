@@ -145,7 +145,8 @@ def calibration_day_rate(run_dir: Path, labels: Path, detectors: list[str]) -> f
     with `radar detect` into RUN/calibration-day/."""
     train_files = (run_dir / "train_files.txt").read_text().split()
     out = run_dir / "calibration-day" / "anomaly_results.json"
-    if not out.is_file():
+    # Scored again whenever the run was (recalibrated runs write a new summary.json).
+    if not out.is_file() or out.stat().st_mtime < (run_dir / "summary.json").stat().st_mtime:
         trained = (["--ensemble", str(run_dir)] if len(detectors) > 1 else
                    ["--checkpoint", str(run_dir / "best_model.pt")])
         radar("detect", *trained, "--input", max(train_files), "--output", str(out),
