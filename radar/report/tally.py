@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from radar.scoring.calibration import cut_between
+
 OVERALL_BINS = 1 << 16       # the histogram of all sessions (2 MB at most)
 GROUP_BINS = 1 << 12         # each service's and day file's (128 KB at most)
 
@@ -138,15 +140,9 @@ def curve_metrics(histogram: ScoreHistogram) -> dict:
         return out
     f1 = 2 * tp / (tp + fp + n_pos)
     best = int(np.argmax(f1))
-    above = low[best]
     below = high[best + 1] if best + 1 < high.size else -np.inf
-    if np.isfinite(below) and np.isfinite(above):
-        threshold = below + (above - below) / 2
-    elif np.isfinite(above):
-        threshold = np.nextafter(above, -np.inf)
-    else:
-        threshold = float(np.finfo(float).max)
-    out["best_f1"], out["best_f1_threshold"] = float(f1[best]), float(threshold)
+    out["best_f1"] = float(f1[best])
+    out["best_f1_threshold"] = cut_between(low[best], below)
     return out
 
 

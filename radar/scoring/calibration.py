@@ -215,14 +215,18 @@ def best_f1_threshold(labels: np.ndarray, scores: np.ndarray) -> tuple[float, fl
     best = int(np.argmax(f1))
     cut_scores = sorted_scores[last]
     below = cut_scores[best + 1] if best + 1 < cut_scores.size else -np.inf
-    above = cut_scores[best]
+    return float(f1[best]), cut_between(cut_scores[best], below)
+
+
+def cut_between(above: float, below: float) -> float:
+    """A threshold that flags scores >= ``above`` and none <= ``below`` (``score >
+    threshold``): halfway where both are finite; just under ``above`` without a score
+    below; the largest float when even ``above`` is infinite."""
     if np.isfinite(below) and np.isfinite(above):
-        threshold = below + (above - below) / 2
-    elif np.isfinite(above):
-        threshold = np.nextafter(above, -np.inf)
-    else:
-        threshold = float(np.finfo(float).max)
-    return float(f1[best]), float(threshold)
+        return float(below + (above - below) / 2)
+    if np.isfinite(above):
+        return float(np.nextafter(above, -np.inf))
+    return float(np.finfo(float).max)
 
 
 def best_f1_calibration(scores: np.ndarray, labels: np.ndarray, *, data: str, score_name: str
