@@ -28,10 +28,19 @@ def corpus(tmp_path):
     return make_corpus(tmp_path)
 
 
+DAY_NAME = "preprocessed_logs_2025-02-24.json"
+
+
 def make_corpus(root, n=40):
-    day = write_day(root / "data" / "preprocessed_logs_2025-02-24.json", pattern_sessions(n))
+    day = write_day(root / "data" / DAY_NAME, pattern_sessions(n))
     prepare_files([day], root / "cache", workers=1, max_seq_length=64, strict=False)
-    prepared = open_prepared(cache_dir_for(day, root / "cache"))
+    return open_corpus(root)
+
+
+def open_corpus(root):
+    """The corpus make_corpus prepared under ``root``, opened without writing anything
+    (processes sharing it must not rewrite the day file or its cache)."""
+    prepared = open_prepared(cache_dir_for(root / "data" / DAY_NAME, root / "cache"))
     vocab = EventVocab(np.arange(1, 7))
     return SessionCorpus([prepared], vocab, window=16)
 
@@ -152,7 +161,7 @@ def _ddp_worker(rank, world, store, root, out, queue):
     torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=rank,
                                          world_size=world)
     try:
-        corpus = make_corpus(root)
+        corpus = open_corpus(root)     # prepared by the test: two writers would race
         torch.manual_seed(0)
         detector = ToyDetector(noisy=False)
         model = detector.build_model(corpus.vocab, corpus.window)
