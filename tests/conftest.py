@@ -63,3 +63,27 @@ def shared_data(relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} not available (only the developers' checkout has ../shared)")
     return path
+
+
+# A LogBERT small enough to train in seconds: the settings the end-to-end tests share.
+TINY_LOGBERT = ["model.hidden_size=32", "model.num_hidden_layers=1",
+                "model.num_attention_heads=2", "model.intermediate_size=64",
+                "training.total_steps=6", "training.log_interval=2", "training.save_interval=3",
+                "training.batch_size=32", "detection.batch_size=64", "data.max_seq_length=64"]
+
+
+def tiny_demo_run(root: Path, *settings: str) -> None:
+    """`radar run --detector logbert` with configs/demo.yaml and TINY_LOGBERT (plus
+    ``settings``) on ROOT/data and its labels.csv, into ROOT/run (cache ROOT/cache)."""
+    from click.testing import CliRunner
+
+    from radar.cli import cli
+    from radar.config import shipped_config
+
+    args = ["run", "--detector", "logbert", "--config", str(shipped_config("demo")),
+            "--data", str(root / "data"), "--labels", str(root / "data" / "labels.csv"),
+            "--set", f"output_dir={root / 'run'}", "--set", f"data.cache_dir={root / 'cache'}"]
+    for item in [*TINY_LOGBERT, *settings]:
+        args += ["--set", item]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output

@@ -16,7 +16,6 @@ import radar.report.build as build_module
 import radar.report.results as results_module
 import radar.runner as runner_module
 from radar.cli import cli
-from radar.config import shipped_config
 from radar.data.labels import read_labels
 from radar.data.synth import generate
 from radar.detect import write_results
@@ -29,11 +28,8 @@ from radar.report.results import labels_for, load_results
 from radar.report.summary import AgreementTally, SummaryTally
 from radar.report.tally import QualityTally
 from radar.scoring.calibration import best_f1_threshold
+from tests.conftest import tiny_demo_run
 
-TINY = ["model.hidden_size=32", "model.num_hidden_layers=1", "model.num_attention_heads=2",
-        "model.intermediate_size=64", "training.total_steps=6", "training.log_interval=2",
-        "training.save_interval=3", "training.batch_size=32", "detection.batch_size=64",
-        "data.max_seq_length=64", "data.val_fraction=0.5"]
 DAYS, SESSIONS = 4, 60
 
 
@@ -42,13 +38,7 @@ def trained(tmp_path_factory):
     """A tiny trained LogBERT whose run reports on two labelled validation days."""
     root = tmp_path_factory.mktemp("bounded")
     generate(root / "data", days=DAYS, sessions=SESSIONS, anomaly_rate=0.15, seed=7)
-    args = ["run", "--detector", "logbert", "--config", str(shipped_config("demo")),
-            "--data", str(root / "data"), "--labels", str(root / "data" / "labels.csv"),
-            "--set", f"output_dir={root / 'run'}", "--set", f"data.cache_dir={root / 'cache'}"]
-    for item in TINY:
-        args += ["--set", item]
-    result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 0, result.output
+    tiny_demo_run(root, "data.val_fraction=0.5")
     return root
 
 

@@ -13,14 +13,9 @@ from click.testing import CliRunner
 
 from radar import shard
 from radar.cli import cli
-from radar.config import shipped_config
 from radar.data.synth import generate
 from radar.errors import RadarError
-
-TINY = ["model.hidden_size=32", "model.num_hidden_layers=1", "model.num_attention_heads=2",
-        "model.intermediate_size=64", "training.total_steps=6", "training.log_interval=2",
-        "training.save_interval=3", "training.batch_size=32", "detection.batch_size=64",
-        "data.max_seq_length=64"]
+from tests.conftest import tiny_demo_run
 
 
 @pytest.fixture(scope="module")
@@ -28,13 +23,7 @@ def trained(tmp_path_factory):
     """A tiny trained LogBERT, four day files to score, and one process's results."""
     root = tmp_path_factory.mktemp("shard")
     generate(root / "data", days=4, sessions=60, anomaly_rate=0.1, seed=5)
-    args = ["run", "--detector", "logbert", "--config", str(shipped_config("demo")),
-            "--data", str(root / "data"), "--labels", str(root / "data" / "labels.csv"),
-            "--set", f"output_dir={root / 'run'}", "--set", f"data.cache_dir={root / 'cache'}"]
-    for item in TINY:
-        args += ["--set", item]
-    result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 0, result.output
+    tiny_demo_run(root)
     checkpoint = root / "run" / "best_model.pt"
     single = root / "single.json"
     result = CliRunner().invoke(cli, ["detect", "--checkpoint", str(checkpoint), "--input",
