@@ -85,10 +85,14 @@ def fit_ensemble(trained: TrainedRun, loaded: dict[str, LoadedDetector], *, log:
                  ) -> Combination:
     """Fit the combination of the ``loaded`` detectors on the held-out sessions; save it."""
     config, sets = trained.config, trained.sets
-    known = {t.name: t.holdout_scores for t in trained.trained}   # from calibrating them
-    columns = [known.get(name) if known.get(name) is not None else
-               score_corpus(item, sets.holdout, batch_size=config.detection.batch_size,
-                            device=trained.device).score for name, item in loaded.items()]
+    calibrated = {t.name: t.holdout_scores for t in trained.trained}
+    columns = []
+    for name, item in loaded.items():
+        scores = calibrated.get(name)      # this run calibrated it: those very scores
+        if scores is None:
+            scores = score_corpus(item, sets.holdout, batch_size=config.detection.batch_size,
+                                  device=trained.device).score
+        columns.append(scores)
     thresholds = [item.calibration.threshold for item in loaded.values()]
     combination = Combination.fit(config, np.stack(columns, axis=1), list(loaded), thresholds,
                                   labels=sets.holdout_labels, normal=sets.holdout_normal,

@@ -49,10 +49,6 @@ class ScreenReport:
                 f"(data.contamination {self.share:g}): their rarest transition occurs in at "
                 f"most {self.max_support} session(s) of the training days")
 
-    def to_dict(self) -> dict:
-        return {"share": self.share, "n_sessions": self.n_sessions,
-                "n_screened": self.n_screened, "max_support": self.max_support}
-
 
 def screen_lines(reports: list[ScreenReport]) -> list[str]:
     """What screening did to a run's sets (``TrainingSets.screen``), for its log."""
@@ -64,21 +60,27 @@ def screen_lines(reports: list[ScreenReport]) -> list[str]:
             held_out.describe("held-out sessions") + "; the threshold is set on the others"]
 
 
+def _masked_events(day: PreparedDay, mask: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, lengths, events) of the masked sessions that log anything: their row
+    numbers, their lengths and their events one after another, as int64."""
+    rows = np.flatnonzero(mask & (day.lengths > 0))
+    events = np.asarray(day.events)[np.repeat(mask, day.lengths)].astype(np.int64)
+    return rows, day.lengths[rows], events
+
+
 def _transitions(day: PreparedDay, mask: np.ndarray, width: int
                  ) -> tuple[np.ndarray, np.ndarray]:
     """(session row, transition code) of every distinct transition of the masked sessions.
 
     Event ``e`` is ``e + 1``; 0 is the session's start and ``width - 1`` its end, so a
     code is ``first * width + second``."""
-    rows = np.flatnonzero(mask & (day.lengths > 0))
+    rows, lengths, events = _masked_events(day, mask)
     if rows.size == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty
-    lengths = day.lengths[rows]
-    begin = np.asarray(day.offsets)[rows]
     # Each session's events with its start (0) in front and its end behind.
-    take = np.repeat(begin - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
-    flat = np.asarray(day.events)[take + np.arange(int(lengths.sum()))].astype(np.int64) + 1
+    flat = events + 1
     framed_len = lengths + 2
     framed = np.empty(int(framed_len.sum()), dtype=np.int64)
     first = np.concatenate(([0], np.cumsum(framed_len)[:-1]))
@@ -113,13 +115,9 @@ def _event_support(days: list[PreparedDay], masks: list[np.ndarray]) -> np.ndarr
     """Per raw event id, the number of masked sessions logging it."""
     support = np.zeros(0, dtype=np.int64)
     for day, mask in zip(days, masks):
-        rows = np.flatnonzero(mask & (day.lengths > 0))
+        rows, lengths, events = _masked_events(day, mask)
         if rows.size == 0:
             continue
-        lengths = day.lengths[rows]
-        take = np.repeat(np.asarray(day.offsets)[rows]
-                         - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
-        events = np.asarray(day.events)[take + np.arange(int(lengths.sum()))].astype(np.int64)
         width = int(events.max()) + 1
         pairs = np.unique(np.repeat(rows, lengths) * width + events)
         counts = np.bincount(pairs % width)
@@ -176,11 +174,10 @@ def session_rarity(days: list[PreparedDay], masks: list[np.ndarray]
     out = []
     for day, mask in zip(days, masks):
         owners, day_codes = _transitions(day, mask, width)
-        support = counts[np.searchsorted(codes, day_codes)]
+        where = np.searchsorted(codes, day_codes)
         rarest = np.full(day.n_sessions, np.iinfo(np.int64).max, dtype=np.int64)
-        np.minimum.at(rarest, owners, support)
-        total = np.bincount(owners, weights=log_counts[np.searchsorted(codes, day_codes)],
-                            minlength=day.n_sessions)
+        np.minimum.at(rarest, owners, counts[where])
+        total = np.bincount(owners, weights=log_counts[where], minlength=day.n_sessions)
         n = np.bincount(owners, minlength=day.n_sessions)
         mean_log = np.where(n > 0, total / np.maximum(n, 1), np.inf)
         out.append((rarest, mean_log))

@@ -279,14 +279,13 @@ def _set_threshold(detection, *, normal_scores: np.ndarray, score_name: str,
     ``data`` says what ``normal_scores`` are, for reports.
     """
     method = detection.threshold_method
+    data = data or "sessions of the training days held out from training"
     if method == "tail":
-        return tail_threshold(normal_scores, detection.threshold_percentile,
-                              data=data or "sessions of the training days held out from "
-                              "training", score_name=score_name)
+        return tail_threshold(normal_scores, detection.threshold_percentile, data=data,
+                              score_name=score_name)
     if method == "percentile":
         return percentile_threshold(normal_scores, detection.threshold_percentile,
-                                    data=data or "normal sessions of the training days held "
-                                    "out from training", score_name=score_name)
+                                    data=data, score_name=score_name)
     if method == "best_f1":
         if holdout_scores is None or holdout_labels is None:
             raise RadarError("detection.threshold_method=best_f1 needs labels: set "
@@ -294,8 +293,7 @@ def _set_threshold(detection, *, normal_scores: np.ndarray, score_name: str,
         known = np.asarray(holdout_labels)
         if not ((known == 1).any() and (known == 0).any()):
             fallback = percentile_threshold(normal_scores, detection.threshold_percentile,
-                                            data=data or "sessions of the training days held "
-                                            "out from training", score_name=score_name)
+                                            data=data, score_name=score_name)
             fallback.warning = (
                 f"best_f1 found {int((known == 1).sum())} anomalous and "
                 f"{int((known == 0).sum())} normal labelled sessions among the held-out "
