@@ -22,13 +22,13 @@ from radar.detect import write_results
 from radar.ensemble import agreement
 from radar.report.build import build_report
 from radar.report.digest import AlignedSample
-from radar.report.evaluate import evaluate
 from radar.report.metrics import binary_metrics
 from radar.report.results import labels_for, load_results
 from radar.report.summary import AgreementTally, SummaryTally
 from radar.report.tally import QualityTally
 from radar.scoring.calibration import best_f1_threshold
 from tests.conftest import tiny_demo_run
+from tests.test_evaluate_stream import exact_evaluation
 
 DAYS, SESSIONS = 4, 60
 
@@ -101,8 +101,10 @@ def test_summary_summed_day_by_day_is_the_summary_of_all_sessions(trained, tmp_p
 def test_the_report_never_loads_the_results_columns(trained, monkeypatch):
     run = trained / "run"
     loaded = load_results(run / "anomaly_results.json")       # the exact, unbounded way
-    expected = evaluate(loaded, labels_for(loaded, read_labels(trained / "data" / "labels.csv")),
-                        label_source="labels")
+    expected = exact_evaluation(
+        loaded.score, labels_for(loaded, read_labels(trained / "data" / "labels.csv")),
+        {"per_service": [loaded.services[i] for i in loaded.service],
+         "per_day": [loaded.files[i] for i in loaded.file]}, loaded.threshold)
 
     def refuse(*args, **kwargs):
         raise AssertionError("radar report loaded a results file's columns")

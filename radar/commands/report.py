@@ -24,17 +24,14 @@ def _print_json(data: dict) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 def evaluate_command(results_path, labels, threshold, as_json):
     """Precision, recall, F1, ROC-AUC and PR-AUC of a results file, per service and overall."""
-    from radar.data.labels import read_labels
-    from radar.report.evaluate import evaluate, evaluation_table
-    from radar.report.results import labels_for, load_results
+    from radar.report.evaluate import evaluate, evaluation_table, figures_note
 
-    results = load_results(results_path)
-    label_values = labels_for(results, read_labels(labels)) if labels else None
-    report = evaluate(results, label_values, label_source=labels or "", threshold=threshold)
+    report = evaluate(results_path, labels, threshold=threshold)    # bounded memory
     if as_json:
         _print_json(report)
         return
     console.print(evaluation_table(report))
+    console.print(figures_note(report))
     if report["weak_labels"]:
         console.print("[yellow]No --labels given: has_error served as a weak label.[/yellow]")
 

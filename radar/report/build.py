@@ -46,9 +46,8 @@ from radar.report.digest import (
     ResultsDigest,
     digest_results,
 )
-from radar.report.evaluate import WEAK_SOURCE
+from radar.report.evaluate import evaluation, figures
 from radar.report.results import LabelJoin
-from radar.report.tally import EXACT, FROM_HISTOGRAM, METHOD
 from radar.rundir import RunDir, read_json
 from radar.scoring.severity import LEVELS
 
@@ -133,32 +132,10 @@ def label_free_facts(final: ResultsDigest, quality: dict | None) -> dict:
         "injected": quality}
 
 
-def evaluation(digest: ResultsDigest, *, weak: bool, label_source: str) -> dict:
-    """What :func:`radar.report.evaluate.evaluate` reports for the file, from its digest:
-    against the label file, or ``has_error`` when ``weak``, at the file's threshold."""
-    if digest.threshold is None or digest.unjudged:
-        raise RadarError(f"{digest.path} does not record one threshold (written by an older "
-                         "RADAR, or edited); pass --threshold")
-    tally = digest.weak if weak else digest.labelled
-    if tally is None or not tally.labelled:
-        raise RadarError(f"no session of {digest.path} has a label in {label_source}; check "
-                         "that the label file belongs to these day files")
-    report = tally.report()
-    per_service, per_day = report.pop("per_service"), report.pop("per_day")
-    report.update({"label_source": WEAK_SOURCE if weak else label_source, "weak_labels": weak,
-                   "threshold_source": "the results file (set when it was written)",
-                   "results": str(digest.path), "per_service": per_service,
-                   "per_day": per_day})
-    return report
-
-
 def _figures(final: ResultsDigest, *, weak: bool) -> dict:
     """Which figures are exact, which come from histograms, what the plots are drawn from."""
     drawn = final.rows.values.shape[0] if final.rows is not None else 0
-    tally = final.weak if weak else final.labelled
-    return {"exact": list(EXACT), "from_histogram": list(FROM_HISTOGRAM), "how": METHOD,
-            "histograms_exact": tally.exact,
-            "roc_auc_max_error": tally.overall.histogram.roc_auc_error_bound(),
+    return {**figures(final.weak if weak else final.labelled),
             "plots": (f"ROC/PR curves and the score histogram are drawn from {drawn:,} of the "
                       f"{final.n:,} sessions" + (" (all)" if drawn == final.n else
                                                  " (a uniform sample)"))}

@@ -1,5 +1,5 @@
-"""A results file summed up in bounded memory, for `radar analyze` and `radar report` on
-tens of millions of rows.
+"""A results file summed up in bounded memory, for `radar analyze`, `radar evaluate` and
+`radar report` on tens of millions of rows.
 
 :func:`digest_results` streams the file once and keeps only aggregates: counts per
 service and per day file (sessions, anomalies, ERROR sessions, flagged ERROR sessions,
@@ -7,11 +7,11 @@ severity levels, the sum of finite scores), the score's count, mean and variance
 chunk by chunk, Chan et al.), min and max, a uniform reservoir sample of scores for
 percentiles (exact while the file holds no more than ``RESERVOIR`` finite scores), a heap
 of the highest-scoring records and a hash of the (file, session_id) sequence. For
-`radar report` it also keeps the detection quality against labels and against
-``has_error`` (:class:`~radar.report.tally.EvaluationTally`: exact counts at the
-threshold, histograms for the curves) and an :class:`AlignedSample` of (label,
-has_error, score) rows for the plots. Memory grows with the number of services and
-days, never with the sessions.
+`radar report` and `radar evaluate` it also keeps the detection quality against labels
+and against ``has_error`` (:class:`~radar.report.tally.EvaluationTally`: exact counts at
+the threshold, or at a given one, histograms for the curves) and an
+:class:`AlignedSample` of (label, has_error, score) rows for the plots. Memory grows
+with the number of services and days, never with the sessions.
 """
 
 from __future__ import annotations
@@ -134,13 +134,13 @@ class ResultsDigest:
 
     ``quality`` (for `radar report`) adds the detection quality against ``has_error``
     (``weak``) and, with a ``labels`` join, against the label file (``labelled``), both
-    at the file's threshold; ``plot_sample`` keeps that many aligned (label, has_error,
-    score) rows.
+    at the file's threshold, or at ``threshold`` when one is given (`radar evaluate
+    --threshold`); ``plot_sample`` keeps that many aligned (label, has_error, score) rows.
     """
 
     def __init__(self, path: Path, keep_top: int = 0, reservoir: int = RESERVOIR, *,
                  quality: bool = False, labels: LabelJoin | None = None,
-                 plot_sample: int = 0):
+                 plot_sample: int = 0, threshold: float | None = None):
         self.path, self.keep_top = path, keep_top
         self.files: dict[str, int] = {}
         self.services: dict[str, int] = {}
@@ -152,6 +152,7 @@ class ResultsDigest:
         self.top: list[dict[str, Any]] = []
         self.sequence = hashlib.blake2b(digest_size=16)     # of (file, session_id) in order
         self.quality, self.labels = quality, labels
+        self.given_threshold = None if threshold is None else float(threshold)
         self.weak: EvaluationTally | None = None
         self.labelled: EvaluationTally | None = None
         self.rows = AlignedSample(plot_sample, 3) if plot_sample else None
@@ -186,10 +187,12 @@ class ResultsDigest:
     def add_quality(self, chunk: dict[str, Any], start: int) -> None:
         """Fold one chunk into the quality tallies and the plot sample (``start``: the
         position of its first record in the file)."""
-        if not self.thresholds:       # no threshold yet: the report refuses the file
-            self.unjudged += chunk["score"].size
-            return
-        threshold = min(self.thresholds)   # more than one: the report refuses the file
+        threshold = self.given_threshold
+        if threshold is None:
+            if not self.thresholds:       # no threshold yet: the report refuses the file
+                self.unjudged += chunk["score"].size
+                return
+            threshold = min(self.thresholds)   # more than one: the report refuses the file
         file, service = chunk["file"], chunk["service"]
         score, has_error = chunk["score"], chunk["has_error"]
         groups = {"per_service": (service, list(self.services)),
@@ -216,7 +219,8 @@ class ResultsDigest:
 
     @classmethod
     def from_results(cls, results: Results) -> ResultsDigest:
-        """The digest of columns already in memory (``radar evaluate``'s loaded columns)."""
+        """The digest of columns already in memory (what :func:`analyze` makes of a
+        :func:`~radar.report.results.load_results`)."""
         digest = cls(results.path)
         digest.files = {name: i for i, name in enumerate(results.files)}
         digest.services = {name: i for i, name in enumerate(results.services)}
@@ -252,11 +256,12 @@ def top_rank(score: float) -> float:
 
 def digest_results(path: str | Path, *, keep_top: int = 0, reservoir: int = RESERVOIR,
                    quality: bool = False, labels: LabelJoin | None = None,
-                   plot_sample: int = 0) -> ResultsDigest:
-    """Stream a results file into a :class:`ResultsDigest` (one pass, bounded memory)."""
+                   plot_sample: int = 0, threshold: float | None = None) -> ResultsDigest:
+    """Stream a results file into a :class:`ResultsDigest` (one pass, bounded memory);
+    ``threshold`` replaces the file's own for the quality tallies."""
     path = Path(path)
     digest = ResultsDigest(path, keep_top, reservoir, quality=quality, labels=labels,
-                           plot_sample=plot_sample)
+                           plot_sample=plot_sample, threshold=threshold)
     heap: list[tuple[float, int, dict]] = []
     counter = itertools.count()
     chunk: dict[str, list] = {key: [] for key in CHUNK_KEYS}

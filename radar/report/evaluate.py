@@ -1,5 +1,11 @@
 """`radar evaluate`: detection quality of a results file, overall, per service and per day.
 
+The file is streamed once into a :class:`~radar.report.digest.ResultsDigest` (the one
+`radar report` and `radar analyze` read), so memory does not grow with the sessions:
+precision, recall, F1 and the confusion counts at the threshold are exact; ROC-AUC,
+PR-AUC and the best-F1 cut come from bounded score histograms, and ``figures`` in the
+output says whether those were exact (see :mod:`radar.report.tally`).
+
 Labels come from a label file or, without one, from ``has_error`` as a *weak*
 label (an ERROR line is neither necessary nor sufficient for an anomaly); the
 label source and whether it is weak travel in every output. The best-F1
@@ -9,57 +15,69 @@ measured on, so it is an upper bound, never the threshold in use.
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
+
 from rich.table import Table
 
+from radar.data.labels import read_labels
 from radar.errors import RadarError
-from radar.report.metrics import binary_metrics
-from radar.report.results import Results
-from radar.scoring.calibration import best_f1_threshold
+from radar.report.digest import ResultsDigest, digest_results
+from radar.report.results import LabelJoin
+from radar.report.tally import EXACT, FROM_HISTOGRAM, METHOD, EvaluationTally
 
 WEAK_SOURCE = "has_error (weak label: no label file given)"
+FILE_THRESHOLD = "the results file (set when it was written)"
 
 
-def _metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
-    known = labels >= 0
-    out = binary_metrics(labels[known] == 1, scores[known], threshold)
-    out["n_unlabelled"] = int((~known).sum())
-    out["best_f1"], out["best_f1_threshold"] = best_f1_threshold(labels[known] == 1,
-                                                                 scores[known])
-    return out
-
-
-def evaluate(results: Results, labels: np.ndarray | None, *, label_source: str,
+def evaluate(results_path: str | Path, labels_path: str | Path | None = None, *,
              threshold: float | None = None) -> dict:
-    """Metrics at the threshold in use (``threshold`` or the file's own), by service and day.
-
-    ``labels`` (1/0, -1 unknown) default to has_error as a weak label.
-    """
-    weak = labels is None
-    if weak:
-        labels = results.has_error.astype(np.int8)
-        label_source = WEAK_SOURCE
-    threshold_source = "--threshold"
-    if threshold is None:
-        threshold = results.threshold
-        threshold_source = "the results file (set when it was written)"
-    if threshold is None:
-        raise RadarError(f"{results.path} does not record one threshold (written by an older "
-                         "RADAR, or edited); pass --threshold")
-    if not (labels >= 0).any():
-        raise RadarError(f"no session of {results.path} has a label in {label_source}; check "
-                         "that the label file belongs to these day files")
-    report = _metrics(labels, results.score, threshold)
-    report.update({"label_source": label_source, "weak_labels": weak,
-                   "threshold_source": threshold_source, "results": str(results.path),
-                   "per_service": {}, "per_day": {}})
-    for groups, names, key in ((results.service, results.services, "per_service"),
-                               (results.file, results.files, "per_day")):
-        for index, name in enumerate(names):
-            rows = (groups == index) & (labels >= 0)
-            if rows.any():
-                report[key][name] = _metrics(labels[rows], results.score[rows], threshold)
+    """Metrics of a results file at ``threshold`` or the file's own, by service and day,
+    streamed in bounded memory; labels default to has_error as a weak label."""
+    table = read_labels(labels_path) if labels_path else None
+    digest = digest_results(results_path, quality=True,
+                            labels=LabelJoin(table) if table is not None else None,
+                            threshold=threshold)
+    weak = table is None
+    report = evaluation(digest, weak=weak, label_source=str(labels_path or ""))
+    report["figures"] = figures(digest.weak if weak else digest.labelled)
     return report
+
+
+def evaluation(digest: ResultsDigest, *, weak: bool, label_source: str) -> dict:
+    """:func:`evaluate`'s dict from a digest read with ``quality=True``: against the label
+    file, or ``has_error`` when ``weak``, at the digest's threshold."""
+    if digest.given_threshold is None and (digest.threshold is None or digest.unjudged):
+        raise RadarError(f"{digest.path} does not record one threshold (written by an older "
+                         "RADAR, or edited); pass --threshold")
+    tally = digest.weak if weak else digest.labelled
+    if tally is None or not tally.labelled:
+        raise RadarError(f"no session of {digest.path} has a label in {label_source}; check "
+                         "that the label file belongs to these day files")
+    report = tally.report()
+    per_service, per_day = report.pop("per_service"), report.pop("per_day")
+    report.update({"label_source": WEAK_SOURCE if weak else label_source, "weak_labels": weak,
+                   "threshold_source": (FILE_THRESHOLD if digest.given_threshold is None
+                                        else "--threshold"),
+                   "results": str(digest.path), "per_service": per_service,
+                   "per_day": per_day})
+    return report
+
+
+def figures(tally: EvaluationTally) -> dict:
+    """Which figures are exact and which come from histograms, and whether the histograms
+    were exact here (``metrics.figures`` of report.json, less its plots)."""
+    return {"exact": list(EXACT), "from_histogram": list(FROM_HISTOGRAM), "how": METHOD,
+            "histograms_exact": tally.exact,
+            "roc_auc_max_error": tally.overall.histogram.roc_auc_error_bound()}
+
+
+def figures_note(report: dict) -> str:
+    """One line under the table: how exact ROC-AUC, PR-AUC and best F1 are here."""
+    figures = report["figures"]
+    exact = "exact" if figures["histograms_exact"] else (
+        f"within {figures['roc_auc_max_error']:.2g} of exact (ROC-AUC)")
+    return (f"ROC-AUC, PR-AUC and best F1 come from bounded score histograms, {exact} here; "
+            "precision, recall, F1 and the counts are exact.")
 
 
 def _fmt(value) -> str:
