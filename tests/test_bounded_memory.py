@@ -207,3 +207,17 @@ def test_results_stream_in_the_format_they_always_had(tmp_path):
     write_results(tmp_path / "r.jsonl", iter(records[1:]), "jsonl")
     assert (tmp_path / "r.jsonl").read_text() == (
         '{"file": "a", "session_id": 2, "anomaly_score": 0.5}\n')
+
+
+def test_best_f1_counts_only_what_a_cut_can_flag():
+    # NaN and -inf scores rank at the top for the curves, but `score > cut` never flags
+    # them: the best F1 must be one a threshold reaches (here: cut between 0.4 and 0.9).
+    scores = np.array([0.9, 0.8, np.nan, np.nan, -np.inf, 0.4, 0.3, 0.2, np.inf])
+    labels = np.array([1, 1, 0, 0, 0, 0, 0, 0, 1], dtype=np.int8)
+    tally = QualityTally(0.5)
+    tally.add(scores, labels)
+    ours = tally.metrics(with_best_f1=True)
+    assert ours["best_f1"] == pytest.approx(1.0)
+    assert 0.4 <= ours["best_f1_threshold"] < 0.8
+    reached = binary_metrics(labels == 1, scores, ours["best_f1_threshold"])
+    assert reached["f1"] == pytest.approx(ours["best_f1"])

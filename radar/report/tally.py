@@ -20,7 +20,9 @@ forgets the sessions:
 
 Memory is at most ``max_bins`` bins per group (32 bytes each), never the sessions.
 Non-finite scores rank as the highest finite one, as
-:func:`radar.report.metrics.binary_metrics` ranks them.
+:func:`radar.report.metrics.binary_metrics` ranks them, for ROC-AUC and PR-AUC; the
+best-F1 cut counts only the sessions a cut can flag (``score > cut`` never flags a NaN
+or -inf score), so the best F1 reported is one a threshold reaches.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class ScoreHistogram:
         self.high = np.zeros(0)
         self.counts = np.zeros((0, 2), dtype=np.int64)       # normal, anomalous
         self.nonfinite = np.zeros(2, dtype=np.int64)         # normal, anomalous
+        self.unflaggable = np.zeros(2, dtype=np.int64)       # of those, NaN and -inf
 
     @property
     def exact(self) -> bool:
@@ -63,6 +66,7 @@ class ScoreHistogram:
         label = np.asarray(anomalous, dtype=bool).astype(np.int64)
         finite = np.isfinite(scores)
         self.nonfinite += np.bincount(label[~finite], minlength=2)
+        self.unflaggable += np.bincount(label[~finite & ~(scores > 0)], minlength=2)
         scores, label = scores[finite], label[finite]
         if not scores.size:
             return
@@ -138,7 +142,9 @@ def curve_metrics(histogram: ScoreHistogram) -> dict:
     if not n_pos:
         out["best_f1"], out["best_f1_threshold"] = 0.0, float("nan")
         return out
-    f1 = 2 * tp / (tp + fp + n_pos)
+    # The top bin holds the non-finite scores; no cut flags the NaN and -inf ones.
+    flagged_tp = tp - histogram.unflaggable[1]
+    f1 = 2 * flagged_tp / (flagged_tp + fp - histogram.unflaggable[0] + n_pos)
     best = int(np.argmax(f1))
     below = high[best + 1] if best + 1 < high.size else -np.inf
     out["best_f1"] = float(f1[best])
