@@ -23,7 +23,7 @@ from radar.ensemble import agreement
 from radar.report.build import build_report
 from radar.report.digest import AlignedSample
 from radar.report.metrics import binary_metrics
-from radar.report.results import labels_for, load_results
+from radar.report.results import LabelJoin, load_results
 from radar.report.summary import AgreementTally, SummaryTally
 from radar.report.tally import QualityTally
 from radar.scoring.calibration import best_f1_threshold
@@ -31,6 +31,13 @@ from tests.conftest import tiny_demo_run
 from tests.test_evaluate_stream import exact_evaluation
 
 DAYS, SESSIONS = 4, 60
+
+
+def labels_for(results, table) -> np.ndarray:
+    """The exact, unbounded reference: labels of every loaded session at once."""
+    return LabelJoin(table).labels(results.files, results.file, results.session_id,
+                                   results.session_key)
+
 
 
 @pytest.fixture(scope="module")

@@ -101,7 +101,6 @@ def no_loading(monkeypatch):
         raise AssertionError("radar evaluate loaded a results file's columns")
 
     monkeypatch.setattr(results_module, "load_results", refuse)
-    monkeypatch.setattr(results_module, "labels_for", refuse)
     monkeypatch.setattr(evaluate_module, "load_results", refuse, raising=False)
 
 

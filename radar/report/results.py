@@ -192,17 +192,6 @@ def load_results(path: str | Path, *, keep_top: int = 0) -> Results:
         top=[record for _, _, record in sorted(heap, key=lambda item: (-item[0], item[1]))])
 
 
-def labels_for(results: Results, table) -> np.ndarray:
-    """Labels (1/0, -1 unknown) of every session from a :class:`LabelTable`."""
-    out = np.full(results.n, -1, dtype=np.int8)
-    for index, name in enumerate(results.files):
-        rows = np.flatnonzero(results.file == index)
-        keys = [results.session_key[i] for i in rows]
-        out[rows] = table.lookup(name, results.session_id[rows],
-                                 keys if any(key is not None for key in keys) else None)
-    return out
-
-
 class LabelJoin:
     """Labels (1/0, -1 unknown) of results records from a :class:`LabelTable`, a chunk of
     records at a time, with the check :meth:`LabelTable.lookup` makes within one call
