@@ -94,8 +94,12 @@ def one_run(run: Path, data: Path, into: Path, refit_labels: bool) -> list[dict]
     rare_key = [-(rarest + 1e-3 * mean_log) for rarest, mean_log in rarity]
     held_score, held_truth = columns(*training[-1], scores, truth)    # the held-out day
     new_score, new_truth = columns(*days[-1], scores, truth)
+    keys = screen_keys(held_score, rare_key[-1])
+    # How much the rarest and the highest-scoring 5% agree: could it tell the rate?
+    overlap = float((top_share(keys["rarity"]) & top_share(held_score)).sum()
+                    / max(1, int(SHARE * held_score.size)))
     rows = []
-    for method, key in screen_keys(held_score, rare_key[-1]).items():
+    for method, key in keys.items():
         drop = top_share(key)
         threshold = float(np.percentile(held_score[~drop], PERCENTILE))
         flagged = new_score > threshold
@@ -103,7 +107,7 @@ def one_run(run: Path, data: Path, into: Path, refit_labels: bool) -> list[dict]
                      "f1": float(f1_score(new_truth, flagged)),
                      "false_alarms": float(flagged[new_truth == 0].mean()),
                      "screened_anomalous": float(held_truth[drop].mean()) if drop.any()
-                     else None})
+                     else None, "overlap": overlap})
     if refit_labels:
         keys = [(name, int(i)) for name, day in training for i in np.asarray(day.session_ids)]
         score = np.array([scores[k] for k in keys])
@@ -155,8 +159,9 @@ def main() -> None:
         return
     into = args.workdir / "screen-signals"
     into.mkdir(exist_ok=True)
-    print("| rate | seed | screen | threshold | F1 | false alarms | screened that are anomalous |")
-    print("|---:|---:|---|---:|---:|---:|---:|")
+    print("| rate | seed | screen | threshold | F1 | false alarms | screened that are anomalous "
+          "| top 5% by rarity also top 5% by score |")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|")
     for rate, seed, stem in runs:
         run = args.workdir / "runs" / f"labelfree-{stem}-logbert"
         if not (run / "best_model.pt").is_file():
@@ -166,7 +171,8 @@ def main() -> None:
             anomalous = ("-" if row["screened_anomalous"] is None
                          else f"{row['screened_anomalous']:.2f}")
             print(f"| {rate:g} | {seed} | {row['screen']} | {row['threshold']:.2f} | "
-                  f"{row['f1']:.3f} | {row['false_alarms']:.4f} | {anomalous} |", flush=True)
+                  f"{row['f1']:.3f} | {row['false_alarms']:.4f} | {anomalous} | {row['overlap']:.2f} |",
+                  flush=True)
 
 
 if __name__ == "__main__":
