@@ -39,6 +39,12 @@ from radar.scoring.calibration import Calibration
 # survives for an unseen event).
 EXPLAIN_KEYS = ("position", "event_id", "rank", "probability", "kind")
 EXPLAIN_KINDS = ("event", "unseen", "end")
+# A scoring batch holds at most detection.batch_size windows and at most this many
+# events per window on average (x the batch size): the longest windows go in smaller
+# batches, so the densest batch, which sets the peak memory of scoring, costs what
+# batch_size windows of 128 events cost however many long sessions the days hold
+# (docs/benchmarks.md, Scale rehearsal). Windows of up to 128 events are not affected.
+SCORING_TOKENS_PER_WINDOW = 128
 
 
 # What a checkpoint says about the training behind it (kept when the model is loaded).
@@ -136,6 +142,7 @@ def score_corpus(loaded: LoadedDetector, corpus: SessionCorpus, *, batch_size: i
                  ) -> SessionResults:
     """Score every window of ``corpus`` and fold windows into sessions (max).
 
+    Batches are length-sorted and capped in tokens (SCORING_TOKENS_PER_WINDOW).
     Precision is the device's automatic choice (bf16/fp16 on CUDA, fp32 on CPU) for
     every caller, so a threshold calibrated here matches the scores detection makes.
     """
@@ -145,7 +152,8 @@ def score_corpus(loaded: LoadedDetector, corpus: SessionCorpus, *, batch_size: i
     extras: dict[str, np.ndarray] = {}
     k = loaded.detector.explain_top_k
     explain = np.full((n, k, len(EXPLAIN_KEYS)), np.nan)
-    sampler = BucketBatchSampler(corpus.window_length, batch_size, shuffle=False)
+    sampler = BucketBatchSampler(corpus.window_length, batch_size, shuffle=False,
+                                 max_tokens=batch_size * SCORING_TOKENS_PER_WINDOW)
     for items in sampler:
         batch = corpus[items].to(device)
         with torch.no_grad(), autocast_context(precision, device):

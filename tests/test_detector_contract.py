@@ -19,6 +19,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 from toy import write_day
 
+import radar.detect as detect_module
 from radar.calibrate import fit_scoring
 from radar.checkpoint import load_checkpoint, save_checkpoint
 from radar.config import build_config
@@ -161,6 +162,16 @@ def test_scores_are_deterministic_and_batch_independent(trained):
     other = score_corpus(loaded, corpus, batch_size=7, device=cpu)
     np.testing.assert_allclose(other.score, first.score, rtol=1e-4, atol=1e-4)
     assert set(other.extras) == set(first.extras)
+
+
+def test_token_capped_batches_score_the_same(trained, monkeypatch):
+    """The token cap only regroups windows: a cap that splits every batch of long
+    windows into small ones changes no score."""
+    loaded, corpus, first = trained["loaded"], trained["corpus"], trained["results"]
+    assert corpus.window_length.max() > 8
+    monkeypatch.setattr(detect_module, "SCORING_TOKENS_PER_WINDOW", 1)   # 64 tokens a batch
+    capped = score_corpus(loaded, corpus, batch_size=64, device=torch.device("cpu"))
+    np.testing.assert_allclose(capped.score, first.score, rtol=1e-4, atol=1e-4)
 
 
 def test_explanations_use_the_shared_format(trained):

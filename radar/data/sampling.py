@@ -5,6 +5,11 @@ batches it already trained on. Under DDP the sampler forms *global* batches of
 ``batch_size * world_size`` items and each rank takes every ``world_size``-th item
 of each, so N ranks see exactly the sessions one process would see with an
 N-times larger batch.
+
+Unshuffled (scoring) batches may also be capped in tokens (``max_tokens``: windows x
+the longest window's length), so a batch of the longest sessions holds fewer windows
+than a batch of ordinary ones and the peak memory of scoring stays that of the cap,
+however many long sessions a corpus holds.
 """
 
 from __future__ import annotations
@@ -22,9 +27,12 @@ class BucketBatchSampler:
 
     def __init__(self, lengths: np.ndarray, batch_size: int, *, shuffle: bool = True,
                  seed: int = 0, pool_batches: int = 64, rank: int = 0, world_size: int = 1,
-                 drop_last: bool = False):
+                 drop_last: bool = False, max_tokens: int | None = None):
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+        if max_tokens is not None and shuffle:
+            raise ValueError("max_tokens caps unshuffled (scoring) batches only")
+        self.max_tokens = max_tokens
         self.lengths = np.asarray(lengths)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.pool_batches, self.rank, self.world_size = pool_batches, rank, world_size
@@ -40,7 +48,8 @@ class BucketBatchSampler:
         size = self.batch_size * self.world_size
         if not self.shuffle:
             order = np.argsort(self.lengths, kind="stable")
-            batches = [order[i:i + size] for i in range(0, n, size)]
+            batches = (_token_capped(order, self.lengths[order], size, self.max_tokens)
+                       if self.max_tokens else [order[i:i + size] for i in range(0, n, size)])
         else:
             rng = np.random.default_rng([self.seed, self.epoch])
             order = rng.permutation(n)
@@ -63,3 +72,19 @@ class BucketBatchSampler:
 
     def __iter__(self):
         yield from self._rank_batches()[self.skip:]
+
+
+def _token_capped(order: np.ndarray, sorted_lengths: np.ndarray, size: int, max_tokens: int
+                  ) -> list[np.ndarray]:
+    """``order`` (ascending by length) cut into batches of at most ``size`` items and
+    at most ``max_tokens`` items x the batch's longest length (at least one item)."""
+    lengths = np.maximum(sorted_lengths, 1)
+    batches, start, n = [], 0, order.size
+    while start < n:
+        stop = min(start + size, n)
+        # Longest item last: the batch fits while (count) x lengths[last] <= max_tokens.
+        counts = np.arange(1, stop - start + 1)
+        count = int((counts * lengths[start:stop] <= max_tokens).sum()) or 1
+        batches.append(order[start:start + count])
+        start += count
+    return batches
