@@ -2,9 +2,10 @@
 
 Windows are scored in length-sorted batches (little padding), then folded into
 one score per session (the maximum over its windows; the explanation comes from
-that window). Callers hand :func:`score_corpus` a bounded chunk of whole day files at a
-time (:meth:`radar.runner.RunScorer.score_in_chunks`), so its per-session arrays never
-cover the corpus; results stream to disk one record at a time, atomically.
+that window). Callers hand :func:`score_corpus` a bounded chunk of sessions at a time
+(small day files together, a big one in slices: :meth:`radar.runner.RunScorer.
+score_in_chunks`), so its per-session arrays never cover the corpus or a whole big day;
+results stream to disk one record at a time, atomically.
 """
 
 from __future__ import annotations

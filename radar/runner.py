@@ -7,11 +7,12 @@ them through its fitted :class:`~radar.ensemble.Combination`. Either way, scorin
 corpus gives an :class:`Outcome`, and :meth:`RunScorer.records` turns it into the
 records ``anomaly_results.json`` holds, one per session.
 
-Day files are scored a chunk of whole days at a time (:meth:`RunScorer.score_in_chunks`):
-a corpus, its per-session arrays and its records never cover more than
-``CHUNK_SESSIONS`` sessions plus one day file, and what the end-of-run summary needs is
-summed up as the chunks go (:class:`OutcomeTally`), so the memory of `radar run` and
-`radar detect` is bounded by the largest day, not the corpus. A micro-batch of
+Day files are scored a chunk at a time (:meth:`RunScorer.score_in_chunks`): small days
+together, a day of more than ``CHUNK_SESSIONS`` sessions in slices of that many; a
+corpus, its per-session arrays and its records never cover more than ``CHUNK_SESSIONS``
+sessions, and what the end-of-run summary needs is summed up as the chunks go
+(:class:`OutcomeTally`), so the memory of `radar run` and `radar detect` is bounded by
+the chunk, not by the corpus or its largest day. A micro-batch of
 `radar serve` or `radar watch` is one corpus scored the same way.
 """
 
@@ -43,7 +44,8 @@ from radar.rundir import RunDir
 from radar.scoring.calibration import Calibration
 from radar.scoring.severity import LEVELS, SeverityResult
 
-# Sessions a scoring chunk gathers whole day files up to (~300 bytes of arrays each).
+# Sessions in a scoring chunk at most: whole small days gathered up to it, a bigger day
+# sliced (~300 bytes of arrays each).
 CHUNK_SESSIONS = 65_536
 
 
@@ -188,8 +190,8 @@ class RunScorer:
         """What the results say scored them."""
         return self.calibration.score_name if self.is_ensemble else self.first.detector.name
 
-    def corpus(self, days) -> SessionCorpus:
-        return SessionCorpus(days, self.vocab, self.window)
+    def corpus(self, days, masks: list[np.ndarray] | None = None) -> SessionCorpus:
+        return SessionCorpus(days, self.vocab, self.window, masks)
 
     def member_threshold(self, name: str) -> float:
         """A member's own calibrated threshold (the run's when it has none)."""
@@ -217,22 +219,35 @@ class RunScorer:
                         device: torch.device | None = None,
                         chunk_sessions: int | None = None
                         ) -> Iterator[tuple[DayData, SessionCorpus, Outcome]]:
-        """The day files of ``data`` scored a chunk at a time, in order, as (the chunk's
-        days, its corpus, its outcome). A chunk is whole consecutive days gathered until
-        it holds ``chunk_sessions`` sessions (a bigger day is a chunk of its own), so what
-        is held at once is bounded by that plus one day, whatever the corpus; small days
+        """The sessions of ``data`` scored a chunk at a time, in file and session order,
+        as (the chunk's days, its corpus, its outcome). Consecutive days are gathered
+        until a chunk would pass ``chunk_sessions`` sessions; a bigger day is scored in
+        slices of that many (its chunks' corpora hold a row range of it). What is held
+        at once is bounded by that, whatever the corpus and its days' sizes; small days
         share a chunk so the length-sorted batches stay full (one day of a few hundred
         sessions at a time doubled the padding, and the time, in a measured run)."""
         limit = chunk_sessions or CHUNK_SESSIONS
+
+        def scored(first: int, last: int, masks=None):
+            chunk = DayData(data.files[first:last], data.days[first:last],
+                            data.labels[first:last])
+            corpus = self.corpus(chunk.days, masks)
+            return chunk, corpus, self.score(corpus, batch_size=batch_size, device=device)
+
         start, held = 0, 0
         for d, day in enumerate(data.days):
+            if held and held + day.n_sessions > limit:         # close the gathered days
+                yield scored(start, d)
+                start, held = d, 0
+            if day.n_sessions > limit:                          # a big day, in slices
+                rows = np.arange(day.n_sessions)
+                for first in range(0, day.n_sessions, limit):
+                    yield scored(d, d + 1, [(rows >= first) & (rows < first + limit)])
+                start = d + 1
+                continue
             held += day.n_sessions
-            if held >= limit or d == len(data.days) - 1:
-                chunk = DayData(data.files[start:d + 1], data.days[start:d + 1],
-                                data.labels[start:d + 1])
-                corpus = self.corpus(chunk.days)
-                yield chunk, corpus, self.score(corpus, batch_size=batch_size, device=device)
-                start, held = d + 1, 0
+        if start < len(data.days):
+            yield scored(start, len(data.days))
 
     def records(self, corpus: SessionCorpus, outcome: Outcome, file_names: list,
                 session_ids: list[np.ndarray], session_keys: list) -> Iterator[dict[str, Any]]:

@@ -49,12 +49,16 @@ def trained(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("chunk, expected", [(1, [(1, SESSIONS)] * DAYS),
-                                             (100, [(2, 2 * SESSIONS)] * (DAYS // 2))])
+@pytest.mark.parametrize("chunk, expected", [
+    (120, [(2, 2 * SESSIONS)] * (DAYS // 2)),        # two whole days of 60 fit
+    (100, [(1, SESSIONS)] * DAYS),                   # one does
+    (25, [(1, 25), (1, 25), (1, SESSIONS - 50)] * DAYS),   # each day in slices
+    (1, [(1, 1)] * (DAYS * SESSIONS))])
 def test_scoring_is_never_handed_more_than_a_chunk(trained, tmp_path, monkeypatch, chunk,
                                                    expected):
-    """Whole days are gathered until a chunk holds CHUNK_SESSIONS sessions, never more:
-    with a chunk of 1 session each day is scored alone, with 100 two days of 60 are."""
+    """Whole days are gathered while a chunk holds at most CHUNK_SESSIONS sessions; a
+    bigger day is scored in slices of that many; the records come out in file and row
+    order all the same."""
     seen = []
     real = runner_module.score_corpus
 
@@ -73,6 +77,16 @@ def test_scoring_is_never_handed_more_than_a_chunk(trained, tmp_path, monkeypatc
     assert seen == expected
     records = json.loads(out.read_text())
     assert len(records) == DAYS * SESSIONS
+    # The scores one corpus of all days gives (the default chunk holds them all).
+    monkeypatch.undo()
+    whole = tmp_path / "whole.json"
+    assert CliRunner().invoke(cli, ["detect", "--checkpoint", str(trained / "run" /
+                                                                  "best_model.pt"),
+                                    "--input", str(trained / "data"), "--output",
+                                    str(whole)]).exit_code == 0
+    expected_scores = [r["anomaly_score"] for r in json.loads(whole.read_text())]
+    assert [r["anomaly_score"] for r in records] == pytest.approx(expected_scores, rel=1e-4,
+                                                                        abs=1e-5)
     # Chunk by chunk, in day order, row by row: the order one corpus of all days gave.
     files = [r["file"] for r in records]
     assert files == sorted(files)
