@@ -156,6 +156,20 @@ def test_percentile_threshold_warns_when_it_sits_on_a_tie_at_the_top():
     assert set_threshold(d, normal_scores=few, score_name="s").warning is None
 
 
+def test_a_percentile_set_on_too_few_sessions_says_so():
+    d = DetectionConfig(threshold_method="percentile")
+    small = set_threshold(d, normal_scores=np.linspace(0.0, 5.0, 236), score_name="s")
+    assert small.threshold == pytest.approx(np.linspace(0.0, 5.0, 236)[-2])   # 2nd highest
+    assert "only 236 sessions set this p99.5 cut (1.2 expected above it)" in small.describe()
+    assert "at least 1,000 held-out sessions" in small.warning
+    d.threshold_method = "tail"
+    assert "only 236 sessions" in set_threshold(d, normal_scores=np.linspace(0.0, 5.0, 236),
+                                                score_name="s").warning
+    d.threshold_percentile = 95.0                          # 11.8 above: enough
+    assert set_threshold(d, normal_scores=np.linspace(0.0, 5.0, 236),
+                         score_name="s").warning is None
+
+
 def test_analyze_shows_top_sessions_with_log_lines(trained, tmp_path):  # noqa: F811
     root, _ = trained
     results = root / "run" / "anomaly_results.json"

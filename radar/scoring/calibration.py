@@ -110,7 +110,7 @@ def percentile_threshold(normal_scores: np.ndarray, percentile: float, *, data: 
     _need(scores, "normal sessions")
     value = float(np.percentile(scores, percentile, method="higher"))
     return Calibration("percentile", value, percentile, int(scores.size), data, score_name,
-                       warning=_top_tie_warning(scores, value, percentile))
+                       warning=_warnings(scores, value, percentile))
 
 
 def _truncated_exponential_scale(excess: np.ndarray, limit: float) -> float:
@@ -179,9 +179,34 @@ def tail_threshold(scores: np.ndarray, percentile: float, *, data: str, score_na
     value = min(tail_cut(scores, (100.0 - percentile) / 100.0),
                 float(np.percentile(scores, percentile, method="higher")))
     calibration = Calibration("tail", value, percentile, int(scores.size), data, score_name,
-                              warning=_top_tie_warning(scores, value, percentile))
+                              warning=_warnings(scores, value, percentile))
     calibration.flagged_share = float(np.mean(scores > value))
     return calibration
+
+
+# A percentile cut is a rough guess while fewer sessions than this are expected above
+# it: with 236 held-out sessions (hdfs_deeplog) a p99.5 cut is the second highest score.
+MIN_SESSIONS_ABOVE = 5
+
+
+def _warnings(scores: np.ndarray, value: float, percentile: float) -> str | None:
+    found = [warning for warning in (_few_sessions_warning(scores.size, percentile),
+                                     _top_tie_warning(scores, value, percentile)) if warning]
+    return "; ".join(found) or None
+
+
+def _few_sessions_warning(n: int, percentile: float) -> str | None:
+    """Say so when too few sessions lie above a percentile for it to be estimated."""
+    above = n * (100.0 - percentile) / 100.0
+    if above >= MIN_SESSIONS_ABOVE:
+        return None
+    need = int(np.ceil(MIN_SESSIONS_ABOVE * 100.0 / (100.0 - percentile))) if percentile < 100 \
+        else None
+    more = f"at least {need:,} held-out sessions" if need else "a percentile below 100"
+    return (f"only {n:,} sessions set this p{percentile:g} cut ({above:.1f} expected above "
+            "it), so the false-alarm rate it gives on new days may be far from "
+            f"{100 - percentile:g}%: it needs {more} (data.calibration_fraction, more "
+            "training days) or a lower detection.threshold_percentile")
 
 
 def _top_tie_warning(scores: np.ndarray, value: float, percentile: float) -> str | None:
