@@ -6,6 +6,7 @@ import json
 import random
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from radar.data import reader
@@ -506,3 +507,22 @@ def test_raw_token_ids_with_a_number_out_of_range_are_a_bad_record(tmp_path):
                                    batch_check=TokenLayoutChecker(None))
     assert [r["session_id"] for batch in batches for r in batch] == [1]
     assert report.bad_counts == {"wrong_type": 1}
+
+
+class _Msgspec023:
+    """A decoder failing on bad UTF-8 the way msgspec 0.23 does (DecodeError)."""
+
+    def __init__(self, message):
+        self.message = message
+
+    def decode(self, piece):
+        raise msgspec.DecodeError(self.message)
+
+
+def test_bad_utf8_is_told_from_broken_json_whichever_msgspec_decodes():
+    with pytest.raises(UnicodeDecodeError):
+        reader._decode_text(_Msgspec023("Invalid UTF-8 encoded string"), b'{"a": "\xff"}')
+    with pytest.raises(msgspec.DecodeError, match="truncated"):
+        reader._decode_text(_Msgspec023("Input data was truncated"), b'{"a": ')
+    with pytest.raises(UnicodeDecodeError):            # and as msgspec <= 0.22 does
+        reader._decode_text(msgspec.json.Decoder(), b'{"a": "\xff\xfe"}')

@@ -209,12 +209,27 @@ def _mask_end(buf: bytearray, first: int, stop: int, otherwise: int) -> int:
     return closing
 
 
+def _decode_text(decoder: Any, piece: bytes) -> Any:
+    """``decoder.decode(piece)``, with text that is not UTF-8 raising UnicodeDecodeError
+    whichever msgspec decodes it: up to 0.22 it raises that itself, from 0.23 on a
+    DecodeError saying "Invalid UTF-8"; the reader tells bad text from broken JSON by it."""
+    try:
+        return decoder.decode(piece)
+    except msgspec.DecodeError as error:
+        if isinstance(error, msgspec.ValidationError) or "UTF-8" not in str(error):
+            raise
+        raise UnicodeDecodeError("utf-8", b"", 0, 1, str(error)) from error
+
+
+_ANY_DECODER = msgspec.json.Decoder()
+
+
 def _decode_any(piece: bytes) -> Any:
     """Untyped decode; bytes that are not UTF-8 become U+FFFD instead of failing."""
     try:
-        return msgspec.json.decode(piece)
+        return _decode_text(_ANY_DECODER, piece)
     except UnicodeDecodeError:
-        return msgspec.json.decode(piece.decode("utf-8", "replace").encode("utf-8"))
+        return _ANY_DECODER.decode(piece.decode("utf-8", "replace").encode("utf-8"))
 
 
 def _utf8_problem(piece: bytes) -> str:
@@ -615,7 +630,7 @@ class _DayFileReader:
 
     def _decode_checked(self, piece: bytes) -> dict | tuple[str, str]:
         try:
-            return self.one_decoder.decode(piece)
+            return _decode_text(self.one_decoder, piece)
         except msgspec.ValidationError as error:
             return self._classify(piece, error)
         except UnicodeDecodeError:
@@ -624,7 +639,7 @@ class _DayFileReader:
             return INVALID_UTF8, _utf8_problem(piece)
         # Maybe only original_logs holds the bad bytes: read the rest, repair the logs.
         try:
-            record = self.lean_decoder.decode(piece)
+            record = _decode_text(self.lean_decoder, piece)
         except msgspec.ValidationError as error:
             return self._classify(piece, error)
         except UnicodeDecodeError:
