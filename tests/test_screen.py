@@ -155,3 +155,26 @@ def test_an_event_interleaved_at_random_stays_known_though_its_sessions_are_scre
     assert not kept[0][1]
     known = kept_events([day], masks, kept)
     assert 5 in known and 77 not in known       # 77: 1 session, within 0.5% of 400
+
+
+def test_big_days_are_screened_in_slices_with_the_same_result(monkeypatch):
+    """A day is handled SLICE_SESSIONS sessions at a time (bounded memory); the rarity,
+    the screened sessions and the events kept are those of one pass over the day."""
+    from radar.data import screen as screen_module
+
+    rng = np.random.default_rng(3)
+    sessions = [list(rng.integers(1, 12, rng.integers(1, 9))) for _ in range(300)]
+    days = [Day(sessions[:170]), Day(sessions[170:])]
+    masks = [rng.random(day.n_sessions) < 0.8 for day in days]
+    whole_rarity = session_rarity(days, masks)
+    whole_screen = screen(days, [masks], 0.1)
+    whole_kept = screen_module.kept_events(days, masks, whole_screen[0][0])
+    monkeypatch.setattr(screen_module, "SLICE_SESSIONS", 7)
+    sliced_rarity = session_rarity(days, masks)
+    for (a_rare, a_log), (b_rare, b_log) in zip(whole_rarity, sliced_rarity):
+        assert np.array_equal(a_rare, b_rare)
+        np.testing.assert_allclose(a_log, b_log, rtol=1e-12)
+    sliced_screen = screen(days, [masks], 0.1)
+    assert all(np.array_equal(a, b) for a, b in zip(whole_screen[0][0], sliced_screen[0][0]))
+    assert np.array_equal(whole_kept,
+                          screen_module.kept_events(days, masks, sliced_screen[0][0]))

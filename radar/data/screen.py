@@ -20,8 +20,9 @@ and end as events of their own, so a missing step, steps out of order, a foreign
 unseen event, a session cut short and a repeated step all create one. Its support is
 the number of sessions of the training days holding it. A session's rarity is the
 support of its rarest transition (ties: the lower mean log-support of all its
-transitions goes first). It needs no model (two passes over the prepared days, one
-day in memory at a time, counts bounded by the distinct transitions), is the same for
+transitions goes first). It needs no model (two passes over the prepared days, at most
+SLICE_SESSIONS sessions of a day in memory at a time, counts bounded by the distinct
+transitions), is the same for
 every detector of a run, and is blind to everything but order: which is why it only
 decides what counts as known and what sets the threshold, never a session's score.
 """
@@ -69,6 +70,21 @@ def _masked_events(day: PreparedDay, mask: np.ndarray
     return rows, day.lengths[rows], events
 
 
+# Sessions of one day handled at once: a day of the user's largest size (1.6 GB, ~270k
+# sessions) otherwise needs several arrays of all its events at once (523 MB of peak RSS
+# for a day of 147k sessions, measured; docs/benchmarks.md, Scale rehearsal).
+SLICE_SESSIONS = 65_536
+
+
+def _slices(day: PreparedDay, mask: np.ndarray) -> list[np.ndarray]:
+    """``mask`` cut into masks of at most SLICE_SESSIONS consecutive sessions each."""
+    if day.n_sessions <= SLICE_SESSIONS:
+        return [mask]
+    rows = np.arange(day.n_sessions)
+    return [mask & (rows >= first) & (rows < first + SLICE_SESSIONS)
+            for first in range(0, day.n_sessions, SLICE_SESSIONS)]
+
+
 def _transitions(day: PreparedDay, mask: np.ndarray, width: int
                  ) -> tuple[np.ndarray, np.ndarray]:
     """(session row, transition code) of every distinct transition of the masked sessions.
@@ -114,18 +130,19 @@ UNSEEN_SHARE = 0.005
 def _event_support(days: list[PreparedDay], masks: list[np.ndarray]) -> np.ndarray:
     """Per raw event id, the number of masked sessions logging it."""
     support = np.zeros(0, dtype=np.int64)
-    for day, mask in zip(days, masks):
-        rows, lengths, events = _masked_events(day, mask)
-        if rows.size == 0:
-            continue
-        width = int(events.max()) + 1
-        pairs = np.unique(np.repeat(rows, lengths) * width + events)
-        counts = np.bincount(pairs % width)
-        if counts.size > support.size:
-            counts[:support.size] += support
-            support = counts
-        else:
-            support[:counts.size] += counts
+    for day, day_mask in zip(days, masks):
+        for mask in _slices(day, day_mask):
+            rows, lengths, events = _masked_events(day, mask)
+            if rows.size == 0:
+                continue
+            width = int(events.max()) + 1
+            pairs = np.unique(np.repeat(rows, lengths) * width + events)
+            counts = np.bincount(pairs % width)
+            if counts.size > support.size:
+                counts[:support.size] += support
+                support = counts
+            else:
+                support[:counts.size] += counts
     return support
 
 
@@ -153,13 +170,14 @@ def _supports(days: list[PreparedDay], masks: list[np.ndarray], width: int
               ) -> tuple[np.ndarray, np.ndarray]:
     """Sorted distinct transition codes and the number of sessions holding each."""
     codes, counts = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    for day, mask in zip(days, masks):
-        _, day_codes = _transitions(day, mask, width)
-        day_unique, day_counts = np.unique(day_codes, return_counts=True)
-        merged = np.concatenate((codes, day_unique))
-        weights = np.concatenate((counts, day_counts))
-        codes, inverse = np.unique(merged, return_inverse=True)
-        counts = np.bincount(inverse, weights=weights).astype(np.int64)
+    for day, day_mask in zip(days, masks):
+        for mask in _slices(day, day_mask):
+            _, day_codes = _transitions(day, mask, width)
+            day_unique, day_counts = np.unique(day_codes, return_counts=True)
+            merged = np.concatenate((codes, day_unique))
+            weights = np.concatenate((counts, day_counts))
+            codes, inverse = np.unique(merged, return_inverse=True)
+            counts = np.bincount(inverse, weights=weights).astype(np.int64)
     return codes, counts
 
 
@@ -172,13 +190,16 @@ def session_rarity(days: list[PreparedDay], masks: list[np.ndarray]
     codes, counts = _supports(days, masks, width)
     log_counts = np.log(np.maximum(counts, 1))
     out = []
-    for day, mask in zip(days, masks):
-        owners, day_codes = _transitions(day, mask, width)
-        where = np.searchsorted(codes, day_codes)
+    for day, day_mask in zip(days, masks):
         rarest = np.full(day.n_sessions, np.iinfo(np.int64).max, dtype=np.int64)
-        np.minimum.at(rarest, owners, counts[where])
-        total = np.bincount(owners, weights=log_counts[where], minlength=day.n_sessions)
-        n = np.bincount(owners, minlength=day.n_sessions)
+        total = np.zeros(day.n_sessions)
+        n = np.zeros(day.n_sessions, dtype=np.int64)
+        for mask in _slices(day, day_mask):
+            owners, day_codes = _transitions(day, mask, width)
+            where = np.searchsorted(codes, day_codes)
+            np.minimum.at(rarest, owners, counts[where])
+            total += np.bincount(owners, weights=log_counts[where], minlength=day.n_sessions)
+            n += np.bincount(owners, minlength=day.n_sessions)
         mean_log = np.where(n > 0, total / np.maximum(n, 1), np.inf)
         out.append((rarest, mean_log))
     return out
