@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from radar.config import RadarConfig
-from radar.data.dataset import SessionCorpus
+from radar.data.dataset import SessionCorpus, row_slices
 from radar.data.selection import DayData, session_labels, window_length
 from radar.detect import (
     LoadedDetector,
@@ -240,9 +240,8 @@ class RunScorer:
                 yield scored(start, d)
                 start, held = d, 0
             if day.n_sessions > limit:                          # a big day, in slices
-                rows = np.arange(day.n_sessions)
-                for first in range(0, day.n_sessions, limit):
-                    yield scored(d, d + 1, [(rows >= first) & (rows < first + limit)])
+                for rows in row_slices(np.ones(day.n_sessions, dtype=bool), limit):
+                    yield scored(d, d + 1, [rows])
                 start = d + 1
                 continue
             held += day.n_sessions

@@ -29,6 +29,16 @@ def window_starts(length: int, window: int) -> list[int]:
     return starts
 
 
+def row_slices(mask: np.ndarray, size: int) -> list[np.ndarray]:
+    """``mask`` (one day's sessions) cut into masks of at most ``size`` consecutive
+    sessions each, for work on a big day a bounded slice at a time."""
+    if mask.size <= size:
+        return [mask]
+    rows = np.arange(mask.size)
+    return [mask & (rows >= first) & (rows < first + size)
+            for first in range(0, mask.size, size)]
+
+
 @dataclass
 class SessionTable:
     """One row per selected session (not per window)."""

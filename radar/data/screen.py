@@ -22,9 +22,9 @@ the number of sessions of the training days holding it. A session's rarity is th
 support of its rarest transition (ties: the lower mean log-support of all its
 transitions goes first). It needs no model (two passes over the prepared days, at most
 SLICE_SESSIONS sessions of a day in memory at a time, counts bounded by the distinct
-transitions), is the same for
-every detector of a run, and is blind to everything but order: which is why it only
-decides what counts as known and what sets the threshold, never a session's score.
+transitions), is the same for every detector of a run, and is blind to everything but
+order: which is why it only decides what counts as known and what sets the threshold,
+never a session's score.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from radar.data.cache import PreparedDay
+from radar.data.dataset import row_slices
 
 
 @dataclass
@@ -74,15 +75,6 @@ def _masked_events(day: PreparedDay, mask: np.ndarray
 # sessions) otherwise needs several arrays of all its events at once (523 MB of peak RSS
 # for a day of 147k sessions, measured; docs/benchmarks.md, Scale rehearsal).
 SLICE_SESSIONS = 65_536
-
-
-def _slices(day: PreparedDay, mask: np.ndarray) -> list[np.ndarray]:
-    """``mask`` cut into masks of at most SLICE_SESSIONS consecutive sessions each."""
-    if day.n_sessions <= SLICE_SESSIONS:
-        return [mask]
-    rows = np.arange(day.n_sessions)
-    return [mask & (rows >= first) & (rows < first + SLICE_SESSIONS)
-            for first in range(0, day.n_sessions, SLICE_SESSIONS)]
 
 
 def _transitions(day: PreparedDay, mask: np.ndarray, width: int
@@ -131,7 +123,7 @@ def _event_support(days: list[PreparedDay], masks: list[np.ndarray]) -> np.ndarr
     """Per raw event id, the number of masked sessions logging it."""
     support = np.zeros(0, dtype=np.int64)
     for day, day_mask in zip(days, masks):
-        for mask in _slices(day, day_mask):
+        for mask in row_slices(day_mask, SLICE_SESSIONS):
             rows, lengths, events = _masked_events(day, mask)
             if rows.size == 0:
                 continue
@@ -171,7 +163,7 @@ def _supports(days: list[PreparedDay], masks: list[np.ndarray], width: int
     """Sorted distinct transition codes and the number of sessions holding each."""
     codes, counts = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     for day, day_mask in zip(days, masks):
-        for mask in _slices(day, day_mask):
+        for mask in row_slices(day_mask, SLICE_SESSIONS):
             _, day_codes = _transitions(day, mask, width)
             day_unique, day_counts = np.unique(day_codes, return_counts=True)
             merged = np.concatenate((codes, day_unique))
@@ -194,7 +186,7 @@ def session_rarity(days: list[PreparedDay], masks: list[np.ndarray]
         rarest = np.full(day.n_sessions, np.iinfo(np.int64).max, dtype=np.int64)
         total = np.zeros(day.n_sessions)
         n = np.zeros(day.n_sessions, dtype=np.int64)
-        for mask in _slices(day, day_mask):
+        for mask in row_slices(day_mask, SLICE_SESSIONS):
             owners, day_codes = _transitions(day, mask, width)
             where = np.searchsorted(codes, day_codes)
             np.minimum.at(rarest, owners, counts[where])
