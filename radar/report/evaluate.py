@@ -23,7 +23,13 @@ from radar.data.labels import read_labels
 from radar.errors import RadarError
 from radar.report.digest import ResultsDigest, digest_results
 from radar.report.results import LabelJoin
-from radar.report.tally import EXACT, FROM_HISTOGRAM, METHOD, EvaluationTally
+from radar.report.tally import (
+    EXACT,
+    FROM_HISTOGRAM,
+    METHOD,
+    EvaluationTally,
+    histogram_note,
+)
 
 WEAK_SOURCE = "has_error (weak label: no label file given)"
 FILE_THRESHOLD = "the results file (set when it was written)"
@@ -73,11 +79,8 @@ def figures(tally: EvaluationTally) -> dict:
 
 def figures_note(report: dict) -> str:
     """One line under the table: how exact ROC-AUC, PR-AUC and best F1 are here."""
-    figures = report["figures"]
-    exact = "exact" if figures["histograms_exact"] else (
-        f"within {figures['roc_auc_max_error']:.2g} of exact (ROC-AUC)")
-    return (f"ROC-AUC, PR-AUC and best F1 come from bounded score histograms, {exact} here; "
-            "precision, recall, F1 and the counts are exact.")
+    return (histogram_note(report["figures"])
+            + "; precision, recall, F1 and the counts are exact.")
 
 
 def _fmt(value) -> str:

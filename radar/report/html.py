@@ -11,6 +11,8 @@ import html
 
 import yaml
 
+from radar.report.tally import histogram_note
+
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
 max-width:1100px;color:#1b1f24;padding:0 1rem}
@@ -57,10 +59,7 @@ def _figures_note(metrics: dict) -> str:
     figures = metrics.get("figures") or {}
     if not figures:
         return ""
-    exact = "exact" if figures.get("histograms_exact") else (
-        f"within {figures.get('roc_auc_max_error', 0):.2g} of exact (ROC-AUC)")
-    return (f" ROC-AUC, PR-AUC and best F1 come from bounded score histograms, {exact} "
-            f"here; {figures.get('plots', '')}.")
+    return f" {histogram_note(figures)}; {figures.get('plots', '')}."
 
 
 def _metric_cells(m: dict) -> list[str]:

@@ -44,6 +44,14 @@ METHOD = ("precision, recall, F1 and the confusion counts are exact; ROC-AUC, PR
           "scores of both labels share a bin and count as ties")
 
 
+def histogram_note(figures: dict) -> str:
+    """How exact ROC-AUC, PR-AUC and best F1 are, in words, from a ``figures`` dict
+    (report.json's ``metrics.figures``, `radar evaluate --json`'s ``figures``)."""
+    exact = "exact" if figures.get("histograms_exact") else (
+        f"within {figures.get('roc_auc_max_error', 0):.2g} of exact (ROC-AUC)")
+    return f"ROC-AUC, PR-AUC and best F1 come from bounded score histograms, {exact} here"
+
+
 class ScoreHistogram:
     """Counts of normal and anomalous sessions in disjoint score ranges, at most
     ``max_bins`` of them (see the module docstring)."""
