@@ -7,13 +7,12 @@ lists nobody asked for before decoding, and finding record starts by their ``{``
 from __future__ import annotations
 
 import json
-import random
 
 import pytest
 from test_reader import dump_sessions, make_sessions, write_day
 
 from radar.data import reader
-from radar.data.reader import _ANCHOR, DEFAULT_FIELDS, TOKEN_FIELDS, _anchor_starts, iter_sessions
+from radar.data.reader import DEFAULT_FIELDS, TOKEN_FIELDS, iter_sessions
 from radar.data.records import ReadReport
 from radar.errors import DataError
 
@@ -113,17 +112,3 @@ def test_damaged_padded_lists_fail_as_before(tmp_path, monkeypatch, damage):
     assert cut == plain_outcome(path, DEFAULT_FIELDS, monkeypatch)
     assert cut[5] is not None or cut[2] > 0     # the damage is reported, not read past
 
-
-PIECES = [b'{"session_id": 1', b'{ "session_id" :', b'"session_id"', b'\\"session_id\\"',
-          b'{\n  "session_id"\n:', b"x", b" ", b"{", b":", b'"', b"session_id", b"\t",
-          b"{{", b"{" * 9, b'"session_id":', b"{ "]
-
-
-def test_anchor_scan_equals_the_regex_among_many_braces():
-    rnd = random.Random(1)
-    for _ in range(20000):
-        buf = bytearray(b"".join(rnd.choice(PIECES) for _ in range(rnd.randrange(1, 20))))
-        a, b = rnd.randrange(len(buf) + 1), rnd.randrange(len(buf) + 1)
-        start, end = min(a, b), max(a, b)
-        expected = [m.start() for m in _ANCHOR.finditer(buf, start, end)]
-        assert _anchor_starts(buf, start, end) == expected, (bytes(buf), start, end)
