@@ -113,6 +113,11 @@ class Detector:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     config_class: ClassVar[type] = dict
+    # False: fitted in closed form by ``fit_scoring`` (count-vector detectors); the
+    # Trainer then runs no steps and only saves the model it was given.
+    trainable: ClassVar[bool] = True
+    # False: the score ignores event order (a reordered session scores the same).
+    order_aware: ClassVar[bool] = True
 
     def __init__(self, config: Any = None):
         self.config = config if config is not None else self.config_class()

@@ -196,6 +196,12 @@ class Trainer:
         :meth:`request_stop`); then save ``last.pt``."""
         tc = self.tc
         self._begin(resume)
+        if not self.detector.trainable:
+            if self.dist.is_main:
+                self.log(f"{self.detector.name} is fitted when it is calibrated, not trained: "
+                         "no training steps")
+            self.metrics.close()
+            return TrainResult(0, 0, None, None, None, None, False, self.save(LAST_CHECKPOINT))
         loader = self._loader()
         with self._signals_caught(), contextlib.closing(self.metrics), \
                 self._progress_bar() as progress:

@@ -45,21 +45,21 @@ def train_detector(name: str, config: RadarConfig, sets: TrainingSets, *, output
                    resume: str | None, log: Log, dist_info: DistInfo,
                    device: torch.device) -> TrainResult:
     """Train detector ``name`` with the shared Trainer; checkpoints go to ``output_dir``."""
-    if dist_info.is_main:      # say what is about to happen, and how long it may take
+    detector = make_detector(name, config)
+    if dist_info.is_main and detector.trainable:   # what is about to happen, how long it takes
         for line in describe_plan(config, sets.train.n_sessions, device, name=name,
                                   vocab=sets.vocab, n_windows=len(sets.train),
                                   mean_length=float(sets.train.window_length.mean()),
                                   world_size=dist_info.world_size):
             log(line)
     torch.manual_seed(config.training.seed)
-    detector = make_detector(name, config)
     model = detector.build_model(sets.vocab, sets.train.window)
     extra = {"vocab": sets.vocab.state_dict(), "services": sets.train.services,
              "window": sets.train.window, "train_files": training_files(sets.train.days),
              "train_sessions": sets.train.n_sessions, "train_windows": len(sets.train)}
     trainer = Trainer(detector, model, config, sets.train, sets.validation, device=device,
                       output_dir=output_dir, dist_info=dist_info, extra_state=extra, log=log)
-    log(f"training {name} on {sets.train.n_sessions} sessions ({len(sets.train)} windows, "
+    log(f"{'training' if detector.trainable else 'fitting'} {name} on {sets.train.n_sessions} sessions ({len(sets.train)} windows, "
         f"vocabulary {len(sets.vocab)}), device {device}, precision {trainer.precision}")
     return trainer.fit(resume=resume)
 

@@ -26,12 +26,13 @@ def build_small(detector_cls: type, config, seed: int = 0):
     return detector, detector.build_model(EventVocab(np.arange(100, 112)), 30)
 
 
-def assert_registered_lazily(name: str, cls: type) -> None:
-    """``name`` is registered through the entry point, and importing the plugin package
-    loads neither its detector module nor torch."""
+def assert_registered_lazily(package: str, name: str, cls: type) -> None:
+    """Detector ``name`` is registered through the entry point of plugin package
+    ``package``, and importing that package loads neither its detector module nor torch."""
     assert make_plugin_manager().detectors()[name] is cls
-    code = (f"import sys, radar_plugins.{name}; "
-            f"print('radar_plugins.{name}.detector' in sys.modules, 'torch' in sys.modules)")
+    code = (f"import sys, radar_plugins.{package}; "
+            f"print('radar_plugins.{package}.detector' in sys.modules, "
+            "'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 

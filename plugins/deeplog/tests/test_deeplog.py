@@ -43,7 +43,7 @@ def build(seed: int = 0, **config):
 
 
 def test_registered_through_entry_point_without_importing_torch():
-    assert_registered_lazily("deeplog", DeepLog)
+    assert_registered_lazily("deeplog", "deeplog", DeepLog)
 
 
 def test_config_defaults_are_the_papers_and_errors_name_the_key():

@@ -92,7 +92,7 @@ def trained():
 
 
 def test_registered_through_entry_point_without_importing_torch():
-    assert_registered_lazily("logbert", LogBERT)
+    assert_registered_lazily("logbert", "logbert", LogBERT)
 
 
 def test_model_builds_from_tiny_config():

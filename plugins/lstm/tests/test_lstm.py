@@ -35,7 +35,7 @@ def build(seed: int = 0, **config):
 
 
 def test_registered_through_entry_point_without_importing_torch():
-    assert_registered_lazily("lstm", LogLSTM)
+    assert_registered_lazily("lstm", "lstm", LogLSTM)
 
 
 def test_config_errors_name_the_key():

@@ -49,7 +49,7 @@ def moved_targets(model, session, changed_at, new=12) -> list[bool]:
 
 
 def test_registered_through_entry_point_without_importing_torch():
-    assert_registered_lazily("tcn", LogTCN)
+    assert_registered_lazily("tcn", "tcn", LogTCN)
 
 
 def test_config_validates_and_reports_the_receptive_field():
