@@ -161,6 +161,10 @@ class DetectionConfig(SectionChecks):
     # Held-out sessions copied and corrupted to estimate recall without labels
     # (quality.json, radar/quality/inject.py); 0 turns the estimate off.
     injected_sessions: int = 1000
+    # An event never seen in training that at least this share of a day's sessions log
+    # (from its first appearance on, and at least 20 sessions) is drift, a new log line:
+    # reported, and that day is scored without it (radar/scoring/drift.py). 0: off.
+    drift_share: float = 0.05
 
     section: typing.ClassVar[str] = "detection"
 
@@ -169,6 +173,7 @@ class DetectionConfig(SectionChecks):
         self.check_number("threshold_value")
         self.check_positive("batch_size")
         self.check_number("injected_sessions", minimum=0)
+        self.check_number("drift_share", minimum=0, maximum=1)
 
 
 @dataclass

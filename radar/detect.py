@@ -175,6 +175,7 @@ def score_corpus(loaded: LoadedDetector, corpus: SessionCorpus, *, batch_size: i
         if out.explanations is not None and k:
             rows = _explanations_array(out.explanations, best, k)
             rows[:, :, 0] += corpus.window_start[items[best]][:, None]   # window → session
+            rows[:, :, 0] = corpus.original_positions(sessions[best], rows[:, :, 0])
             explain[sessions[best]] = rows
         if progress:
             progress(len(items))

@@ -153,6 +153,8 @@ def run_validation(trained: TrainedRun, *, log: Log) -> dict:
                if run.is_ensemble else None)
     outcome = score_days(scorer, trained.val, run.results,
                          fmt=config.detection.format, member_outputs=members)
+    for event in scorer.drift:
+        log(event.describe())
     write_calibration(run.calibration, outcome)
     if config.detection.injected_sessions:
         # Corrupt the held-out sessions the training filter calls normal: with a label
@@ -206,5 +208,7 @@ def detect_files(scorer: RunScorer, input_path: str, output: Path, *, pattern: s
     data = prepare_days(find_day_files(input_path, pattern), config.data, workers=workers,
                         log=log, labels=load_label_table(labels))
     outcome = score_days(scorer, data, output, fmt=fmt)
+    for event in scorer.drift:
+        log(event.describe())
     write_calibration(RunDir(output.parent, []).calibration, outcome)
     return outcome.summary(labels or "")

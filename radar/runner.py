@@ -42,6 +42,7 @@ from radar.errors import RadarError
 from radar.report.summary import AgreementTally, SummaryTally
 from radar.rundir import RunDir
 from radar.scoring.calibration import Calibration
+from radar.scoring.drift import DriftEvent, DriftFilteredDay, find_drift
 from radar.scoring.severity import LEVELS, SeverityResult
 
 # Sessions in a scoring chunk at most: whole small days gathered up to it, a bigger day
@@ -227,9 +228,10 @@ class RunScorer:
         share a chunk so the length-sorted batches stay full (one day of a few hundred
         sessions at a time doubled the padding, and the time, in a measured run)."""
         limit = chunk_sessions or CHUNK_SESSIONS
+        days = self.without_drift(data)
 
         def scored(first: int, last: int, masks=None):
-            chunk = DayData(data.files[first:last], data.days[first:last],
+            chunk = DayData(data.files[first:last], days[first:last],
                             data.labels[first:last])
             corpus = self.corpus(chunk.days, masks)
             return chunk, corpus, self.score(corpus, batch_size=batch_size, device=device)
@@ -247,6 +249,19 @@ class RunScorer:
             held += day.n_sessions
         if start < len(data.days):
             yield scored(start, len(data.days))
+
+    def without_drift(self, data: DayData) -> list:
+        """The days of ``data``, each read without the events that are drift on it
+        (``detection.drift_share``, radar/scoring/drift.py); what was found is kept in
+        ``self.drift`` for the summary and logged."""
+        self.drift: list[DriftEvent] = []
+        share = self.config.detection.drift_share
+        days = []
+        for path, day in zip(data.files, data.days):
+            found = find_drift(day, self.vocab, path.name, share)
+            self.drift += found
+            days.append(DriftFilteredDay(day, [e.event_id for e in found]) if found else day)
+        return days
 
     def records(self, corpus: SessionCorpus, outcome: Outcome, file_names: list,
                 session_ids: list[np.ndarray], session_keys: list) -> Iterator[dict[str, Any]]:
@@ -290,6 +305,7 @@ class OutcomeTally:
 
     def __init__(self, scorer: RunScorer):
         self.calibration = scorer.calibration
+        self.scorer = scorer
         self.run = SummaryTally(self.calibration.threshold)
         self.members: dict[str, SummaryTally] = {}
         self.agreement: AgreementTally | None = None
@@ -320,6 +336,7 @@ class OutcomeTally:
     def summary(self, label_source: str) -> dict:
         """The run's summary, and each member's when several (summary.json's content)."""
         summary = self.run.summary(label_source)
+        summary["drift"] = [event.to_dict() for event in getattr(self.scorer, "drift", [])]
         if self.agreement is not None:
             summary["per_detector"] = {name: tally.summary(label_source)
                                        for name, tally in self.members.items()}

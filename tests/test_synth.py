@@ -12,7 +12,13 @@ import pytest
 
 from radar.data.reader import iter_sessions
 from radar.data.records import ALL_FIELDS, ReadReport
-from radar.data.synth import ANOMALY_KINDS, TEMPLATES, generate, read_ground_truth
+from radar.data.synth import (
+    ANOMALY_KINDS,
+    RELEASE_KEY,
+    TEMPLATES,
+    generate,
+    read_ground_truth,
+)
 from radar.errors import RadarError
 
 FIELDS = ["session_id", "event_sequence", "token_ids", "attention_mask", "has_error",
@@ -155,8 +161,28 @@ def test_templates_tsv_lists_every_event(synth):
     lines = summary.templates_path.read_text(encoding="utf-8").splitlines()
     assert lines[0] == "event_id\tservice\ttemplate"
     ids = {int(line.split("\t")[0]) for line in lines[1:]}
-    assert ids == {t.id for t in TEMPLATES.values()}
+    assert ids == {t.id for t in TEMPLATES.values() if t.key != RELEASE_KEY}
     assert {e for r in _all(records) for e in r["event_sequence"]} <= ids
+
+
+def test_a_release_adds_a_new_line_to_the_last_afternoon_only(tmp_path):
+    plain = generate(tmp_path / "plain", days=2, sessions=400, anomaly_rate=0.05, seed=3)
+    released = generate(tmp_path / "rel", days=2, sessions=400, anomaly_rate=0.05, seed=3,
+                        release=0.2)
+    new = TEMPLATES[RELEASE_KEY].id
+    assert plain.files[0].read_bytes() == released.files[0].read_bytes()
+    day = json.loads(released.files[1].read_text(encoding="utf-8"))
+    before = json.loads(plain.files[1].read_text(encoding="utf-8"))
+    carrying = [r for r in day if new in r["event_sequence"]]
+    assert len(carrying) == 80                               # 20% of the day
+    assert all(r["original_logs"][0][11:13] >= "12" or new == r["event_sequence"][0]
+               for r in carrying)
+    for after, was in zip(day, before):                      # nothing else moved
+        assert [e for e in after["event_sequence"] if e != new] == was["event_sequence"]
+    assert plain.labels_path.read_bytes() == released.labels_path.read_bytes()
+    assert str(new) in released.templates_path.read_text(encoding="utf-8")
+    with pytest.raises(RadarError, match="release must lie in"):
+        generate(tmp_path / "bad", days=1, sessions=10, release=0.9)
 
 
 def test_raw_lines_carry_some_non_ascii(synth):

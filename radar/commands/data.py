@@ -52,8 +52,12 @@ def make_table(title: str, *columns: str):
 @click.option("--drift", default=0.0, show_default=True, type=click.FloatRange(min=0),
               help="Day-to-day drift: each day after the first moves the traffic mix and "
                    "path frequencies by a log-normal step of this sigma (e.g. 0.3).")
+@click.option("--release", default=0.0, show_default=True, type=click.FloatRange(0, 0.5),
+              help="A release on the last day: from midday a new benign log line, never "
+                   "logged before, appears in this share of the day's sessions (e.g. 0.2).")
 def synth_command(out: Path, days: int, sessions: int, anomaly_rate: float, seed: int,
-                  start_date: str, max_seq_length: int, no_pad: bool, drift: float) -> None:
+                  start_date: str, max_seq_length: int, no_pad: bool, drift: float,
+                  release: float) -> None:
     """Write synthetic microservice day files to OUT, with labels.csv and templates.tsv.
 
     The files use the user's format (preprocessed_logs_YYYY-MM-DD.json); labels.csv holds
@@ -63,7 +67,7 @@ def synth_command(out: Path, days: int, sessions: int, anomaly_rate: float, seed
 
     summary = generate(out, days=days, sessions=sessions, anomaly_rate=anomaly_rate,
                        seed=seed, start_date=start_date, max_len=max_seq_length,
-                       padded=not no_pad, drift=drift)
+                       padded=not no_pad, drift=drift, release=release)
     console.print(f"wrote {len(summary.files)} day files, {summary.n_sessions:,} sessions "
                   f"({summary.n_anomalies:,} anomalous) to {out}")
     table = make_table("sessions", "kind", "sessions")

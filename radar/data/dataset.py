@@ -125,6 +125,18 @@ class SessionCorpus:
             has_warn=torch.from_numpy((flags & WARN_BIT) != 0),
         )
 
+    def original_positions(self, sessions: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """Positions (m, k) in ``sessions`` as logged: the same, except in a day that reads
+        its sessions with some events left out (radar/scoring/drift.py)."""
+        day_of = self.sessions.day[sessions]
+        for d in np.unique(day_of):
+            day = self.days[d]
+            if hasattr(day, "original_positions"):
+                pick = day_of == d
+                positions[pick] = day.original_positions(self.sessions.row[sessions[pick]],
+                                                         positions[pick])
+        return positions
+
     def padding_fraction(self, batches: Sequence[np.ndarray]) -> float:
         """Share of padded positions if these batches are padded to their longest item."""
         real = padded = 0

@@ -183,6 +183,11 @@ def _load_templates() -> dict[str, Template]:
 
 
 TEMPLATES = _load_templates()
+# A release's new log line (``generate(release=...)``): a benign INFO line no earlier day
+# logs, with an id outside the table's so every other id stays what it was.
+RELEASE_KEY = "rel_feature_flag"
+TEMPLATES[RELEASE_KEY] = Template(3 * len(TEMPLATES) + 1, RELEASE_KEY, "shared", "INFO",
+                                  "Feature flag checkout-v2 evaluated for {user}: enabled")
 
 
 _NOISE_KEYS = [key for key in TEMPLATES if key.startswith("bg_")]
@@ -765,9 +770,18 @@ def _write_day(path: Path, sessions: list[_Session], rng: random.Random, day: dt
         writer.close()
 
 
+def _release(sessions: list[_Session], rng: random.Random, share: float) -> None:
+    """A release at midday: from then on, sessions log the new line (RELEASE_KEY) at a
+    random place, as many as ``share`` of the whole day; their labels do not change."""
+    later = [s for s in sessions if s.start_ms >= 12 * 3_600_000]
+    for session in rng.sample(later, min(len(later), round(share * len(sessions)))):
+        session.keys.insert(rng.randint(0, len(session.keys)), RELEASE_KEY)
+
+
 def generate(out_dir: str | Path, *, days: int = 3, sessions: int = 2000,
              anomaly_rate: float = 0.05, seed: int = 0, start_date: str = "2025-02-24",
-             max_len: int = 512, padded: bool = True, drift: float = 0.0) -> SynthSummary:
+             max_len: int = 512, padded: bool = True, drift: float = 0.0,
+             release: float = 0.0) -> SynthSummary:
     """Write ``days`` day files of ``sessions`` sessions each, plus labels and templates.
 
     The same arguments give byte-identical files. ``padded`` pads every ``token_ids`` to
@@ -775,7 +789,9 @@ def generate(out_dir: str | Path, *, days: int = 3, sessions: int = 2000,
     ``max_len``). ``event_sequence`` is never cut; ``token_ids`` keep the first
     ``max_len - 2`` events between CLS (101) and SEP (102). ``drift`` > 0 moves the
     system a step every day after the first (:meth:`SystemModel.drifted`, a random walk
-    from its own seed); 0 leaves every day the same system.
+    from its own seed); 0 leaves every day the same system. ``release`` > 0 ships a new
+    benign log line on the last day at midday: that share of the day's sessions log it
+    (their labels unchanged); the other days are the same bytes as without it.
     """
     if days < 1 or sessions < 1:
         raise RadarError(f"days and sessions must be at least 1 (got {days}, {sessions})")
@@ -783,6 +799,9 @@ def generate(out_dir: str | Path, *, days: int = 3, sessions: int = 2000,
         raise RadarError(f"anomaly rate must lie in [0, 1], got {anomaly_rate}")
     if drift < 0:
         raise RadarError(f"drift must be 0 or more, got {drift}")
+    if not 0.0 <= release <= 0.5:
+        raise RadarError(f"release must lie in [0, 0.5] (a share of the last day's "
+                         f"sessions, all after midday), got {release}")
     if max_len < 3:
         raise RadarError(f"max_len must be at least 3 (CLS, one event, SEP), got {max_len}")
     try:
@@ -799,19 +818,22 @@ def generate(out_dir: str | Path, *, days: int = 3, sessions: int = 2000,
             model = model.drifted(random.Random(f"radar-synth-drift:{seed}:{day}"), drift)
         rng = random.Random(f"radar-synth:{seed}:{day.isoformat()}")
         day_sessions = _day_sessions(model, rng, sessions, anomaly_rate)
+        if release > 0 and offset == days - 1:
+            _release(day_sessions, random.Random(f"radar-synth-release:{seed}"), release)
         path = out / day_file_name(day)
         _write_day(path, day_sessions, rng, day, max_len, padded, summary, labels)
         summary.files.append(path)
     write_labels(summary.labels_path, labels, extra_columns=("anomaly_kind",))
-    _write_templates(summary.templates_path)
+    _write_templates(summary.templates_path, release > 0)
     return summary
 
 
-def _write_templates(path: Path) -> None:
+def _write_templates(path: Path, release: bool = False) -> None:
     # Anomaly-only templates are listed as "shared": a log parser cannot know them apart.
     rows = ["event_id\tservice\ttemplate"] + [
         f"{t.id}\t{'shared' if t.service == 'anomaly' else t.service}\t{t.pattern}"
-        for t in sorted(TEMPLATES.values(), key=lambda t: t.id)]
+        for t in sorted(TEMPLATES.values(), key=lambda t: t.id)
+        if release or t.key != RELEASE_KEY]
     atomic_write_text(path, "\n".join(rows) + "\n")
 
 
