@@ -176,16 +176,29 @@ class DetectionConfig(SectionChecks):
         self.check_number("drift_share", minimum=0, maximum=1)
 
 
+ENSEMBLE_THRESHOLDS = ("knee", "detection")
+
+
 @dataclass
 class EnsembleConfig:
     """How several detectors' scores become one (radar/scoring, plugins/ensemble)."""
 
-    # A registered combiner: max | mean | weighted_mean | rank_average | vote (see `radar
-    # plugins`). max is the default: mean lost to it badly where two detectors are blind to
-    # most anomalies, while mean's lead on the demo is small (docs/benchmarks.md, Ensemble).
-    method: str = "max"
+    # A registered combiner: mean | max | weighted_mean | rank_average | vote (see `radar
+    # plugins`). mean ranks better than max at 1%, 5% and 10% anomalies without labels
+    # (hindsight F1 and ROC-AUC, docs/benchmarks.md, "Label-free quality, round 5").
+    method: str = "mean"
     normalize: str = "ecdf"         # ecdf (-log10 share of normal sessions) | robust_z
     weights: dict = field(default_factory=dict)   # weighted_mean: detector -> weight
+    # How the ensemble's threshold is set: knee (without a label file: the knee of the
+    # held-out day's combined scores, which presumes no anomaly rate; with labels,
+    # detection.threshold_method) | detection (always detection.threshold_method).
+    # See radar/scoring/calibration.py and docs/benchmarks.md.
+    threshold: str = "knee"
+
+    def __post_init__(self) -> None:
+        if self.threshold not in ENSEMBLE_THRESHOLDS:
+            raise ConfigError(f"ensemble.threshold must be one of "
+                              f"{', '.join(ENSEMBLE_THRESHOLDS)}, got {self.threshold!r}")
 
 
 @dataclass

@@ -13,7 +13,10 @@ never scores the sessions it was fitted on before the threshold sees them, so
 the ensemble is not stricter than its members (an in-sample ecdf gives every
 detector's most extreme calibration session the largest possible value, and the
 threshold then lands on it). The normalisers kept for scoring are fitted on all
-calibration sessions. ``ensemble.json`` holds everything needed to score new days.
+calibration sessions. Without a label file the cut is the knee of those out-of-fold
+scores (``ensemble.threshold: knee``), which presumes no anomaly rate; with one, or
+with ``ensemble.threshold: detection``, it is ``detection.threshold_method``'s.
+``ensemble.json`` holds everything needed to score new days.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import numpy as np
 from radar.config import EnsembleConfig, RadarConfig, SeverityConfig, build_section
 from radar.errors import RadarError
 from radar.scoring.base import Combiner
-from radar.scoring.calibration import Calibration, set_threshold
+from radar.scoring.calibration import Calibration, knee_threshold, set_threshold
 from radar.scoring.severity import SeverityResult, SeverityScorer
 
 FOLDS = 5
@@ -99,10 +102,15 @@ class Combination:
         else:
             combined = cross_fitted_scores(config.ensemble, raw, names, thresholds, normal,
                                            config.training.seed)
-            calibration = set_threshold(
-                config.detection, normal_scores=combined[normal], score_name=score_name,
-                holdout_scores=combined if labels is not None else None,
-                holdout_labels=labels, data=data)
+            if config.ensemble.threshold == "knee" and labels is None:
+                calibration = knee_threshold(
+                    combined, config.detection.threshold_percentile, score_name=score_name,
+                    data="sessions of the training days held out from training")
+            else:
+                calibration = set_threshold(
+                    config.detection, normal_scores=combined[normal], score_name=score_name,
+                    holdout_scores=combined if labels is not None else None,
+                    holdout_labels=labels, data=data)
         return cls(combiner, calibration, config.ensemble, config.severity)
 
     def apply(self, raw: np.ndarray, services: list[str], service: np.ndarray,

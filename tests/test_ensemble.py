@@ -174,7 +174,7 @@ def test_ensemble_run_writes_every_detector_and_the_combination(ensemble_run):
     assert first["severity"] in LEVELS and isinstance(first["severity_reasons"], list)
     assert all((r["severity"] != "NORMAL") >= r["is_anomaly"] for r in records)
     state = json.loads((run / "ensemble.json").read_text())
-    assert state["method"] == "max" and set(state["checkpoints"]) == {"logbert", "unigram"}
+    assert state["method"] == "mean" and set(state["checkpoints"]) == {"logbert", "unigram"}
     summary = json.loads((run / "summary.json").read_text())
     assert set(summary["per_detector"]) == {"logbert", "unigram"}
     assert "logbert~unigram" in summary["agreement"]["pairs"]

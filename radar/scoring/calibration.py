@@ -26,6 +26,14 @@ Methods (``detection.threshold_method``):
   exponential the cut exceeds the budget (benchmarks/thresholds.py): on real scores
   whose body is a spike at 0 it fell into the normal scores (one chronological demo
   run: 3.7% false alarms for a 0.5% budget), which is why it is not the default.
+- ``knee`` (an ensemble's cut without labels, ``ensemble.threshold``): the knee of the
+  held-out sessions' combined scores. Sorted from the top, the scores fall steeply
+  through the sessions that stand out and then flatten into the bulk; the knee is
+  where the curve is furthest below the chord from its top to the ``KNEE_SHARE``
+  quantile (Satopää et al. 2011, "Kneedle"). It presumes no anomaly rate: the share
+  above it is the run's estimate of the held-out day's (``flagged_share``). It needs
+  a smooth bulk (several detectors' combined scores); on one detector's raw scores
+  it was erratic (docs/benchmarks.md), so single detectors keep ``percentile``.
 - ``best_f1``: the cut with the best F1 on *labelled* held-out sessions (needs a
   label file); anomalies there are never trained on.
 - ``fixed``: ``detection.threshold_value`` as given.
@@ -46,6 +54,10 @@ from radar.errors import ConfigError, RadarError
 METHODS = ("tail", "percentile", "best_f1", "fixed")
 # Bumped whenever a method's algorithm changes, so a reused model is recalibrated.
 CALIBRATION_VERSION = 3
+# knee: the top share of the held-out scores the knee is looked for in (at most this
+# share is ever flagged), and the fewest sessions that share must hold.
+KNEE_SHARE = 0.2
+KNEE_MIN_SESSIONS = 50
 # Share of the held-out scores above the tail's start; candidate cuts scanned above it.
 TAIL_SHARE = 0.2
 TAIL_CANDIDATES = 400
@@ -85,6 +97,9 @@ class Calibration:
                    f"fitted to")
         elif self.method == "best_f1":
             how = f"best F1 ({self.f1:.3f}) on"
+        elif self.method == "knee":
+            how = (f"the knee of the top {KNEE_SHARE:.0%} of the scores "
+                   f"({self.flagged_share:.2%} above it) of")
         else:
             return f"threshold {self.threshold:.4g} = {self.method} ({self.data})"
         line = f"threshold {self.threshold:.4g} = {how} {self.n_sessions} {self.data}"
@@ -180,6 +195,38 @@ def tail_threshold(scores: np.ndarray, percentile: float, *, data: str, score_na
                 float(np.percentile(scores, percentile, method="higher")))
     calibration = Calibration("tail", value, percentile, int(scores.size), data, score_name,
                               warning=_warnings(scores, value, percentile))
+    calibration.flagged_share = float(np.mean(scores > value))
+    return calibration
+
+
+def knee_cut(scores: np.ndarray, top_share: float = KNEE_SHARE) -> float:
+    """The knee of the top ``top_share`` of ``scores`` sorted from the highest: the score
+    where that curve lies furthest below the straight line from its first to its last
+    point (scale-free: the line and the curve move together under any affine map)."""
+    s = np.sort(np.asarray(scores, dtype=np.float64))[::-1]
+    top = s[:max(3, int(np.ceil(top_share * s.size)))]
+    if top[0] <= top[-1]:                   # flat: nothing stands out
+        return float(top[0])
+    chord = top[0] + (top[-1] - top[0]) * np.arange(top.size) / (top.size - 1)
+    return float(top[int(np.argmax(chord - top))])      # sessions above it are flagged
+
+
+def knee_threshold(scores: np.ndarray, fallback_percentile: float, *, data: str,
+                   score_name: str) -> Calibration:
+    """The ``knee`` method on held-out scores that may hold anomalies; with too few
+    sessions for a knee, their ``fallback_percentile`` and a warning."""
+    scores = _finite(scores)
+    _need(scores, "held-out sessions")
+    if scores.size * KNEE_SHARE < KNEE_MIN_SESSIONS:
+        calibration = percentile_threshold(scores, fallback_percentile, data=data,
+                                           score_name=score_name)
+        calibration.warning = "; ".join(filter(None, [
+            f"only {scores.size:,} held-out sessions, too few for a knee (it needs "
+            f"{int(KNEE_MIN_SESSIONS / KNEE_SHARE):,}): the p{fallback_percentile:g} cut "
+            "of all of them set the threshold", calibration.warning]))
+        return calibration
+    value = knee_cut(scores)
+    calibration = Calibration("knee", value, None, int(scores.size), data, score_name)
     calibration.flagged_share = float(np.mean(scores > value))
     return calibration
 
