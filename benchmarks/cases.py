@@ -71,14 +71,17 @@ def radar_labelfree_run(detectors, data: Path, run_dir: Path, cache_dir: Path,
 
 
 def synth_data(out: Path, *, days: int, sessions: int, anomaly_rate: float, seed: int,
-               drift: float = 0.0) -> Path:
+               drift: float = 0.0, release: float = 0.0) -> Path:
     """`radar synth` day files (and labels.csv) in a folder of ``out`` named by the
     arguments, made once."""
     name = f"synth-d{days}-n{sessions}-r{anomaly_rate:g}-s{seed}"
     folder = out / (f"{name}-drift{drift:g}" if drift else name)
+    if release:
+        folder = folder.with_name(f"{folder.name}-release{release:g}")
     if not (folder / "labels.csv").is_file():
         radar("synth", str(folder), "--days", str(days), "--sessions", str(sessions),
-              "--anomaly-rate", str(anomaly_rate), "--seed", str(seed), "--drift", str(drift))
+              "--anomaly-rate", str(anomaly_rate), "--seed", str(seed), "--drift", str(drift),
+              "--release", str(release))
     return folder
 
 

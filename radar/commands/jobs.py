@@ -116,8 +116,12 @@ def train_command(config_path, overrides, detectors, data, labels, device, sourc
 @click.option("--source-index", type=click.Path(dir_okay=False),
               help="A `radar source index` file: explained events name the code that logged "
                    "them (default: the run's source.index).")
+@click.option("--drift-share", type=click.FloatRange(0, 1),
+              help="An event never seen in training that this share of a day's sessions "
+                   "log is drift: reported and scored around (default: the run's "
+                   "detection.drift_share; 0 turns it off).")
 def detect_command(checkpoint, ensemble_path, input_path, output, threshold, fmt, cache_dir,
-                   labels, device, pattern, source_index):
+                   labels, device, pattern, source_index, drift_share):
     """Score sessions with a trained detector (or a run's ensemble); one result per session."""
     from radar import pipeline
     from radar.data.cache_build import default_workers
@@ -132,6 +136,8 @@ def detect_command(checkpoint, ensemble_path, input_path, output, threshold, fmt
     dev = resolve_device(device)
     scorer = (RunScorer.from_checkpoint(checkpoint, dev, threshold) if checkpoint
               else RunScorer.from_ensemble(ensemble_path, dev, threshold))
+    if drift_share is not None:
+        scorer.config.detection.drift_share = drift_share
     summary = pipeline.detect_files(scorer, input_path, Path(output), pattern=pattern, fmt=fmt,
                                     cache_dir=cache_dir, labels=labels,
                                     workers=default_workers(), log=console.log,
