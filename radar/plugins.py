@@ -62,10 +62,8 @@ class RadarPluginManager(pluggy.PluginManager):
                 continue
             if self.get_plugin(ep.name) is not None:
                 continue
-            try:
-                module = ep.load()
-            except Exception as exc:  # noqa: BLE001 - any import failure is reported by name
-                self.failures.append(PluginFailure(ep.name, f"{type(exc).__name__}: {exc}"))
+            module = self._import(ep.name, ep.load)
+            if module is None:
                 continue
             self.register(module, name=ep.name)
             self.versions[ep.name] = ep.dist.version if ep.dist else None
@@ -74,13 +72,21 @@ class RadarPluginManager(pluggy.PluginManager):
         """Register a local module (``package.module``) as a plugin."""
         if self.get_plugin(path) is not None:
             return
-        try:
-            module = importlib.import_module(path)
-        except Exception as exc:  # noqa: BLE001
-            self.failures.append(PluginFailure(path, f"{type(exc).__name__}: {exc}"))
+        module = self._import(path, lambda: importlib.import_module(path))
+        if module is None:
             return
         self.register(module, name=path)
         self.versions[path] = getattr(module, "__version__", None)
+
+    def _import(self, name: str, load: Callable[[], Any]) -> Any:
+        """``load()``'s module, or None with the failure recorded by name. A module that
+        calls ``sys.exit()`` on import is a failing plugin too, not the end of the
+        command (KeyboardInterrupt still stops it)."""
+        try:
+            return load()
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - reported by name
+            self.failures.append(PluginFailure(name, f"{type(exc).__name__}: {exc}"))
+            return None
 
     def _collect(self, hook: str) -> dict[str, type]:
         found: dict[str, type] = {}

@@ -57,6 +57,24 @@ def test_broken_plugin_is_reported_and_others_still_load(fake_dist):
     assert "frobnicate" in pm.failures[0].error
 
 
+def test_a_plugin_that_exits_on_import_is_a_failing_plugin(fake_dist, monkeypatch):
+    """sys.exit() in a plugin module is reported like an ImportError, not the end of radar."""
+    exiting = "import sys\nsys.exit(0)\n"
+    fake_dist("radar-fake", {"fake": "fake_radar_plugin", "quits": "quitting_radar_plugin"},
+              {"fake_radar_plugin": FAKE_PLUGIN, "quitting_radar_plugin": exiting,
+               "local_quitting_plugin": exiting})
+    monkeypatch.setenv("RADAR_PLUGINS", "local_quitting_plugin")
+    pm = make_plugin_manager()
+    assert "fake" in pm.detectors()
+    assert sorted(f.name for f in pm.failures) == ["local_quitting_plugin", "quits"]
+    assert all(f.error.startswith("SystemExit") for f in pm.failures)
+    from radar.cli import cli
+
+    result = CliRunner().invoke(cli, ["plugins"])
+    assert result.exit_code == 1
+    assert "plugin 'quits' failed to load" in result.output
+
+
 def test_allow_list_restricts_entry_points(fake_dist, monkeypatch):
     fake_dist("radar-fake", {"fake": "fake_radar_plugin"}, {"fake_radar_plugin": FAKE_PLUGIN})
     monkeypatch.setenv("RADAR_LOAD_PLUGINS", "")
