@@ -273,3 +273,52 @@ def test_the_score_endpoint_answers_mutant_bodies_without_a_500(score_client, bo
                                headers={"Content-Type": "application/json"})
     assert answer.status_code in (200, 413, 422), (body[:200], answer.status_code, answer.text)
 
+
+
+# ---------------------------------------------------------------- hostile inputs (#25)
+# Fixed cases a hostile but realistic user tried: each gives a clear error or a correct
+# result, and nothing is lost.
+
+HOSTILE = "\r=1+1"                   # a bare CR, then a formula
+
+
+def scored_run(folder: Path, records: list[dict]) -> Path:
+    """A finished run folder as report/review/analyze read it: config, results, a day."""
+    from radar.detect import write_results
+    from tests.toy import write_day
+
+    write_day(folder / "data" / DAY, [[1, 2, 3, 4] for _ in records])
+    run = folder / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(json.dumps(
+        {"detectors": ["logbert"], "data": {"preprocessed_dir": str(folder / "data")}}))
+    write_results(run / "anomaly_results.json", records)
+    return run
+
+
+def hostile_records(text: str, n: int = 4) -> list[dict]:
+    return [{"file": DAY, "session_id": i, "service_name": text, "session_key": "x" + text,
+             "anomaly_score": float(i % 2), "is_anomaly": i % 2 == 1, "threshold": 0.5,
+             "has_error": False, "has_warn": False, "length": 4} for i in range(n)]
+
+
+def test_review_csv_keeps_a_bare_cr_in_its_cell_and_reads_back_as_labels(tmp_path):
+    import csv
+
+    run = scored_run(tmp_path, hostile_records(HOSTILE))
+    run_cli("review", run, "--top", "2", "--sample-normal", "2")
+    with open(run / "review.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    assert len(rows) == 5 and {len(row) for row in rows} == {11}
+    body = [dict(zip(rows[0], row)) for row in rows[1:]]
+    assert {row["service_name"] for row in body} == {"'" + HOSTILE}
+    assert {row["session_key"] for row in body} == {"x" + HOSTILE}
+    assert not any(cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
+    for row in rows[1:]:
+        row[2] = row[7]                  # label every row as flagged
+    with open(tmp_path / "filled.csv", "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(rows)
+    result = run_cli("evaluate", "--results", run / "anomaly_results.json", "--labels",
+                     tmp_path / "filled.csv", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["f1"] == 1.0

@@ -130,7 +130,10 @@ def review_rows(records: Iterable[dict], *, data_dir: str | Path | None,
 def write_review(path: str | Path, rows: Iterable[list[Any]]) -> None:
     """The review CSV, atomically: the label-file header, then the context columns."""
     with atomic_write(path, "w") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
+        # CRLF row ends (RFC 4180, what spreadsheets write): csv quotes a cell holding
+        # any character of the row end, so a bare CR in a value ("\r=1+1") stays inside
+        # its quoted cell instead of starting a row whose first cell a spreadsheet runs.
+        writer = csv.writer(handle, lineterminator="\r\n")
         writer.writerow(LABEL_HEADER + CONTEXT_COLUMNS)
         writer.writerows(rows)
 
