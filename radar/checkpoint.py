@@ -22,6 +22,10 @@ from radar.rundir import BEST_CHECKPOINT, LAST_CHECKPOINT
 
 FORMAT_VERSION = 1
 STEP_PATTERN = re.compile(r"checkpoint_step_(\d+)\.pt$")
+EPOCH_PATTERN = re.compile(r"epoch_(\d+)\.pt$")
+# Numbered checkpoints training writes as it goes: the glob that finds them, the pattern
+# that reads their number.
+NUMBERED = {"step": ("checkpoint_step_*.pt", STEP_PATTERN), "epoch": ("epoch_*.pt", EPOCH_PATTERN)}
 
 
 def rng_state() -> dict[str, Any]:
@@ -79,29 +83,37 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
     return payload
 
 
-def step_checkpoints(directory: str | Path) -> list[tuple[int, Path]]:
-    """``checkpoint_step_N.pt`` files in ``directory``, oldest step first."""
+def numbered_checkpoints(directory: str | Path, kind: str = "step") -> list[tuple[int, Path]]:
+    """``checkpoint_step_N.pt`` (``kind="step"``) or ``epoch_N.pt`` (``"epoch"``) files in
+    ``directory``, oldest first."""
+    glob, pattern = NUMBERED[kind]
     found = []
-    for path in Path(directory).glob("checkpoint_step_*.pt"):
-        match = STEP_PATTERN.search(path.name)
+    for path in Path(directory).glob(glob):
+        match = pattern.fullmatch(path.name)
         if match:
             found.append((int(match.group(1)), path))
     return sorted(found)
 
 
-def prune_step_checkpoints(directory: str | Path, keep: int) -> list[Path]:
-    """Delete all but the newest ``keep`` step checkpoints (``keep <= 0`` keeps all)."""
+def step_checkpoints(directory: str | Path) -> list[tuple[int, Path]]:
+    """``checkpoint_step_N.pt`` files in ``directory``, oldest step first."""
+    return numbered_checkpoints(directory, "step")
+
+
+def prune_checkpoints(directory: str | Path, keep: int, kind: str = "step") -> list[Path]:
+    """Delete all but the newest ``keep`` step (or epoch) checkpoints (``keep <= 0`` keeps
+    all). ``best_model.pt`` and ``last.pt`` are files of their own, never touched."""
     if keep <= 0:
         return []
     removed = []
-    for _, path in step_checkpoints(directory)[:-keep]:
+    for _, path in numbered_checkpoints(directory, kind)[:-keep]:
         path.unlink(missing_ok=True)
         removed.append(path)
     return removed
 
 
 RESUMABLE_KEYS = ("model", "optimizer", "scheduler", "rng", "step", "epoch", "batch_in_epoch")
-RESUME_NAMES = ("checkpoint_step_*.pt", "epoch_*.pt", BEST_CHECKPOINT, LAST_CHECKPOINT)
+RESUME_NAMES = (NUMBERED["step"][0], NUMBERED["epoch"][0], BEST_CHECKPOINT, LAST_CHECKPOINT)
 
 
 def resolve_resume(resume: str, output_dir: str | Path,

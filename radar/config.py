@@ -75,6 +75,9 @@ class TrainingConfig(SectionChecks):
     save_interval: int = 500
     eval_interval: int = 0          # 0: validate at each epoch end only
     keep_checkpoints: int = 3       # newest step checkpoints kept; 0 keeps all
+    # Newest epoch_N.pt files kept (each holds the optimiser state: a BERT-base epoch is
+    # ~1.1 GB); best_model.pt and last.pt are always kept beside them. 0 keeps all.
+    keep_epoch_checkpoints: int = 2
     num_workers: int = 4
     precision: str = "auto"         # auto | fp32 | bf16 | fp16
     gradient_checkpointing: bool = False
@@ -96,7 +99,7 @@ class TrainingConfig(SectionChecks):
         self.check_number("warmup_ratio", minimum=0, maximum=1)
         self.check_number("trim_fraction", minimum=0, below=0.5)
         for key in ("weight_decay", "max_grad_norm", "save_interval", "eval_interval",
-                    "keep_checkpoints", "num_workers", "seed"):
+                    "keep_checkpoints", "keep_epoch_checkpoints", "num_workers", "seed"):
             self.check_number(key, minimum=0)
 
 

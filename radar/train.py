@@ -24,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from radar.checkpoint import (
     load_checkpoint,
     load_model_state,
-    prune_step_checkpoints,
+    prune_checkpoints,
     remove_partial_writes,
     rng_state,
     save_checkpoint,
@@ -336,7 +336,7 @@ class Trainer:
     def _save_step_checkpoint(self) -> None:
         self.save(f"checkpoint_step_{self.step}.pt")
         if self.dist.is_main:
-            prune_step_checkpoints(self.output_dir, self.tc.keep_checkpoints)
+            prune_checkpoints(self.output_dir, self.tc.keep_checkpoints, "step")
 
     def _end_epoch(self) -> None:
         self.detector.on_epoch_end(self.model)
@@ -344,6 +344,8 @@ class Trainer:
         self.batch_in_epoch = 0
         self._validate()
         self.save(f"epoch_{self.epoch}.pt")
+        if self.dist.is_main:
+            prune_checkpoints(self.output_dir, self.tc.keep_epoch_checkpoints, "epoch")
 
     @torch.no_grad()
     def evaluate(self, data: SessionCorpus, items: np.ndarray | None = None) -> float:

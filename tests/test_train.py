@@ -12,7 +12,7 @@ import torch
 import torch.multiprocessing as mp
 from toy import ToyDetector, pattern_sessions, write_day
 
-from radar.checkpoint import load_checkpoint, step_checkpoints
+from radar.checkpoint import load_checkpoint, numbered_checkpoints, step_checkpoints
 from radar.config import load_config
 from radar.data.cache import cache_dir_for, open_prepared
 from radar.data.cache_build import prepare_files
@@ -101,6 +101,16 @@ def test_checkpoints_hold_everything_and_load_safely(corpus, tmp_path):
     assert payload["detector"] == "toy" and payload["step"] == 12
     assert payload["config"]["training"]["batch_size"] == 8
     assert not list(tmp_path.glob(".*.tmp"))       # atomic writes left no temp files
+
+
+def test_only_the_newest_epoch_checkpoints_are_kept(corpus, tmp_path):
+    """epoch_N.pt holds the optimiser state: training keeps the newest few, plus best and last."""
+    train(corpus, tmp_path / "kept", total_steps=1000, keep_epoch_checkpoints=2)
+    assert [n for n, _ in numbered_checkpoints(tmp_path / "kept", "epoch")] == [4, 5]
+    assert {"best_model.pt", "last.pt"} <= {p.name for p in (tmp_path / "kept").glob("*.pt")}
+    train(corpus, tmp_path / "all", total_steps=1000, keep_epoch_checkpoints=0)
+    assert [n for n, _ in numbered_checkpoints(tmp_path / "all", "epoch")] == [1, 2, 3, 4, 5]
+    assert load_config(None, []).training.keep_epoch_checkpoints == 2   # bounded by default
 
 
 def test_loss_decreases_and_metrics_are_logged(corpus, tmp_path):
