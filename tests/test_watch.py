@@ -375,6 +375,33 @@ def test_file_sink_cuts_a_torn_line_and_skips_what_it_already_holds(tmp_path):
     assert [r["session_id"] for r in read_jsonl(path)] == [4, 5, 6, 7]
 
 
+def test_file_sink_writes_to_dev_null_and_to_a_pipe(tmp_path):
+    """--alerts /dev/null (fsync gives EINVAL) and a pipe (not seekable: /dev/stdout | cat)
+    are streams like stdout: written, not read back or fsynced."""
+    import os
+
+    from radar.errors import RadarError
+    from radar.watch.sink import FileSink
+
+    sink = FileSink(Path(os.devnull))
+    sink.open(from_id=3)
+    assert sink.write([{"session_id": 3}, {"session_id": 4}]) == 2
+    sink.close()
+    fifo = tmp_path / "alerts.fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        sink = FileSink(fifo)
+        sink.open(from_id=0)
+        assert sink.write([{"session_id": 0}]) == 1
+        assert json.loads(os.read(reader, 4096)) == {"session_id": 0}
+    finally:
+        os.close(reader)
+    with pytest.raises(RadarError, match=r"alerts.fifo was closed by the reader"):
+        sink.write([{"session_id": 1}])
+    sink.close()
+
+
 @contextlib.contextmanager
 def receiver(fail_first: int):
     """A loopback webhook receiver answering 503 to its first ``fail_first`` POSTs."""

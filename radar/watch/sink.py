@@ -9,13 +9,16 @@ errors, 429 and 5xx; what it acknowledged is appended to ``webhook.journal`` in 
 state folder, so a restart does not post it again. (A crash between the receiver's
 answer and that append can repeat one POST: the idempotency key lets a receiver
 drop it.) Standard output cannot be read back, so a restart may repeat there the
-records of the micro-batch it was writing.
+records of the micro-batch it was writing; nor can a ``--alerts`` that is not a
+regular file (``/dev/null``, ``/dev/stdout`` piped on, a FIFO), which is written the
+same way: no tail read back, no fsync.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 import time
 import urllib.error
@@ -39,6 +42,7 @@ class FileSink:
         self.path = path
         self.handle = None
         self.through = -1           # highest session_id the file holds
+        self.durable = False        # a regular file: fsynced, read back after a crash
 
     def open(self, from_id: int | None) -> None:
         """Open for appending; with ``from_id``, learn which records from it are there."""
@@ -51,6 +55,9 @@ class FileSink:
         except OSError as exc:
             raise RadarError(f"cannot write --alerts {self.path} ({exc.strerror or exc}); "
                              "pass a writable file") from None
+        self.durable = stat.S_ISREG(os.fstat(self.handle.fileno()).st_mode)
+        if not self.durable:        # a device or pipe: a stream like stdout
+            return
         with open(self.path, "r+b") as handle:
             _cut_torn_line(handle)
         if from_id is not None:
@@ -60,16 +67,30 @@ class FileSink:
         fresh = [record for record in records if record["session_id"] > self.through]
         if not fresh:
             return 0
-        self.handle.write(b"".join(encode_record(record) for record in fresh))
-        self.handle.flush()
-        if self.path is not None:
-            os.fsync(self.handle.fileno())
+        try:
+            self.handle.write(b"".join(encode_record(record) for record in fresh))
+            self.handle.flush()
+            if self.durable:
+                os.fsync(self.handle.fileno())
+        except BrokenPipeError:
+            raise RadarError(f"{self.name} was closed by the reader (broken pipe); keep the "
+                             "reading end open, or write the alerts to a file") from None
+        except OSError as exc:
+            raise RadarError(f"cannot write to {self.name} ({exc.strerror or exc}); pass a "
+                             "writable --alerts file with space left") from None
         self.through = fresh[-1]["session_id"]
         return len(fresh)
 
+    @property
+    def name(self) -> str:
+        return "standard output" if self.path is None else f"--alerts {self.path}"
+
     def close(self) -> None:
         if self.handle is not None and self.path is not None:
-            self.handle.close()
+            try:
+                self.handle.close()
+            except OSError:         # what did not reach a closed pipe was reported already
+                pass
         self.handle = None
 
 
