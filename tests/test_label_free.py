@@ -17,6 +17,7 @@ from radar.errors import ConfigError, RadarError
 from radar.report.build import build_report, write_report
 from radar.report.results import load_results
 from radar.rundir import RunDir
+from radar.scoring.calibration import knee_cut
 from radar.runner import RunScorer
 
 
@@ -117,6 +118,15 @@ def test_the_label_free_ensemble_cut_finds_the_rate_it_is_not_told(rate):
     _, combined, _ = combination.apply(fresh, ["s"], np.zeros(20000, int),
                                        np.zeros(20000, np.uint8))
     assert np.mean(combined > calibration.threshold) < 0.015
+
+
+def test_a_few_extreme_scores_do_not_drag_the_knee_up():
+    rng = np.random.default_rng(4)
+    held = np.r_[rng.gumbel(1.0, 0.3, 2000), rng.uniform(3.0, 5.0, 100)]
+    cuts = [knee_cut(np.r_[held, extreme]) for extreme in ([], [60.0], [60.0, 80.0, 400.0],
+                                                          [1e6])]
+    assert all(0.04 <= np.mean(held > cut) <= 0.075 for cut in cuts), cuts   # rate 4.8%
+    assert cuts[1] == cuts[2] == cuts[3]            # how extreme does not matter
 
 
 def test_a_label_file_or_too_few_sessions_keep_the_percentile():

@@ -58,6 +58,7 @@ CALIBRATION_VERSION = 3
 # share is ever flagged), and the fewest sessions that share must hold.
 KNEE_SHARE = 0.2
 KNEE_MIN_SESSIONS = 50
+KNEE_FENCE = 2.0
 # Share of the held-out scores above the tail's start; candidate cuts scanned above it.
 TAIL_SHARE = 0.2
 TAIL_CANDIDATES = 400
@@ -205,10 +206,16 @@ def knee_cut(scores: np.ndarray, top_share: float = KNEE_SHARE) -> float:
     point (scale-free: the line and the curve move together under any affine map)."""
     s = np.sort(np.asarray(scores, dtype=np.float64))[::-1]
     top = s[:max(3, int(np.ceil(top_share * s.size)))]
-    if top[0] <= top[-1]:                   # flat: nothing stands out
+    # A few sessions far above all others would make the chord so steep that the knee
+    # lands right below them: the curve is read with scores capped at a fence above the
+    # 99th percentile (KNEE_FENCE x its distance from the 90th), which the measured
+    # runs' own scores never reached.
+    q90, q99 = np.quantile(s, [0.9, 0.99])
+    curve = np.minimum(top, q99 + KNEE_FENCE * (q99 - q90))
+    if curve[0] <= curve[-1]:               # flat: nothing stands out
         return float(top[0])
-    chord = top[0] + (top[-1] - top[0]) * np.arange(top.size) / (top.size - 1)
-    return float(top[int(np.argmax(chord - top))])      # sessions above it are flagged
+    chord = curve[0] + (curve[-1] - curve[0]) * np.arange(top.size) / (top.size - 1)
+    return float(top[int(np.argmax(chord - curve))])    # sessions above it are flagged
 
 
 def knee_threshold(scores: np.ndarray, fallback_percentile: float, *, data: str,
