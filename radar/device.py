@@ -47,3 +47,11 @@ def memory_gb(device: torch.device) -> float | None:
     if device.type != "cuda":
         return None
     return torch.cuda.max_memory_allocated(device) / 1e9
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where a model lives: its first parameter's device, else its first buffer's (a
+    fitted detector may have buffers only), else the CPU."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")

@@ -37,6 +37,7 @@ from radar.detect import (
     load_trained,
     score_corpus,
 )
+from radar.device import model_device
 from radar.ensemble import Combination
 from radar.errors import RadarError
 from radar.report.summary import AgreementTally, SummaryTally
@@ -205,7 +206,7 @@ class RunScorer:
         batch_size = batch_size or self.config.detection.batch_size
         members = []
         for name, item in self.loaded.items():
-            device_ = device or next(item.model.parameters()).device
+            device_ = device or model_device(item.model)
             results = score_corpus(item, corpus, batch_size=batch_size, device=device_)
             members.append(MemberScores(name, self.member_threshold(name), results))
         if self.combination is None:

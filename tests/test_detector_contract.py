@@ -183,6 +183,17 @@ def test_scores_are_deterministic_and_batch_independent(trained):
     assert set(other.extras) == set(first.extras)
 
 
+def test_the_run_scorer_scores_like_score_corpus(trained):
+    """radar run / detect score through RunScorer, which finds the model's device itself
+    (a fitted detector's model has buffers, no parameters)."""
+    from radar.runner import RunScorer
+
+    loaded = trained["loaded"]
+    scorer = RunScorer({trained["name"]: loaded}, None, loaded.checkpoint)
+    outcome = scorer.score(trained["corpus"], batch_size=64)
+    np.testing.assert_array_equal(outcome.score, trained["results"].score)
+
+
 def test_token_capped_batches_score_the_same(trained, monkeypatch):
     """The token cap only regroups windows: a cap that splits every batch of long
     windows into small ones changes no score."""
