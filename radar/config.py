@@ -384,9 +384,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not path:
         raise ConfigError(f"--set {text!r} names no key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {text!r}: value is not valid YAML ({exc})") from None
+        value = bounded_yaml(raw) if raw.strip() else ""
+    except (yaml.YAMLError, RecursionError, ValueError) as exc:
+        raise ConfigError(f"--set {text!r}: value is not valid YAML ({yaml_problem(exc)})"
+                          ) from None
     return path, value
 
 
@@ -408,6 +409,63 @@ def apply_overrides(raw: dict, overrides: list[str] | tuple[str, ...]) -> dict:
     return raw
 
 
+# Values a config may expand to, aliases followed: real configs hold hundreds; a YAML
+# alias bomb (nine aliases of nine aliases of ... ) billions, anywhere in the tree.
+MAX_YAML_VALUES = 100_000
+
+
+class YamlTooLarge(ValueError):
+    """A YAML document whose aliases expand past :data:`MAX_YAML_VALUES`, or into itself."""
+
+
+def bounded_yaml(text: str) -> Any:
+    """``yaml.safe_load`` that first counts the values the document expands to (each alias
+    counted as often as it is used) and raises YamlTooLarge past :data:`MAX_YAML_VALUES`,
+    or for an alias inside its own anchor, before anything is built."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node, {}, set())
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_nodes:
+        raise YamlTooLarge(f"an alias refers to the value that holds it (line "
+                         f"{node.start_mark.line + 1})")
+    children: list = []
+    if isinstance(node, yaml.SequenceNode):
+        children = node.value
+    elif isinstance(node, yaml.MappingNode):
+        children = [item for pair in node.value for item in pair]
+    open_nodes.add(key)
+    total = 1
+    for child in children:
+        total += _expanded_size(child, sizes, open_nodes)
+        if total > MAX_YAML_VALUES:
+            raise YamlTooLarge(f"its aliases expand to over {MAX_YAML_VALUES:,} values (a YAML "
+                             f"alias bomb? line {node.start_mark.line + 1})")
+    open_nodes.discard(key)
+    sizes[key] = total
+    return total
+
+
+def yaml_problem(exc: Exception) -> str:
+    """A YAML error in one line: what is wrong and where (PyYAML's own text spans lines)."""
+    problem = getattr(exc, "problem", None)
+    mark = getattr(exc, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     try:
@@ -419,9 +477,12 @@ def read_yaml(path: str | Path) -> dict:
         raise ConfigError(f"{path}: cannot read the config ({exc}); pass a UTF-8 YAML file"
                           ) from None
     try:
-        data = yaml.safe_load(text)
-    except (yaml.YAMLError, RecursionError) as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        data = bounded_yaml(text)
+    except YamlTooLarge as exc:
+        raise ConfigError(f"{path}: {exc}; write the values out instead of nesting aliases"
+                          ) from None
+    except (yaml.YAMLError, RecursionError, ValueError) as exc:   # ValueError: a bad date
+        raise ConfigError(f"{path}: not valid YAML: {yaml_problem(exc)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from radar.errors import RadarError
 from radar.fsutil import atomic_write_text
 
 METRICS_FILE = "metrics.jsonl"
@@ -111,13 +112,14 @@ class MetricsLog:
         keeps the records up to ``step``. Rewritten atomically."""
         if not self.enabled:
             return
-        lines = [line for line in read_lines(self.path) if line.strip()]
+        parsed = metrics_lines(self.path, warn=self.log)
         if keep_records is None:
-            kept = [line for line in lines if json.loads(line)["step"] <= step]
+            kept = [line for line, record in parsed if record["step"] <= step]
         else:
-            kept = lines[:keep_records]
-        if len(kept) != len(lines):
-            atomic_write_text(self.path, "".join(line + "\n" for line in kept))
+            kept = [line for line, _ in parsed[:keep_records]]
+        text = "".join(line + "\n" for line in kept)
+        if self.path.is_file() and self.path.read_bytes() != text.encode("utf-8"):
+            atomic_write_text(self.path, text)     # a torn last line goes too
         self.records = len(kept)
 
     def close(self) -> None:
@@ -129,18 +131,62 @@ class MetricsLog:
             self._writer = None
 
 
-def read_lines(path: Path) -> list[str]:
-    """The lines of a metrics file (none when it does not exist)."""
-    if not path.is_file():
-        return []
-    with path.open(encoding="utf-8") as handle:
-        return handle.read().splitlines()
+# The numbers every record, and each kind of record, carries for plots and reports.
+NUMBERS = {"train": ("loss", "lr", "sessions_per_s"), "val": ("val_loss", "train_eval_loss")}
 
 
-def read_metrics(run_dir: str | Path) -> list[dict]:
+def read_metrics(run_dir: str | Path, warn: Callable[[str], None] | None = None
+                 ) -> list[dict]:
     """All records of a run's metrics file (empty when it has none)."""
-    path = Path(run_dir) / METRICS_FILE
+    return [record for _, record in metrics_lines(Path(run_dir) / METRICS_FILE, warn=warn)]
+
+
+def metrics_lines(path: Path, warn: Callable[[str], None] | None = None
+                  ) -> list[tuple[str, dict]]:
+    """Each record of a metrics file with its line (none when the file does not exist).
+
+    A last line that is cut short or not UTF-8 is what training killed mid-write leaves:
+    it is skipped with a warning naming the file (``warn``, else stderr). A damaged line
+    before the last, or a record of the wrong shape, is a :class:`RadarError` naming the
+    file and line.
+    """
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip()]
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise RadarError(f"{path}: cannot read the metrics file ({exc.strerror or exc})"
+                         ) from None
+    lines = [(number, line) for number, line in enumerate(raw.split(b"\n"), start=1)
+             if line.strip()]
+    parsed = []
+    for index, (number, line) in enumerate(lines):
+        try:
+            text = line.decode("utf-8")
+            record = _metrics_record(json.loads(text))
+        except ValueError as exc:        # UnicodeDecodeError and JSONDecodeError too
+            if index == len(lines) - 1:
+                (warn or _warn)(f"{path}, line {number}: the last record is cut short or "
+                                f"damaged ({exc}); skipped (training stopped mid-write)")
+                break
+            raise RadarError(f"{path}, line {number}: not a metrics record ({exc}); delete "
+                             "that line, or the file (training writes it again)") from None
+        parsed.append((text.rstrip("\r"), record))
+    return parsed
+
+
+def _metrics_record(record: object) -> dict:
+    if not isinstance(record, dict):
+        raise ValueError(f"a JSON {type(record).__name__}, not an object")
+    kind = record.get("kind")
+    for key in ("step", *(NUMBERS.get(kind, ()) if isinstance(kind, str) else ())):
+        value = record.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{key} is {value!r}, not a number")
+    return record
+
+
+def _warn(message: str) -> None:
+    from radar.console import err_console
+
+    err_console.print(f"warning: {message}", markup=False, highlight=False)

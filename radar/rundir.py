@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from radar.errors import RadarError
 from radar.fsutil import atomic_write_text
 
@@ -76,6 +74,34 @@ def write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False))
 
 
+# Sections of a run's config.yaml that are mappings (readers take keys from them).
+RUN_CONFIG_SECTIONS = ("data", "training", "detection", "ensemble", "severity", "source",
+                       "model", "models")
+# Paths in it that readers open (a report's day files, cache and labels).
+RUN_CONFIG_PATHS = (("data", "preprocessed_dir"), ("data", "cache_dir"),
+                    ("data", "label_file"), ("source", "index"))
+
+
+def check_run_config(path: Path, config: dict) -> dict:
+    """A run's config as read back: the shapes readers rely on, or one line naming the
+    file and the key."""
+    for section in RUN_CONFIG_SECTIONS:
+        if not isinstance(config.get(section) or {}, dict):
+            raise RadarError(f"{path} is damaged: {section!r} is not a mapping; re-run "
+                             "`radar run`, or restore the file")
+    for section, key in RUN_CONFIG_PATHS:
+        value = (config.get(section) or {}).get(key)
+        if value is not None and not isinstance(value, str):
+            raise RadarError(f"{path} is damaged: '{section}.{key}' is not a path; re-run "
+                             "`radar run`, or restore the file")
+    detectors = config.get("detectors")
+    if detectors is not None and not (isinstance(detectors, list) and detectors and all(
+            isinstance(name, str) for name in detectors)):
+        raise RadarError(f"{path} is damaged: 'detectors' is not a list of detector names; "
+                         "re-run `radar run`, or restore the file")
+    return config
+
+
 @dataclass
 class RunDir:
     """Paths of one run folder, and the few facts its config.yaml fixes."""
@@ -110,7 +136,13 @@ class RunDir:
         """The run's resolved config as plain data (None before the run started)."""
         if not self.config_path.is_file():
             return None
-        return yaml.safe_load(self.config_path.read_text(encoding="utf-8")) or {}
+        from radar.config import read_yaml
+
+        try:
+            config = read_yaml(self.config_path)
+        except RadarError as exc:
+            raise RadarError(f"{exc} (the run's config; `radar run` writes it)") from None
+        return check_run_config(self.config_path, config)
 
     @property
     def results(self) -> Path:

@@ -322,3 +322,62 @@ def test_review_csv_keeps_a_bare_cr_in_its_cell_and_reads_back_as_labels(tmp_pat
                      tmp_path / "filled.csv", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["f1"] == 1.0
+
+
+TRAIN_RECORD = {"kind": "train", "step": 10, "epoch": 1, "loss": 2.0, "lr": 1e-3,
+                "sessions_per_s": 5.0}
+VAL_RECORD = {"kind": "val", "step": 20, "epoch": 1, "val_loss": 1.0, "train_eval_loss": 0.9}
+
+
+@pytest.mark.parametrize("last", [b'{"step": 21, "lo', b"\xff\xfe{}"])
+def test_a_torn_last_metrics_line_is_skipped_with_a_warning(tmp_path, last):
+    run = scored_run(tmp_path, hostile_records("gateway"))
+    good = (json.dumps(TRAIN_RECORD) + "\n" + json.dumps(VAL_RECORD) + "\n").encode()
+    (run / "metrics.jsonl").write_bytes(good + last)
+    for args in (("plot-curve", run), ("report", run)):
+        result = run_cli(*args)
+        assert result.exit_code == 0, result.output
+        assert f"{run / 'metrics.jsonl'}, line 3: the last record is cut short" in result.stderr
+    (run / "metrics.jsonl").write_bytes(good + last + b"\n" + good)    # damage mid-file
+    for args in (("plot-curve", run), ("report", run)):
+        result = run_cli(*args)
+        assert result.exit_code == 1
+        assert f"{run / 'metrics.jsonl'}, line 3: not a metrics record" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("text", ["training: [1\n", "- a\n- b\n", "training: 5\n",
+                                  "data: {preprocessed_dir: [1]}\n", "detectors: 5\n",
+                                  "models: {junk: &a [*a]}\n"])
+def test_a_damaged_run_config_is_one_line_from_every_reader(tmp_path, text):
+    run = scored_run(tmp_path, hostile_records("gateway"))
+    (run / "config.yaml").write_text(text)
+    for args in (("report", run), ("analyze", run / "anomaly_results.json"),
+                 ("review", run, "--force")):
+        result = run_cli(*args)
+        assert result.exit_code == 1, (args, result.output)
+        assert str(run / "config.yaml") in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def yaml_bomb(levels: int = 9) -> str:
+    """Nine aliases of nine aliases of ...: a few hundred bytes, 9**9 values expanded."""
+    items = ["&a [" + ", ".join(["lol"] * 9) + "]"]
+    for prev, name in zip("abcdefghi", "bcdefghij"[:levels - 1]):
+        items.append(f"&{name} [" + ", ".join([f"*{prev}"] * 9) + "]")
+    return "[" + ", ".join(items) + "]"
+
+
+def test_a_yaml_alias_bomb_nested_under_a_section_is_refused(tmp_path):
+    from radar.config import load_config
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text(f"models: {{junk: {yaml_bomb()}}}\n")
+    with pytest.raises(RadarError, match="aliases expand to over 100,000 values"):
+        load_config(path)
+    with pytest.raises(RadarError, match="aliases expand to over"):
+        load_config(None, [f"models.junk={yaml_bomb()}"])
+    result = run_cli("train", "--config", path)
+    assert result.exit_code == 2 and "bomb.yaml" in result.stderr
+    path.write_text("models: {junk: {a: &x [1, 2], b: *x}}\n")     # a few aliases are fine
+    assert load_config(path).models["junk"]["b"] == [1, 2]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
 
@@ -19,7 +20,7 @@ from radar.data.cache_build import prepare_files
 from radar.data.dataset import SessionCorpus
 from radar.data.vocab import EventVocab
 from radar.distributed import DistInfo
-from radar.metrics_log import read_metrics
+from radar.metrics_log import MetricsLog, read_metrics
 from radar.train import Trainer, build_optimizer, build_scheduler
 
 
@@ -101,6 +102,18 @@ def test_checkpoints_hold_everything_and_load_safely(corpus, tmp_path):
     assert payload["detector"] == "toy" and payload["step"] == 12
     assert payload["config"]["training"]["batch_size"] == 8
     assert not list(tmp_path.glob(".*.tmp"))       # atomic writes left no temp files
+
+
+def test_resume_drops_a_torn_last_metrics_line(tmp_path):
+    """kill -9 mid-write leaves half a record: resuming cuts it off before appending."""
+    record = {"kind": "val", "step": 4, "epoch": 1, "val_loss": 1.0, "train_eval_loss": 0.9}
+    (tmp_path / "metrics.jsonl").write_text(json.dumps(record) + '\n{"step": 21, "lo')
+    warnings = []
+    log = MetricsLog(tmp_path, num_epochs=1, total_steps=8, log=warnings.append)
+    log.begin(None, step=4)
+    assert log.records == 1 and "line 2: the last record is cut short" in warnings[0]
+    assert (tmp_path / "metrics.jsonl").read_text() == json.dumps(record) + "\n"
+    assert read_metrics(tmp_path) == [record]
 
 
 def test_only_the_newest_epoch_checkpoints_are_kept(corpus, tmp_path):
