@@ -423,7 +423,7 @@ def test_corrupt_gzip_data_is_a_warning_not_a_zlib_traceback(tmp_path):
 
 @pytest.mark.parametrize("option", ["--format", "--key-regex"])
 def test_a_catastrophic_regex_stops_with_a_clear_error(tmp_path, monkeypatch, option):
-    from radar.ingest import deadline
+    from radar import deadline
 
     monkeypatch.setattr(deadline, "LINE_SECONDS", 0.3)
     log = tmp_path / "app.log"

@@ -283,3 +283,22 @@ def test_a_file_the_extractor_cannot_read_is_listed_not_fatal(source_tree, tmp_p
     summary = build_index([source_tree], tmp_path / "index.jsonl", ExtractOptions())
     assert summary.failed == ["queue.py: AttributeError: unexpected tree"]
     assert summary.statements == 5                       # the Java file is still indexed
+
+
+def test_match_lines_with_a_backtracking_format_stops_with_one_line(source_tree, tmp_path,
+                                                                    monkeypatch):
+    """`radar source match --format` runs the user's pattern under the same line deadline
+    as ingest and watch (#25)."""
+    from radar import deadline
+
+    monkeypatch.setattr(deadline, "LINE_SECONDS", 0.3)
+    runner = CliRunner()
+    index = tmp_path / "index.jsonl"
+    assert runner.invoke(cli, ["source", "index", str(source_tree), "--out",
+                               str(index)]).exit_code == 0
+    lines = tmp_path / "app.log"
+    lines.write_text("a" * 40 + "!\n")
+    result = runner.invoke(cli, ["source", "match", "--index", str(index), "--lines",
+                                 str(lines), "--format", "(?P<content>(a+)+$)", "--json"])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert f"{lines}:1: reading this line took over 0.3 s; a --format" in result.output

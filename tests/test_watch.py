@@ -543,3 +543,126 @@ def test_the_training_template_state_is_found_from_the_run_config(tmp_path, monk
     state.write_text("{}")
     monkeypatch.chdir(tmp_path)                         # not where `radar run` ran
     assert run_template_state(run, None).resolve() == state.resolve()
+
+
+# -- the time limit on the user's patterns (#25) --------------------------------------
+HOSTILE = "081109 203615 148 INFO dfs.DataNode: " + "a" * 40 + "!\n"
+WATCH_SCRIPT = """
+import io, sys
+from pathlib import Path
+from radar.ingest import IngestOptions
+from radar.ingest.templates import TemplateStore
+from radar.watch.watcher import Watcher, WatchOptions
+
+root = Path(sys.argv[1])
+state = root / "drain_state.json"
+if not state.exists():
+    TemplateStore.open(state, sim_th=None, depth=None, default_sim_th=0.5,
+                       default_depth=4).save(state)
+options = WatchOptions(run_dir=root, state_dir=root / "state", templates_state=state,
+                       alerts=root / "alerts.jsonl", end_regex=sys.argv[3] or None,
+                       ingest=IngestOptions(preset="hdfs", group_by="key",
+                                            key_regex=sys.argv[2]))
+watcher = Watcher(options, log=lambda line: print(line, file=sys.stderr, flush=True),
+                  scorer=object(), stdin=io.BytesIO(open(sys.argv[4], "rb").read()))
+print("watching", file=sys.stderr, flush=True)
+watcher.run()
+"""
+
+
+def _watch_hostile(tmp_path, key_regex="blk_-?[0-9]+", end_regex=""):
+    log = tmp_path / "hostile.log"
+    log.write_text(HOSTILE.replace("dfs.DataNode: ", "dfs.DataNode: blk_1 "))
+    return subprocess.Popen([sys.executable, "-c", WATCH_SCRIPT, str(tmp_path), key_regex,
+                             end_regex, str(log)], stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("option", ["--key-regex", "--end-regex"])
+def test_a_backtracking_pattern_in_watch_stops_with_one_line(tmp_path, monkeypatch, option):
+    """`radar watch --key-regex '(a+)+$'` (or --end-regex) on a hostile line ran for
+    minutes: the line deadline ingest uses is armed in watch too."""
+    import io
+
+    from radar import deadline
+    from radar.deadline import SlowLine
+    from radar.ingest import IngestOptions
+    from radar.ingest.templates import TemplateStore
+    from radar.watch.watcher import Watcher, WatchOptions
+
+    monkeypatch.setattr(deadline, "LINE_SECONDS", 0.3)
+    state = tmp_path / "drain_state.json"
+    TemplateStore.open(state, sim_th=None, depth=None, default_sim_th=0.5,
+                       default_depth=4).save(state)
+    evil = "(a+)+$"
+    options = WatchOptions(
+        run_dir=tmp_path, state_dir=tmp_path / "state", templates_state=state,
+        alerts=tmp_path / "alerts.jsonl", end_regex=evil if option == "--end-regex" else None,
+        ingest=IngestOptions(preset="hdfs", group_by="key",
+                             key_regex=evil if option == "--key-regex" else "a{3}"))
+    watcher = Watcher(options, log=lambda line: None, scorer=object(),
+                      stdin=io.BytesIO(HOSTILE.encode()))
+    started = time.monotonic()
+    with pytest.raises(SlowLine, match=r"^<stdin>:1: reading this line took over 0\.3 s; "
+                                       r"a --format, --key-regex or --end-regex"):
+        watcher.run()
+    assert time.monotonic() - started < 5
+
+
+def test_sigterm_stops_watch_while_a_line_is_stuck_in_a_pattern(tmp_path):
+    """The match is interrupted within a tick of SIGTERM, not at the 10 s limit."""
+    proc = _watch_hostile(tmp_path, key_regex="(a+)+$")
+    try:
+        assert proc.stderr.readline().strip() == "watching"
+        time.sleep(1.0)                             # well inside the hostile line
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=8)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert time.monotonic() - sent < 3, err
+    assert "stopped while <stdin>:1 was still being matched" in err
+
+
+def test_the_deadline_outside_the_main_thread_ends_the_process_with_one_line():
+    """No signal reaches a match in another thread: faulthandler's timer ends the process."""
+    script = """
+import re, threading
+from radar.deadline import LineDeadline
+
+def work():
+    with LineDeadline(0.3, options="--key-regex") as deadline:
+        deadline.path, deadline.number = "app.log", 7
+        re.search("(a+)+$", "a" * 40 + "!")
+
+thread = threading.Thread(target=work)
+thread.start()
+thread.join()
+"""
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=False,
+                          timeout=30)
+    assert done.returncode == 1 and time.monotonic() - started < 20, done.stderr
+    assert done.stderr.startswith("Timeout") and "in work" in done.stderr, done.stderr
+
+
+def test_the_deadline_watchdog_names_a_stuck_line_when_it_can():
+    """A line stuck outside a match (the interpreter lock free) gets the one-line error."""
+    script = """
+import threading, time
+from radar.deadline import LineDeadline
+
+def work():
+    with LineDeadline(0.3, options="--key-regex") as deadline:
+        deadline.path, deadline.number = "app.log", 7
+        time.sleep(30)
+
+threading.Thread(target=work).start()
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=False,
+                          timeout=30)
+    assert done.returncode == 1
+    assert done.stderr.startswith("Error: app.log:7: reading this line took over 0.3 s; a "
+                                  "--key-regex with nested repeats"), done.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -105,7 +106,7 @@ def match_command(index_path: Path, templates_path: Path | None, lines_path: Pat
     if templates_path is not None:
         rows = _template_rows(linker, templates_path)
     else:
-        rows = _line_rows(linker, lines_path)
+        rows = _line_rows(linker, lines_path, line_format is not None)
     if as_json:
         for row in rows:
             click.echo(json.dumps(row, ensure_ascii=False))
@@ -136,12 +137,18 @@ def _template_rows(linker, path: Path):
                **_link_fields(linker.link_template(template))}
 
 
-def _line_rows(linker, path: Path):
+def _line_rows(linker, path: Path, user_format: bool):
+    from radar.deadline import LineDeadline
     from radar.ingest.inputs import check_inputs, iter_lines
 
     check_inputs([path])
-    for number, text in iter_lines(path):
-        yield {"input_line": number, "text": text, **_link_fields(linker.link_line(text))}
+    deadline = LineDeadline(options="--format")
+    with deadline if user_format else contextlib.nullcontext():
+        for number, text in iter_lines(path):
+            deadline.path, deadline.number = str(path), number
+            fields = _link_fields(linker.link_line(text))
+            deadline.path = ""
+            yield {"input_line": number, "text": text, **fields}
 
 
 def _print_links(rows: list[dict], by_template: bool, seconds: float) -> None:

@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from radar.deadline import LineDeadline
 from radar.errors import RadarError
-from radar.ingest.deadline import LineDeadline
 from radar.ingest.formats import (
     ERROR_LEVELS,
     NORMAL_LABELS,

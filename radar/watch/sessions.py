@@ -18,8 +18,8 @@ from bisect import bisect_right
 from collections import OrderedDict
 from pathlib import Path
 
+from radar.deadline import LineDeadline
 from radar.ingest import IngestSummary, _Reader
-from radar.ingest.deadline import LineDeadline
 from radar.ingest.grouping import KeyGrouper, Session
 from radar.ingest.inputs import BadLine, snippet
 
@@ -78,9 +78,10 @@ class OnlineSessions:
         self.plan, self.store = plan, store
         self._collector = _Collector()
         self.summary = IngestSummary(Path("-"), plan.fmt.name, plan.spec.group_by)
-        # ingest's per-line time limit is armed per file by its own file loop, which the
-        # watcher does not use; here it stays unarmed
-        self._reader = _Reader(plan, store, self._collector, self.summary, LineDeadline())
+        # the per-line time limit on the user's patterns: add_lines names each line,
+        # whoever feeds lines arms it (``with sessions.deadline:``, as the watcher does)
+        self.deadline = LineDeadline(options="--format, --key-regex or --end-regex")
+        self._reader = _Reader(plan, store, self._collector, self.summary, self.deadline)
         self.grouper = self._reader.grouper
         self.keyed = isinstance(self.grouper, KeyGrouper)
         self.end_regex, self.max_events = end_regex, max_events
@@ -103,15 +104,20 @@ class OnlineSessions:
         reader, summary, end = self._reader, self.summary, self.end_regex
         check = self.keyed and (end is not None or self.max_events is not None)
         summary.lines_read += len(lines)
-        for source, number, text in lines:
-            before = reader.number
-            problem = reader._read_line(text)
-            if problem is not None:
-                summary.add_bad(BadLine(source, number, problem, snippet(text)))
-            elif check and reader.number != before:
-                self._close_touched(reader.number, end is not None and end.search(text))
-            if self._collector.closed:
-                self._label_ingest_closes()
+        deadline = self.deadline
+        try:
+            for source, number, text in lines:
+                deadline.path, deadline.number = source, number
+                before = reader.number
+                problem = reader._read_line(text)
+                if problem is not None:
+                    summary.add_bad(BadLine(source, number, problem, snippet(text)))
+                elif check and reader.number != before:
+                    self._close_touched(reader.number, end is not None and end.search(text))
+                if self._collector.closed:
+                    self._label_ingest_closes()
+        finally:
+            deadline.path = ""
         if not self.keyed and self.max_events is not None:
             self._close_full_windows()
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from radar.deadline import StopWhileMatching
 from radar.errors import RadarError
 from radar.ingest import IngestOptions, resolve
 from radar.ingest.formats import compile_regex
@@ -130,16 +131,25 @@ class Watcher:
         previous = {number: signal.signal(number, self._request_stop)
                     for number in (signal.SIGTERM, signal.SIGINT)}
         started = time.perf_counter()
+        abandoned = False
         try:
             if self.outbox:                     # the batch a crash interrupted
                 self._deliver(self.outbox)
                 self.outbox = []
                 self._checkpoint()
-            self._loop()
+            with self.sessions.deadline:        # the time limit on the user's patterns
+                self._loop()
+        except StopWhileMatching as stuck:
+            # stopped inside a batch: its lines are half fed, so the last checkpoint
+            # stands and a restart reads them again (from a file; stdin cannot rewind)
+            abandoned = True
+            self.log(f"warning: stopped while {stuck} was still being matched (a "
+                     "--format, --key-regex or --end-regex that backtracks on it?); the "
+                     "next start resumes from the last checkpoint")
         finally:
             for number, handler in previous.items():
                 signal.signal(number, handler)
-            if self._stop:                      # keep open sessions for the next start
+            if self._stop and not abandoned:    # keep open sessions for the next start
                 self._flush()
             self.sources.close()
             self.file_sink.close()
@@ -149,6 +159,7 @@ class Watcher:
 
     def _request_stop(self, _signum, _frame) -> None:
         self._stop = True
+        self.sessions.deadline.request_stop()   # a line stuck in a match stops too
 
     def _loop(self) -> None:
         options, sessions = self.options, self.sessions
