@@ -17,7 +17,7 @@ from radar.cli import cli
 from radar.errors import RadarError
 from radar.source.annotate import annotate_explanations, load_linker
 from radar.source.extract import ExtractOptions
-from radar.source.index import build_index
+from radar.source.index import build_index, read_index
 from radar.source.link import SourceIndex, SourceLinker
 from radar.source.match import align_score, log_pieces, tokenize
 
@@ -302,3 +302,30 @@ def test_match_lines_with_a_backtracking_format_stops_with_one_line(source_tree,
                                  str(lines), "--format", "(?P<content>(a+)+$)", "--json"])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
     assert f"{lines}:1: reading this line took over 0.3 s; a --format" in result.output
+
+
+def test_index_skips_a_file_over_the_size_limit_and_says_so(source_tree, tmp_path):
+    """One 50 MB .java file took 52 s and 2.9 GB (#25): files over --max-file-bytes are
+    listed, not read; raising the limit parses them on the next run. (A lowered limit
+    keeps the test small.)"""
+    big = source_tree / "store" / "Generated.java"
+    rows = "".join(f'        log.info("generated row {k} of {{}}", id);\n' for k in range(400))
+    big.write_text("class Generated {\n    void fill(int id) {\n" + rows + "    }\n}\n")
+    size = big.stat().st_size
+    runner = CliRunner()
+    index = tmp_path / "index.jsonl"
+    result = runner.invoke(cli, ["source", "index", str(source_tree), "--out", str(index),
+                                 "--max-file-bytes", str(size - 1)])
+    assert result.exit_code == 0, result.output
+    assert ("warning: 1 file(s) over --max-file-bytes not indexed (first: "
+            f"store/Generated.java ({size:,} bytes))") in " ".join(result.output.split())
+    _, entries = read_index(index)
+    skipped = next(e for e in entries if e["file"] == "store/Generated.java")
+    assert skipped["skipped"] and skipped["statements"] == [] and skipped["size"] == size
+    assert any(e["statements"] for e in entries if e["file"] == "queue.py")
+    result = runner.invoke(cli, ["source", "index", str(source_tree), "--out", str(index),
+                                 "--max-file-bytes", str(size)])
+    assert result.exit_code == 0 and "over --max-file-bytes" not in result.output
+    _, entries = read_index(index)
+    parsed = next(e for e in entries if e["file"] == "store/Generated.java")
+    assert len(parsed["statements"]) == 400 and not parsed.get("skipped")

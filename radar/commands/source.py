@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from radar.console import console, step_progress
+from radar.console import console, err_console, step_progress
 
 
 @click.group("source")
@@ -30,9 +30,13 @@ def source_group() -> None:
               help="A function or method that logs its first text argument (repeatable).")
 @click.option("--exclude", multiple=True, metavar="GLOB",
               help="Skip files whose path below SRC_DIR matches (repeatable), e.g. '*/test/*'.")
+@click.option("--max-file-bytes", default=10 * 1024 * 1024, show_default=True,
+              type=click.IntRange(min=1),
+              help="Files larger than this are skipped and listed, not parsed (generated "
+                   "code; parsing takes about 60 bytes of memory per byte).")
 def index_command(src_dirs: tuple[Path, ...], out: Path, config_path: Path | None,
                   loggers: tuple[str, ...], wrappers: tuple[str, ...],
-                  exclude: tuple[str, ...]) -> None:
+                  exclude: tuple[str, ...], max_file_bytes: int) -> None:
     """Parse SRC_DIRS (Java, Python, Go, JavaScript, TypeScript, Scala, C) and record every
     logging statement: its message template, level, file, line, class, function and text.
 
@@ -50,7 +54,8 @@ def index_command(src_dirs: tuple[Path, ...], out: Path, config_path: Path | Non
     total = sum(1 for _ in source_files([d.resolve() for d in src_dirs if d.is_dir()], exclude))
     with step_progress(total, "indexing (files)") as update:
         summary = build_index(list(src_dirs), out, options, exclude=exclude,
-                              progress=lambda done, _total: update(done))
+                              progress=lambda done, _total: update(done),
+                              max_file_bytes=max_file_bytes)
     _print_index_summary(summary)
 
 
@@ -61,17 +66,25 @@ def _print_index_summary(summary) -> None:
     languages = ", ".join(f"{name} {count:,}" for name, count in
                           sorted(summary.by_language.items()) if count) or "none"
     rate = summary.bytes_parsed / max(summary.seconds, 1e-9) / 1e6
+    skipped = f", {len(summary.skipped):,} skipped" if summary.skipped else ""
     for name, value in (("files", (f"{summary.files:,} ({summary.parsed:,} parsed, "
-                                   f"{summary.reused:,} unchanged)")),
+                                   f"{summary.reused:,} unchanged{skipped})")),
                         ("logging statements", f"{summary.statements:,} ({languages})"),
                         ("messages built in one place, logged in another",
                          f"{summary.indirect:,}"),
                         ("time", f"{summary.seconds:.2f} s ({rate:.2f} MB/s parsed)")):
         table.add_row(name, value)
+    if summary.skipped:
+        table.add_row("skipped (over --max-file-bytes)",
+                      f"{len(summary.skipped):,}; first: {'; '.join(summary.skipped[:3])}")
     if summary.failed:
         table.add_row("files whose statements could not be read",
                       f"{len(summary.failed):,}; first: {'; '.join(summary.failed[:3])}")
     console.print(table)
+    if summary.skipped:
+        err_console.print(f"warning: {len(summary.skipped):,} file(s) over --max-file-bytes "
+                          f"not indexed (first: {summary.skipped[0]}); raise --max-file-bytes "
+                          "to parse them, or --exclude them to silence this")
 
 
 @source_group.command("match")

@@ -13,6 +13,11 @@ tree could not be read, ``error``.
 Re-indexing reuses the entry of every file whose size and modification time (or, when
 those changed, content hash) are unchanged; only the others are parsed. Names are then
 resolved across all files again, which is cheap.
+
+A file over ``max_file_bytes`` (default :data:`MAX_FILE_BYTES`) is not read: parsing
+costs about 60 bytes of memory per byte of source (one 50 MB generated file took 2.9 GB
+and 52 s), and such files are generated code or data, not where log statements live.
+Its entry says ``skipped`` with no statements, and the summary lists it.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from radar.source.resolve import resolve_entries
 
 INDEX_FORMAT, INDEX_VERSION = "radar-source-index", 1
 EXTRACTOR_VERSION = 2       # bump when extraction changes: every file is parsed again
+MAX_FILE_BYTES = 10 * 1024 * 1024
 SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv",
                           "venv", ".tox", "build", "dist", "target", "vendor"})
 
@@ -50,6 +56,7 @@ class IndexSummary:
     seconds: float
     by_language: dict[str, int]
     failed: list[str]           # "file: error" of files whose statements could not be read
+    skipped: list[str] = dataclasses.field(default_factory=list)  # "file (size)" over the limit
 
 
 def source_files(roots: list[Path], exclude: tuple[str, ...] = ()) -> Iterator[tuple[int, str]]:
@@ -68,7 +75,8 @@ def source_files(roots: list[Path], exclude: tuple[str, ...] = ()) -> Iterator[t
 
 def build_index(roots: list[str | Path], out: str | Path, options: ExtractOptions,
                 exclude: tuple[str, ...] = (),
-                progress: Callable[[int, int], None] | None = None) -> IndexSummary:
+                progress: Callable[[int, int], None] | None = None,
+                max_file_bytes: int = MAX_FILE_BYTES) -> IndexSummary:
     """Index the logging statements under ``roots`` into ``out`` (reusing what it holds)."""
     started = time.perf_counter()
     roots = [Path(root).resolve() for root in roots]
@@ -85,7 +93,8 @@ def build_index(roots: list[str | Path], out: str | Path, options: ExtractOption
     for done, (number, relative) in enumerate(files, 1):
         path = roots[number] / relative
         entry, was_parsed = _entry(path, number, relative, previous.get((str(roots[number]),
-                                                                         relative)), options)
+                                                                         relative)), options,
+                                   max_file_bytes)
         entries.append(entry)
         parsed += was_parsed
         bytes_parsed += entry["size"] if was_parsed else 0
@@ -100,19 +109,27 @@ def build_index(roots: list[str | Path], out: str | Path, options: ExtractOption
     for entry in entries:
         by_language[entry["language"]] = (by_language.get(entry["language"], 0)
                                           + len(entry["statements"]))
-    return IndexSummary(out, len(entries), parsed, len(entries) - parsed,
+    skipped = [f"{e['file']} ({e['size']:,} bytes)" for e in entries if e.get("skipped")]
+    return IndexSummary(out, len(entries), parsed, len(entries) - parsed - len(skipped),
                         sum(len(e["statements"]) for e in entries),
                         sum(len(e["indirect"]) for e in entries), bytes_parsed,
                         time.perf_counter() - started, by_language,
-                        [f"{e['file']}: {e['error']}" for e in entries if "error" in e])
+                        [f"{e['file']}: {e['error']}" for e in entries if "error" in e],
+                        skipped)
 
 
-def _entry(path: Path, root: int, relative: str, old: dict | None, options: ExtractOptions
-           ) -> tuple[dict, bool]:
-    """The index entry of one file: the old one when the file is unchanged, else parsed."""
+def _entry(path: Path, root: int, relative: str, old: dict | None, options: ExtractOptions,
+           max_file_bytes: int = MAX_FILE_BYTES) -> tuple[dict, bool]:
+    """The index entry of one file: the old one when the file is unchanged, else parsed
+    (or, over ``max_file_bytes``, a ``skipped`` entry without reading it)."""
     try:
         stat = path.stat()
-        if old is not None and old["size"] == stat.st_size and old["mtime_ns"] == stat.st_mtime_ns:
+        if stat.st_size > max_file_bytes:
+            return {"root": root, "file": relative, "language": language_of(path),
+                    "size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha1": None,
+                    "skipped": True, "statements": [], "definitions": [], "calls": []}, False
+        if (old is not None and not old.get("skipped") and old["size"] == stat.st_size
+                and old["mtime_ns"] == stat.st_mtime_ns):
             return dict(old, root=root), False
         source = path.read_bytes()
     except OSError as exc:
