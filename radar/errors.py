@@ -30,6 +30,12 @@ class UnknownNameError(RadarError):
         super().__init__(f"unknown {kind} {name!r}; available: {listing}")
 
 
+class OutputError(RadarError):
+    """An output would replace an input, a run's own file, or another dataset's files."""
+
+    exit_code = 2
+
+
 class DataError(RadarError):
     """Input data is unreadable or a record is invalid (in strict mode)."""
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
+
+from radar.errors import OutputError
 
 
 @contextlib.contextmanager
@@ -44,6 +46,25 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_write(path, "wb") as handle:
         handle.write(data)
+
+
+def same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file: by inode when both exist (symlinks and hard links
+    too), else by their resolved names."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def refuse_overwrite(target: str | os.PathLike, protected: Iterable[tuple[str, Path]], *,
+                     option: str = "--output") -> None:
+    """Raise :class:`OutputError` (exit 2) when ``target`` is one of the ``protected``
+    ``(what, path)`` files (an input, a run's own file), before anything is written."""
+    for what, path in protected:
+        if same_path(target, path):
+            raise OutputError(f"{option} {target} is {what} ({path}); writing there would "
+                              "replace it: choose another file")
 
 
 def fsync_dir(directory: str | os.PathLike) -> None:

@@ -33,7 +33,8 @@ from radar.detect import LoadedDetector, load_trained, open_results, score_corpu
 from radar.device import resolve_device
 from radar.distributed import DistInfo, init_distributed
 from radar.ensemble import Combination
-from radar.rundir import RunDir, write_json
+from radar.fsutil import refuse_overwrite
+from radar.rundir import RunDir, calibration_for, write_json
 from radar.runner import OutcomeTally, RunScorer
 from radar.scoring.calibration import check_method
 from radar.training import TrainedDetector, train_all
@@ -190,25 +191,61 @@ def estimate_injected_recall(scorer: RunScorer, held_out, config: RadarConfig, *
 
 
 def write_calibration(path: Path, outcome: OutcomeTally) -> None:
-    """calibration.json beside a results file, for reports."""
+    """The calibration record of a results file (:func:`~radar.rundir.calibration_for`
+    names it), for reports."""
     data = outcome.calibration.to_dict()
     data["describe"] = outcome.calibration.describe()
     write_json(path, data)
 
 
+def scoring_inputs(files: list[Path], source: Path | list[Path], *,
+                   labels: str | None = None, source_index: str | None = None
+                   ) -> tuple[list[tuple[str, Path]], list[tuple[str, Path]]]:
+    """What scoring reads, as ``(what, path)``: the inputs (day files, label file, source
+    index) and the files of the run it scores with (``source``: its checkpoint or
+    ensemble, or several). No output may be one of them."""
+    from radar.rundir import run_own_files
+
+    inputs = [("an input day file", path) for path in files]
+    inputs += [(what, Path(path)) for what, path in (("the label file", labels),
+                                                     ("the source index", source_index))
+               if path]
+    sources = source if isinstance(source, list) else [source]
+    own = [("a file of the run it scores with", path)
+           for item in sources for path in run_own_files(item)]
+    return inputs, own
+
+
+def refuse_output_over_inputs(output: Path, inputs: list[tuple[str, Path]],
+                              own: list[tuple[str, Path]], *, option: str = "--output"
+                              ) -> None:
+    """Results never replace an input or a run's own file; their calibration record
+    never replaces an input (beside a run's results it is the run's, rewritten with
+    them)."""
+    refuse_overwrite(output, inputs + own, option=option)
+    refuse_overwrite(calibration_for(output), inputs, option=f"{option}'s calibration")
+
+
 def detect_files(scorer: RunScorer, input_path: str, output: Path, *, pattern: str, fmt: str,
                  cache_dir: str | None, labels: str | None, workers: int, log: Log,
                  source_index: str | None = None) -> dict:
-    """`radar detect`: score day files with a trained run; write results; summarise."""
+    """`radar detect`: score day files with a trained run; write results and their
+    calibration record; summarise. An output that is an input or one of the run's own
+    files is refused before anything is read."""
     config = scorer.config
     if cache_dir:
         config.data.cache_dir = cache_dir
     if source_index:
         config.source.index = source_index
-    data = prepare_days(find_day_files(input_path, pattern), config.data, workers=workers,
+    files = find_day_files(input_path, pattern)
+    checkpoints = [item.checkpoint for item in scorer.loaded.values()]
+    refuse_output_over_inputs(output, *scoring_inputs(
+        files, [scorer.source, *checkpoints], labels=labels,
+        source_index=config.source.index or None))
+    data = prepare_days(files, config.data, workers=workers,
                         log=log, labels=load_label_table(labels))
     outcome = score_days(scorer, data, output, fmt=fmt)
     for event in scorer.drift:
         log(event.describe())
-    write_calibration(RunDir(output.parent, []).calibration, outcome)
+    write_calibration(calibration_for(output), outcome)
     return outcome.summary(labels or "")

@@ -28,6 +28,7 @@ from typing import Any
 
 from radar.errors import RadarError
 from radar.fsutil import atomic_write_text
+from radar.metrics_log import METRICS_FILE
 
 CONFIG = "config.yaml"
 TRAIN_LIST = "train_files.txt"
@@ -41,6 +42,11 @@ REVIEW = "review.csv"
 REPORTS = {"json": "report.json", "markdown": "report.md", "html": "report.html"}
 BEST_CHECKPOINT = "best_model.pt"
 LAST_CHECKPOINT = "last.pt"
+
+# Files of a run (and of its detectors' folders) that no output may replace; its results
+# may be scored again in place (their calibration.json goes with them).
+RUN_OWN_FILES = (CONFIG, TRAIN_LIST, VAL_LIST, CALIBRATION, SUMMARY, ENSEMBLE, QUALITY, REVIEW,
+                 METRICS_FILE, *REPORTS.values())
 
 RUN_FIX = ("point at the output_dir of a finished `radar run` (or `radar train`): a "
            "multi-detector run holds ensemble.json, a single-detector run best_model.pt")
@@ -58,6 +64,37 @@ def best_checkpoint(folder: Path) -> Path:
             return folder / name
     raise RadarError(f"no trained checkpoint ({BEST_CHECKPOINT} or {LAST_CHECKPOINT}) in "
                      f"{folder}")
+
+
+def calibration_for(results: str | Path) -> Path:
+    """The calibration record of a results file, beside it: ``anomaly_results.json`` has
+    ``calibration.json`` (a run's pair), any other ``NAME.json`` its own
+    ``NAME.calibration.json``, so results scored into a run folder under another name
+    never rewrite the run's."""
+    results = Path(results)
+    if results.name == RESULTS:
+        return results.with_name(CALIBRATION)
+    return results.with_name(f"{results.stem}.calibration.json")
+
+
+def run_own_files(source: str | Path) -> list[Path]:
+    """What an output of scoring with ``source`` (a checkpoint, an ``ensemble.json`` or a
+    run folder) must not replace: ``source`` and the run's config, checkpoints, ensemble,
+    calibration and the rest of :data:`RUN_OWN_FILES`, in the run folder and its
+    detectors' folders."""
+    source = Path(source)
+    folder = source if source.is_dir() else source.parent
+    files = [] if source.is_dir() else [source]
+    folders = [folder]
+    if not (folder / CONFIG).is_file() and (folder.parent / CONFIG).is_file():
+        folders.append(folder.parent)        # a detector's folder of a multi-detector run
+    for base in folders:
+        subfolders = ([path for path in base.iterdir() if path.is_dir()]
+                      if (base / CONFIG).is_file() else [])
+        for place in (base, *subfolders):
+            files += [place / name for name in RUN_OWN_FILES]
+            files += place.glob("*.pt")
+    return files
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -150,7 +187,7 @@ class RunDir:
 
     @property
     def calibration(self) -> Path:
-        return self.path / CALIBRATION
+        return calibration_for(self.results)
 
     @property
     def summary(self) -> Path:

@@ -155,9 +155,17 @@ def _worker(job: ScoringJob, files: list[Path], threads: int) -> None:
     score_into_parts(job, files, job.device)
 
 
+def check_output(job: ScoringJob, files: list[Path]) -> None:
+    """The merged output is never an input day file or a file of the run it scores with."""
+    from radar.pipeline import refuse_output_over_inputs, scoring_inputs
+
+    refuse_output_over_inputs(job.output, *scoring_inputs(files, Path(job.source)))
+
+
 def score_with_workers(job: ScoringJob, workers: int) -> int:
     """``workers`` local processes (spawned), each its share of files; then the merge."""
     files = find_day_files(job.input_path, job.pattern)
+    check_output(job, files)
     shares = [share for share in assign_files(files, max(workers, 1)) if share]
     if len(shares) <= 1:
         score_into_parts(job, files, job.device)
@@ -185,6 +193,7 @@ def score_with_torchrun(job: ScoringJob) -> int | None:
     info = init_distributed("cpu")    # gloo: the barrier only moves a few bytes
     try:
         files = find_day_files(job.input_path, job.pattern)
+        check_output(job, files)
         device = job.device
         if device == "auto" and _cuda_count() > 0:
             device = f"cuda:{info.local_rank % _cuda_count()}"
@@ -229,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             count = score_with_workers(job, workers)
     except RadarError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return error.exit_code
     if count is not None:
         print(f"wrote {count} results to {job.output}")
     return 0

@@ -381,3 +381,49 @@ def test_a_yaml_alias_bomb_nested_under_a_section_is_refused(tmp_path):
     assert result.exit_code == 2 and "bomb.yaml" in result.stderr
     path.write_text("models: {junk: {a: &x [1, 2], b: *x}}\n")     # a few aliases are fine
     assert load_config(path).models["junk"]["b"] == [1, 2]
+
+
+@pytest.fixture
+def scoring_run(tmp_path, checkpoint_seed):
+    """A run folder to score with (checkpoint, config, calibration) and a day to score."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best_model.pt").write_bytes(checkpoint_seed)
+    (run / "config.yaml").write_text("detectors: [logbert]\n")
+    (run / "calibration.json").write_text('{"threshold": 0.9}')
+    (tmp_path / "days").mkdir()
+    (tmp_path / "days" / DAY).write_bytes(day_seed())
+    return run
+
+
+def detect(run: Path, output: Path, *extra) -> object:
+    return run_cli("detect", "--checkpoint", run / "best_model.pt", "--input",
+                   run.parent / "days", "--output", output, "--threshold", "0.5",
+                   "--cache-dir", run.parent / "cache", *extra)
+
+
+def test_detect_never_writes_over_an_input_or_the_runs_own_files(scoring_run):
+    run, day = scoring_run, scoring_run.parent / "days" / DAY
+    (run.parent / "link.json").symlink_to(day)
+    before = {path: path.read_bytes() for path in (day, *run.iterdir())}
+    for output in (day, run.parent / "link.json", run / "config.yaml", run / "best_model.pt",
+                   run / "calibration.json"):
+        result = detect(run, output)
+        assert result.exit_code == 2, (output, result.output)
+        assert str(output) in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert {path: path.read_bytes() for path in before} == before
+    assert sorted(p.name for p in run.iterdir()) == sorted(p.name for p in before if
+                                                           p.parent == run)
+    from radar import shard
+
+    assert shard.main(["--checkpoint", str(run / "best_model.pt"), "--input",
+                       str(day.parent), "--output", str(day)]) == 2
+    assert day.read_bytes() == before[day] and not list(day.parent.glob("*.parts"))
+
+
+def test_detect_into_a_run_under_another_name_keeps_the_runs_calibration(scoring_run):
+    run = scoring_run
+    result = detect(run, run / "extra.json")
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "calibration.json").read_text()) == {"threshold": 0.9}
+    assert json.loads((run / "extra.calibration.json").read_text())["threshold"] == 0.5
