@@ -48,7 +48,7 @@ def test_synth_command_no_pad_and_bad_options(tmp_path):
     day = json.loads((tmp_path / "preprocessed_logs_2025-02-24.json").read_text("utf-8"))
     assert len({len(r["token_ids"]) for r in day}) == 1 and len(day[0]["token_ids"]) <= 40
     assert invoke("synth", tmp_path, "--anomaly-rate", 2).exit_code == 2
-    result = invoke("synth", tmp_path, "--start-date", "tomorrow")
+    result = invoke("synth", tmp_path / "fresh", "--start-date", "tomorrow")
     assert result.exit_code == 1 and "YYYY-MM-DD" in result.stderr
 
 

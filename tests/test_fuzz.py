@@ -427,3 +427,32 @@ def test_detect_into_a_run_under_another_name_keeps_the_runs_calibration(scoring
     assert result.exit_code == 0, result.output
     assert json.loads((run / "calibration.json").read_text()) == {"threshold": 0.9}
     assert json.loads((run / "extra.calibration.json").read_text())["threshold"] == 0.5
+
+
+def test_synth_and_ingest_never_write_over_another_dataset(tmp_path):
+    data = tmp_path / "data"
+    assert run_cli("synth", data, "--days", 1, "--sessions", 20).exit_code == 0
+    before = {path.name: path.read_bytes() for path in data.iterdir()}
+    again = run_cli("synth", data, "--days", 1, "--sessions", 30, "--seed", 1)
+    assert again.exit_code == 2 and f"{data} already holds another dataset" in again.stderr
+    assert "--force" in again.stderr and len(again.stderr.strip().splitlines()) == 1
+    (tmp_path / "plain.log").write_bytes(hdfs_log_seed())
+    ingest = run_cli("ingest", tmp_path / "plain.log", "--preset", "hdfs", "--out", data)
+    assert ingest.exit_code == 2 and "already holds another dataset" in ingest.stderr
+    assert {path.name: path.read_bytes() for path in data.iterdir()} == before
+    forced = run_cli("synth", data, "--days", 1, "--sessions", 30, "--seed", 1, "--force")
+    assert forced.exit_code == 0 and (data / "labels.csv").read_bytes() != before["labels.csv"]
+
+
+def test_ingest_into_its_own_folder_again_is_no_foreign_dataset(tmp_path):
+    pytest.importorskip("drain3")
+    (tmp_path / "hdfs.log").write_bytes(hdfs_log_seed())
+    out = tmp_path / "out"
+    for _ in range(2):                   # the folder's own state: same id space, allowed
+        assert run_cli("ingest", tmp_path / "hdfs.log", "--preset", "hdfs", "--out",
+                       out).exit_code == 0
+    (out / "drain_state.json").unlink()  # without it, new ids would mix with the old
+    assert run_cli("ingest", tmp_path / "hdfs.log", "--preset", "hdfs", "--out",
+                   out).exit_code == 2
+    assert run_cli("ingest", tmp_path / "hdfs.log", "--preset", "hdfs", "--out", out,
+                   "--force").exit_code == 0

@@ -55,16 +55,21 @@ def make_table(title: str, *columns: str):
 @click.option("--release", default=0.0, show_default=True, type=click.FloatRange(0, 0.5),
               help="A release on the last day: from midday a new benign log line, never "
                    "logged before, appears in this share of the day's sessions (e.g. 0.2).")
+@click.option("--force", is_flag=True,
+              help="Write into OUT although it holds day files, labels.csv or templates.tsv.")
 def synth_command(out: Path, days: int, sessions: int, anomaly_rate: float, seed: int,
                   start_date: str, max_seq_length: int, no_pad: bool, drift: float,
-                  release: float) -> None:
+                  release: float, force: bool) -> None:
     """Write synthetic microservice day files to OUT, with labels.csv and templates.tsv.
 
     The files use the user's format (preprocessed_logs_YYYY-MM-DD.json); labels.csv holds
     the ground truth (file, session_id, label, anomaly_kind). Same seed, same bytes.
     """
+    from radar.data.files import refuse_foreign_dataset
     from radar.data.synth import generate
 
+    if not force:
+        refuse_foreign_dataset(out, "synth would replace its day files and labels.csv")
     summary = generate(out, days=days, sessions=sessions, anomaly_rate=anomaly_rate,
                        seed=seed, start_date=start_date, max_len=max_seq_length,
                        padded=not no_pad, drift=drift, release=release)

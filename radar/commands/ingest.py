@@ -48,7 +48,10 @@ from radar.console import console, step_progress
 @click.option("--migrate-state", is_flag=True,
               help="Convert an old (jsonpickle) template state to plain JSON first, reading "
                    "only its ids and templates; LOGS may then be left out.")
-def ingest_command(logs: tuple[Path, ...], out_dir: Path, migrate_state: bool,
+@click.option("--force", is_flag=True,
+              help="Write into an --out folder that holds another dataset's day files, "
+                   "labels.csv or templates.tsv (without its template state).")
+def ingest_command(logs: tuple[Path, ...], out_dir: Path, migrate_state: bool, force: bool,
                    **options) -> None:
     """Parse raw LOGS (plain or .gz, in order) into day files under --out.
 
@@ -70,6 +73,14 @@ def ingest_command(logs: tuple[Path, ...], out_dir: Path, migrate_state: bool,
             return
     elif not logs:
         raise click.UsageError("Missing argument 'LOGS...'.")
+    state = options["state"] or out_dir / STATE_NAME
+    if not force and not state.exists():
+        # Without the state that numbered them, files there are another id space.
+        from radar.data.files import refuse_foreign_dataset
+
+        refuse_foreign_dataset(out_dir, f"without their template state ({state}) this "
+                                        "ingest would number events afresh beside them and "
+                                        "replace templates.tsv")
     total = sum(path.stat().st_size for path in logs if path.is_file())
     with step_progress(total, "ingesting (bytes)") as update:
         summary = ingest(list(logs), out_dir, IngestOptions(**options),

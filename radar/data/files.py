@@ -22,10 +22,35 @@ from typing import IO, Any
 
 import msgspec
 
-from radar.errors import DataError
+from radar.data.labels import LABELS_NAME
+from radar.errors import DataError, OutputError
 from radar.fsutil import atomic_write
 
 DEFAULT_PATTERN = "preprocessed_logs_*.json"
+# What a dataset folder holds beside its day files (`radar synth`, `convert`, `ingest`).
+DATASET_FILES = (LABELS_NAME, "templates.tsv")
+
+
+def dataset_files(folder: Path) -> list[Path]:
+    """The day files, labels.csv and templates.tsv already in ``folder`` (none when it
+    does not exist)."""
+    if not folder.is_dir():
+        return []
+    found = sorted(path for pattern in (DEFAULT_PATTERN, DEFAULT_PATTERN + "l")
+                   for path in folder.glob(pattern) if path.is_file())
+    return found + [folder / name for name in DATASET_FILES if (folder / name).is_file()]
+
+
+def refuse_foreign_dataset(folder: Path, what_happens: str) -> None:
+    """:class:`OutputError` (exit 2) when ``folder`` already holds a dataset's files:
+    ``what_happens`` says what writing into it would do to them."""
+    found = dataset_files(folder)
+    if found:
+        names = ", ".join(path.name for path in found[:3])
+        more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+        raise OutputError(f"{folder} already holds another dataset ({names}{more}); "
+                          f"{what_happens}: write to an empty folder, or pass --force to "
+                          "write over them")
 
 
 def day_file_name(day: str | dt.date) -> str:
