@@ -93,7 +93,7 @@ def test_unknown_detector_fails_with_the_list(tmp_path):
     generate(tmp_path / "data", days=2, sessions=20, seed=1)
     result = CliRunner().invoke(cli, ["run", "--detector", "logbrt", *run_args(tmp_path)])
     assert result.exit_code == 2
-    assert "unknown detector 'logbrt'; available: deeplog, logbert, lstm, tcn" in result.output
+    assert "unknown detector 'logbrt'; available: deeplog, logbert, lstm, pca, tcn" in result.output
     assert "Traceback" not in result.output
 
 
