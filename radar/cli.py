@@ -16,14 +16,20 @@ from radar.errors import RadarError
 
 
 class RadarGroup(click.Group):
-    """A click group that turns RadarError into a clean message and exit code."""
+    """A click group that turns RadarError into a clean message and exit code; control
+    characters in any error message are shown as escapes."""
 
     def invoke(self, ctx: click.Context):
+        from radar.console import printable
+
         try:
             return super().invoke(ctx)
-        except RadarError as exc:
-            click.secho(f"Error: {exc}", fg="red", err=True)
+        except RadarError as exc:     # messages name files and values from data
+            click.secho(f"Error: {printable(exc)}", fg="red", err=True)
             ctx.exit(exc.exit_code)
+        except click.ClickException as exc:    # "Path 'evil\x1b[2J' does not exist."
+            exc.message = printable(exc.message)
+            raise
 
 
 @click.group(cls=RadarGroup, context_settings={"help_option_names": ["-h", "--help"]})

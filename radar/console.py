@@ -2,14 +2,23 @@
 
 :func:`step_progress` is how every long step shows it is alive: a bar with an ETA on
 an interactive terminal, a plain progress line now and then on a pipe or log file.
+
+Text from data (file names, service names, session keys, raw log lines) is anyone's
+input: :func:`printable` shows its control characters as escapes (``\\x1b``), so an
+ANSI or OSC sequence in it never reaches the terminal, and :func:`data_text` also
+escapes rich markup, for data put into a markup string or a table cell. Both consoles
+pass every string they render through :func:`printable` as well.
 """
 
 import contextlib
+import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -19,8 +28,37 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-console = Console(soft_wrap=True, log_path=False)
-err_console = Console(stderr=True, soft_wrap=True, log_path=False)
+# C0 controls but tab and newline (ESC starts ANSI/OSC sequences; CR and backspace
+# overwrite what was printed), DEL, C1 controls (8-bit CSI and OSC), the line and
+# paragraph separators and the bidirectional overrides (text that reads backwards).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _escaped(match: re.Match) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: Any) -> str:
+    """``text`` with every control character but tab and newline shown as its escape."""
+    return _CONTROL.sub(_escaped, str(text))
+
+
+def data_text(value: Any) -> str:
+    """Text from data, ready for a markup string or a table cell: :func:`printable`, and
+    rich markup (``[bold]``, ``[/]``) escaped so it prints as written."""
+    return escape(printable(value))
+
+
+class _Console(Console):
+    """A rich console that renders every string through :func:`printable`."""
+
+    def render_str(self, text: str, **kwargs):
+        return super().render_str(printable(text), **kwargs)
+
+
+console = _Console(soft_wrap=True, log_path=False)
+err_console = _Console(stderr=True, soft_wrap=True, log_path=False)
 
 PLAIN_INTERVAL_S = 30.0      # between progress lines when stderr is not a terminal
 _active: list[str] = []      # descriptions of the progress displays now open

@@ -237,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
         else:
             count = score_with_workers(job, workers)
     except RadarError as error:
-        print(f"error: {error}", file=sys.stderr)
+        from radar.console import printable
+
+        print(f"error: {printable(error)}", file=sys.stderr)
         return error.exit_code
     if count is not None:
         print(f"wrote {count} results to {job.output}")

@@ -456,3 +456,65 @@ def test_ingest_into_its_own_folder_again_is_no_foreign_dataset(tmp_path):
                    out).exit_code == 2
     assert run_cli("ingest", tmp_path / "hdfs.log", "--preset", "hdfs", "--out", out,
                    "--force").exit_code == 0
+
+
+ESCAPES = "evil\x1b]0;PWNED\x07\x1b[2J\x9b31m[/x][bold]"     # OSC, CSI, C1 CSI, markup
+CONTROLS = ("\x1b", "\x07", "\x9b")
+
+
+def hostile_day(path: Path, n: int = 6) -> Path:
+    """A day whose service_name and original_logs carry terminal escapes and markup."""
+    from tests.toy import write_day
+
+    write_day(path, [[1, 2, 3, 4] for _ in range(n)])
+    records = json.loads(path.read_text())
+    for record in records:
+        record["service_name"] = ESCAPES
+        record["original_logs"] = [f"{ESCAPES} {e}" for e in record["event_sequence"]]
+    path.write_text(json.dumps(records))
+    return path
+
+
+def assert_no_controls(result) -> None:
+    assert not any(c in result.output for c in CONTROLS), repr(result.output[:400])
+    assert "Traceback" not in result.output
+
+
+def test_escape_sequences_from_data_never_reach_the_terminal(tmp_path, scoring_run):
+    data = tmp_path / "data"
+    hostile_day(data / f"preprocessed_logs_2025-01-01{ESCAPES.replace('/', '')}.json")
+    result = run_cli("validate", data, "--workers", "1")
+    assert result.exit_code == 0, result.output
+    assert_no_controls(result)
+    assert "\\x1b]0;PWNED\\x07" in result.output and "[/x][bold]" in result.output
+    missing = run_cli("validate", tmp_path / ESCAPES.replace("/", ""))    # a RadarError
+    assert missing.exit_code == 1 and "\\x1b[2J" in missing.stderr
+    assert_no_controls(missing)
+    usage = run_cli("detect", "--input", data, "--format", ESCAPES)      # click's own
+    assert usage.exit_code == 2 and "\\x1b[2J" in usage.stderr
+    assert_no_controls(usage)
+
+    records = hostile_records(ESCAPES)
+    run = scored_run(tmp_path / "scored", records)
+    hostile_day(tmp_path / "scored" / "data" / DAY, len(records))
+    result = run_cli("analyze", run / "anomaly_results.json", "--data",
+                     tmp_path / "scored" / "data")
+    assert result.exit_code == 0, result.output
+    assert_no_controls(result)
+    assert "\\x1b" in result.output                  # shown, as an escape
+
+    day = scoring_run.parent / "days" / DAY
+    day.write_bytes(b"")
+    hostile_day(day)
+    result = detect(scoring_run, tmp_path / "out.json")
+    assert result.exit_code == 0, result.output
+    assert_no_controls(result)
+    assert "[/x]" in result.output                   # markup printed as written
+
+
+def test_printable_shows_control_characters_as_escapes():
+    from radar.console import data_text, printable
+
+    assert printable("a\x1b[2Jb\tc\nd\r\x00\x7f\x85\u202e") == \
+        "a\\x1b[2Jb\tc\nd\\x0d\\x00\\x7f\\x85\\u202e"
+    assert data_text("[bold]x\x07") == "\\[bold]x\\x07"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from radar.console import console, err_console
+from radar.console import console, data_text, err_console
 from radar.data.files import DEFAULT_PATTERN
 
 _PATTERN = click.option("--pattern", default=DEFAULT_PATTERN, show_default=True,
@@ -179,7 +179,7 @@ def _print_stats(stats) -> None:
     services = make_table("services", "service", "sessions", "share", "error", "warn", "mean len")
     n = max(data["n_sessions"], 1)
     for name, s in sorted(data["services"].items(), key=lambda kv: -kv[1]["sessions"]):
-        services.add_row(name, f"{s['sessions']:,}", f"{s['sessions'] / n:.1%}",
+        services.add_row(data_text(name), f"{s['sessions']:,}", f"{s['sessions'] / n:.1%}",
                          f"{s['error_share']:.2%}", f"{s['warn_share']:.2%}",
                          f"{s['mean_length']}")
     console.print(services)
@@ -197,14 +197,12 @@ def _print_files(stats, limit: int = 40) -> None:
     table = make_table(title, "file", "size", "sessions", "bad", "status")
     for f in shown:
         status = "[red]unreadable[/red]" if f.error else "ok"
-        table.add_row(Path(f.path).name, _mb(f.size_bytes), f"{f.n_sessions:,}",
+        table.add_row(data_text(Path(f.path).name), _mb(f.size_bytes), f"{f.n_sessions:,}",
                       f"{f.n_bad:,}", status)
     console.print(table)
 
 
 def _print_problems(data: dict) -> None:
-    from rich.markup import escape
-
     bad = data["bad_records"]
     if bad["total"]:
         table = make_table("bad records (skipped)", "kind", "count")
@@ -218,14 +216,15 @@ def _print_problems(data: dict) -> None:
         console.print(f"  token_ids differ from [101] + events + [102]: {ex['file']}, "
                       f"record {ex['index']}, byte {ex['offset']}", markup=False, highlight=False)
     for repeat in data["duplicate_session_ids"]["files"]:
-        console.print(f"[yellow]warning:[/yellow] {escape(repeat['file'])}: "
+        console.print(f"[yellow]warning:[/yellow] {data_text(repeat['file'])}: "
                       f"{repeat['n_repeated']:,} "
                       f"sessions repeat a session_id of the same day (e.g. {repeat['example']}); "
                       "labels keyed by (file, session_id) cannot tell them apart",
                       highlight=False)
     if len(data["unreadable_files"]) > 1:     # the first one ends the run as the error
         for broken in data["unreadable_files"]:
-            console.print(f"[red]unreadable:[/red] {broken['error']}", highlight=False)
+            console.print(f"[red]unreadable:[/red] {data_text(broken['error'])}",
+                          highlight=False)
 
 
 @click.command("split")
@@ -260,11 +259,11 @@ def split_command(path: Path, out_dir: Path, val_fraction: float, shuffle: bool,
                   f"{len(train)} train, {len(val)} validation "
                   f"({'random, seed ' + str(seed) if shuffle else 'latest days validate'})")
     for name, chosen, written in (("train", train, train_path), ("validation", val, val_path)):
-        names = [p.name for p in chosen]
+        names = [data_text(p.name) for p in chosen]
         listing = ", ".join(names) if len(names) <= 6 else \
             f"{', '.join(names[:3])}, ... {', '.join(names[-2:])}"
         console.print(f"{name}: {listing}", highlight=False)
-        console.print(f"  -> {written}", highlight=False)
+        console.print(f"  -> {data_text(written)}", highlight=False)
 
 
 @click.command("prepare")
@@ -300,14 +299,14 @@ def _print_prepared(results, cache_dir: Path, limit: int = 40) -> None:
 
     shown = results if len(results) <= limit else [
         r for r in results if r.truncated is not None or r.report.n_bad]
-    title = f"prepared into {cache_dir}" + ("" if shown is results else
+    title = f"prepared into {data_text(cache_dir)}" + ("" if shown is results else
                                             f" (files with problems, of {len(results)})")
     table = make_table(title, "file", "size", "sessions", "bad", "status")
     for result in shown:
         status = "up to date" if result.skipped else "prepared"
         if result.truncated is not None:
             status = "[red]truncated[/red]"
-        table.add_row(Path(result.path).name, _mb(result.source_bytes),
+        table.add_row(data_text(Path(result.path).name), _mb(result.source_bytes),
                       f"{result.n_sessions:,}", f"{result.report.n_bad:,}", status)
     console.print(table)
     n_new = sum(not r.skipped for r in results)

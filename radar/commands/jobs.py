@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from radar.console import console
+from radar.console import console, data_text
 from radar.rundir import RESULTS
 
 
@@ -143,7 +143,7 @@ def detect_command(checkpoint, ensemble_path, input_path, output, threshold, fmt
                                     workers=default_workers(), log=console.log,
                                     source_index=source_index)
     console.print(summary_table(summary))
-    console.log(f"wrote {summary['sessions']} results to {output}")
+    console.log(f"wrote {summary['sessions']} results to {data_text(output)}")
 
 
 @click.command("run")

@@ -13,6 +13,7 @@ import numpy as np
 from rich.console import Group
 from rich.table import Table
 
+from radar.console import data_text
 from radar.report.digest import (
     ANOMALIES,
     ERRORS,
@@ -118,7 +119,7 @@ def explain_positions(positions: list[dict]) -> str:
 def analysis_renderable(analysis: dict) -> Group:
     """Rich tables for the terminal."""
     s = analysis["score"]
-    head = Table(title=f"{analysis['results']}: {analysis['sessions']} sessions, "
+    head = Table(title=f"{data_text(analysis['results'])}: {analysis['sessions']} sessions, "
                        f"{analysis['anomalies']} anomalies ({analysis['anomaly_share']:.2%})"
                        + (f", threshold {analysis['threshold']:.4g}"
                           if analysis["threshold"] is not None else ""))
@@ -134,7 +135,7 @@ def analysis_renderable(analysis: dict) -> Group:
             table.add_column(column, justify="right")
         for name, entry in analysis[key].items():
             mean = entry["mean_score"]
-            table.add_row(name, str(entry["sessions"]), str(entry["anomalies"]),
+            table.add_row(data_text(name), str(entry["sessions"]), str(entry["anomalies"]),
                           f"{entry['share']:.2%}", str(entry["has_error"]),
                           "-" if mean is None else f"{mean:.4g}")
         parts.append(table)
@@ -149,14 +150,15 @@ def analysis_renderable(analysis: dict) -> Group:
         top.add_column(column)
     for item in analysis["top_anomalies"]:
         lines = item.get("log_excerpt")
-        text = ("\n".join(("> " if line["focus"] else "  ") + line["text"][:160]
+        text = ("\n".join(("> " if line["focus"] else "  ") + data_text(line["text"][:160])
                           for line in lines) if lines
                 else "(day file not found: pass --data DIR)" if lines is None else "(none)")
         why = explain_positions(item["top_positions"])
         if item.get("severity"):
             why = f"{item['severity']}: " + why
         flag = "" if item.get("is_anomaly") else "\n(not flagged)"
-        top.add_row(f"{item['file']}\n{item['session_id']}", str(item["service_name"]),
-                    f"{item['anomaly_score']:.4g}{flag}", why, text)
+        top.add_row(f"{data_text(item['file'])}\n{item['session_id']}",
+                    data_text(item["service_name"]), f"{item['anomaly_score']:.4g}{flag}",
+                    data_text(why), text)
     parts.append(top)
     return Group(*parts)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from rich.table import Table
 
+from radar.console import data_text
 from radar.data.labels import read_labels
 from radar.errors import RadarError
 from radar.report.digest import ResultsDigest, digest_results
@@ -109,7 +110,7 @@ def evaluation_table(report: dict, title: str = "Evaluation") -> Table:
                                                       "pr_auc", "best_f1")]
 
     for name, m in report["per_service"].items():
-        table.add_row(*row(name, m))
+        table.add_row(*row(data_text(name), m))
     table.add_section()
     table.add_row(*row("all", report))
     return table

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from rich.table import Table
 
+from radar.console import data_text
 from radar.report.digest import AlignedSample
 from radar.report.tally import EvaluationTally
 
@@ -127,7 +128,7 @@ def summary_table(summary: dict) -> Table:
         table.add_column(column, justify="left" if column == "service" else "right")
 
     def row(name: str, entry: dict) -> list[str]:
-        cells = [name, str(entry["sessions"]), str(entry["anomalies"]),
+        cells = [data_text(name), str(entry["sessions"]), str(entry["anomalies"]),
                  f"{entry['anomalies'] / max(entry['sessions'], 1):.2%}"]
         if has_metrics:
             m = entry.get("metrics")
