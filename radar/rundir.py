@@ -98,13 +98,18 @@ def run_own_files(source: str | Path) -> list[Path]:
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON file of the run, or None when it is not there."""
+    """A JSON object of the run (every JSON file a run writes is one), or None when the
+    file is not there; anything else is one line naming the file."""
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise RadarError(f"{path} is damaged ({exc}); re-run the step that writes it") from None
+    if not isinstance(data, dict):
+        raise RadarError(f"{path} is damaged (a JSON {type(data).__name__}, not an object); "
+                         "re-run the step that writes it")
+    return data
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -360,6 +360,16 @@ def test_a_damaged_run_config_is_one_line_from_every_reader(tmp_path, text):
         assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("name", ["calibration.json", "summary.json", "quality.json"])
+@pytest.mark.parametrize("content", [b"[1]", b'"text"', b"\xff\xfe{}", b'{"threshold": 0.'])
+def test_a_damaged_run_json_file_is_one_line_naming_it(tmp_path, name, content):
+    run = scored_run(tmp_path, hostile_records("gateway"))
+    (run / name).write_bytes(content)
+    result = run_cli("report", run)
+    assert result.exit_code == 1 and f"{run / name} is damaged" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def yaml_bomb(levels: int = 9) -> str:
     """Nine aliases of nine aliases of ...: a few hundred bytes, 9**9 values expanded."""
     items = ["&a [" + ", ".join(["lol"] * 9) + "]"]
