@@ -528,3 +528,16 @@ def test_printable_shows_control_characters_as_escapes():
     assert printable("a\x1b[2Jb\tc\nd\r\x00\x7f\x85\u202e") == \
         "a\\x1b[2Jb\tc\nd\\x0d\\x00\\x7f\\x85\\u202e"
     assert data_text("[bold]x\x07") == "\\[bold]x\\x07"
+
+
+def test_review_and_plot_curve_never_write_over_what_they_read(tmp_path):
+    run = scored_run(tmp_path, hostile_records("gateway"))
+    (run / "metrics.jsonl").write_text(json.dumps(TRAIN_RECORD) + "\n")
+    before = {path: path.read_bytes() for path in (*run.iterdir(), tmp_path / "data" / DAY)}
+    for output in (run / "anomaly_results.json", run / "config.yaml", tmp_path / "data" / DAY):
+        result = run_cli("review", run, "--output", output, "--force")
+        assert result.exit_code == 2 and str(output) in result.stderr
+    for output in (run / "metrics.jsonl", run / "config.yaml"):
+        result = run_cli("plot-curve", run, "--output", output)
+        assert result.exit_code == 2 and str(output) in result.stderr
+    assert {path: path.read_bytes() for path in before} == before

@@ -32,6 +32,16 @@ def curve_runs(run_dir: Path) -> list[Path]:
     return runs
 
 
+def refuse_curve_over_run(target: Path, run: Path) -> None:
+    """The curve never replaces the metrics it plots or another file of the run."""
+    from radar.fsutil import refuse_overwrite
+    from radar.metrics_log import METRICS_FILE
+    from radar.rundir import run_own_files
+
+    refuse_overwrite(target, [("the metrics it plots", run / METRICS_FILE)]
+                     + [("a file of the run", path) for path in run_own_files(run)])
+
+
 def plot_run_curve(run: Path, output: Path, title: str) -> None:
     from radar.fsutil import atomic_write_bytes
     from radar.metrics_log import METRICS_FILE, read_metrics
@@ -66,5 +76,6 @@ def plot_curve_command(run_dir: Path, output: Path | None) -> None:
                          f"({names}); drop --output, or pass {runs[0]} to plot one of them")
     for run in runs:
         target = output or run / CURVE_FILE
+        refuse_curve_over_run(target, run)
         plot_run_curve(run, target, title=f"Training curve: {run.resolve().name}")
         console.print(f"wrote {target}")

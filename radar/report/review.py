@@ -25,11 +25,11 @@ import numpy as np
 
 from radar.data.labels import LABEL_HEADER
 from radar.errors import RadarError
-from radar.fsutil import atomic_write
+from radar.fsutil import atomic_write, refuse_overwrite
 from radar.report.analyze import explain_positions
 from radar.report.logs import excerpt, original_logs
 from radar.report.results import iter_results
-from radar.rundir import RunDir
+from radar.rundir import REVIEW, RunDir, run_own_files
 
 CONTEXT_COLUMNS = ("session_key", "service_name", "anomaly_score", "severity", "is_anomaly",
                    "has_error", "explanation", "log_lines")
@@ -158,6 +158,19 @@ def run_inputs(run_dir: str | Path) -> RunInputs:
     return RunInputs(run.results, data.get("preprocessed_dir"), data.get("cache_dir"))
 
 
+def review_inputs(run_dir: str | Path, inputs: RunInputs, review: Path
+                  ) -> list[tuple[str, Path]]:
+    """What a review CSV must never replace, even with --force: the results it reads, the
+    run's own files (but a review CSV) and its day files and labels."""
+    from radar.data.files import dataset_files
+
+    own = [("a file of the run", path) for path in run_own_files(run_dir)
+           if path.name != REVIEW]
+    data = dataset_files(Path(inputs.data_dir)) if inputs.data_dir else []
+    return ([("the results it reviews", inputs.results)] + own
+            + [("a file of the run's data", path) for path in data])
+
+
 @dataclass
 class ReviewWritten:
     path: Path
@@ -177,6 +190,7 @@ def review_run(run_dir: str | Path, *, output: str | Path | None = None,
     """
     inputs = run_inputs(run_dir)
     path = Path(output) if output else RunDir(Path(run_dir), []).review
+    refuse_overwrite(path, review_inputs(run_dir, inputs, path))
     if path.exists() and not overwrite:
         raise RadarError(f"{path} exists and may hold labels already given; pass --output "
                          "NEW.csv, or --force to replace it")
