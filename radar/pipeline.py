@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from radar.config import RadarConfig, save_config
+from radar.console import data_text
 from radar.data.files import find_day_files
 from radar.data.screen import screen_lines
 from radar.data.selection import (
@@ -155,7 +156,7 @@ def run_validation(trained: TrainedRun, *, log: Log) -> dict:
     outcome = score_days(scorer, trained.val, run.results,
                          fmt=config.detection.format, member_outputs=members)
     for event in scorer.drift:
-        log(event.describe())
+        log(data_text(event.describe()))
     write_calibration(run.calibration, outcome)
     if config.detection.injected_sessions:
         # Corrupt the held-out sessions the training filter calls normal: with a label
@@ -246,6 +247,6 @@ def detect_files(scorer: RunScorer, input_path: str, output: Path, *, pattern: s
                         log=log, labels=load_label_table(labels))
     outcome = score_days(scorer, data, output, fmt=fmt)
     for event in scorer.drift:
-        log(event.describe())
+        log(data_text(event.describe()))
     write_calibration(calibration_for(output), outcome)
     return outcome.summary(labels or "")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from radar.console import data_text
 from radar.data.cache import ERROR_BIT, WARN_BIT, PreparedDay, cache_dir_for, open_prepared
 from radar.data.cache_build import prepare_files
 from radar.data.dataset import SessionCorpus
@@ -82,11 +83,12 @@ def prepare_days(files: list[Path], data_config, *, workers: int, log: Log,
                             max_seq_length=data_config.max_seq_length,
                             strict=data_config.strict)
     done = sum(1 for result in results if not result.skipped)
-    log(f"prepared {done} file(s), reused {len(results) - done} from {data_config.cache_dir}")
+    log(f"prepared {done} file(s), reused {len(results) - done} from "
+        f"{data_text(data_config.cache_dir)}")
     for result in results:   # damage is never silent: say what was kept and what was not
-        name = Path(result.path).name
+        name = data_text(Path(result.path).name)
         if result.truncated is not None:
-            log(f"[yellow]warning:[/yellow] {result.truncated}; using the {result.n_sessions} "
+            log(f"[yellow]warning:[/yellow] {data_text(result.truncated)}; using the {result.n_sessions} "
                 f"sessions before the damage in {name}")
         if result.report.n_bad:
             kinds = ", ".join(f"{kind} {n}" for kind, n in result.report.bad_counts.items())
