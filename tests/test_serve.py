@@ -29,6 +29,7 @@ from radar.cli import cli
 from radar.data.synth import generate
 from radar.serve.app import ServeSettings, create_app
 from radar.serve.batching import MicroBatcher, QueueFull
+from radar.serve.connections import RepeatFilter, uvicorn_config
 from radar.serve.scoring import load_serving_model
 from tests.test_jobs import run_args
 
@@ -66,7 +67,10 @@ def serving(app):
     """Run ``app`` under uvicorn on a free 127.0.0.1 port; yields the base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    settings = app.state.radar.settings
+    server = uvicorn.Server(uvicorn_config(app, header_timeout_s=settings.header_timeout_s,
+                                           max_connections=settings.max_connections,
+                                           log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
@@ -541,6 +545,120 @@ def test_a_body_that_is_not_utf8_is_a_422_like_other_bad_json(tmp_path):
     assert answer.status_code == 422
     (error,) = answer.json()["detail"]
     assert error["loc"] == ["body"] and "not valid UTF-8 text (byte 32)" in error["msg"]
+
+
+# -- slow and vanishing clients (#25) ----------------------------------------------------
+def raw_connection(url: str) -> socket.socket:
+    host, port = url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=10)
+
+
+def read_answer(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    chunks = []
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_a_slow_sender_of_headers_gets_408_and_is_closed(tmp_path):
+    """Headers sent one byte at a time were waited on forever; now they have
+    --header-timeout in all, however they trickle in."""
+    with slow_server(tmp_path, SlowModel(), header_timeout_s=0.5) as (url, client):
+        sock = raw_connection(url)
+        started = time.monotonic()
+        with contextlib.suppress(OSError):
+            for byte in b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 40:
+                sock.send(bytes([byte]))
+                time.sleep(0.05)
+        answer = read_answer(sock)
+        sock.close()
+        assert time.monotonic() - started < 2.5
+        assert answer.startswith(b"HTTP/1.1 408 ") and b"--header-timeout" in answer
+        assert client.get("/v1/health").status_code == 200       # others are served
+
+
+def test_a_body_shorter_than_its_content_length_gets_408(tmp_path):
+    with slow_server(tmp_path, SlowModel(), body_timeout_s=0.5) as (url, client):
+        sock = raw_connection(url)
+        started = time.monotonic()
+        sock.sendall(b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                     b"\r\nContent-Length: 100\r\n\r\n{\"sessions\": [")
+        answer = read_answer(sock)
+        sock.close()
+        assert time.monotonic() - started < 2.5
+        assert answer.startswith(b"HTTP/1.1 408 ")
+        assert json.loads(answer.partition(b"\r\n\r\n")[2])["detail"].startswith(
+            "the request body took over 0.5 s to arrive (--body-timeout)")
+        metrics = client.get("/metrics").text
+    assert 'radar_requests_total{endpoint="/v1/score",status="408"} 1' in metrics
+
+
+def test_a_client_that_leaves_mid_body_is_not_a_500(tmp_path):
+    """It was counted as a 500: unauthenticated clients could inflate the 5xx rate."""
+    with slow_server(tmp_path, SlowModel()) as (url, client):
+        for _ in range(3):
+            sock = raw_connection(url)
+            sock.sendall(b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                         b"application/json\r\nContent-Length: 100\r\n\r\n{\"sess")
+            time.sleep(0.1)
+            sock.close()
+        time.sleep(0.3)
+        metrics = client.get("/metrics").text
+    assert 'status="500"' not in metrics
+    assert 'radar_requests_total{endpoint="/v1/score",status="499"} 3' in metrics
+
+
+def test_past_the_connection_cap_the_slowest_header_sender_makes_room(tmp_path):
+    with slow_server(tmp_path, SlowModel(), max_connections=4) as (url, _):
+        idle = [raw_connection(url) for _ in range(6)]
+        for sock in idle:
+            sock.send(b"GET /v1/heal")          # headers begun, never finished
+        time.sleep(0.2)
+        started = time.monotonic()
+        with httpx.Client(base_url=url, timeout=5) as fresh:
+            assert fresh.get("/v1/health").status_code == 200
+        assert time.monotonic() - started < 1.0
+        closed = 0
+        for sock in idle:
+            sock.settimeout(0.5)
+            with contextlib.suppress(TimeoutError, socket.timeout):
+                closed += read_answer(sock).startswith(b"HTTP/1.1 503 ")
+            sock.close()
+        assert closed >= 3                      # the cap held: 4 open, the rest made room
+
+
+def test_a_lone_surrogate_in_a_string_is_a_422_naming_the_field(tmp_path):
+    """"\\ud800" in service_name gave a text/plain 500 (UnicodeEncodeError)."""
+    with slow_server(tmp_path, SlowModel()) as (_, client):
+        for field in ("service_name", "session_key"):
+            body = '{"sessions": [{"event_sequence": [1], "FIELD": "a\\ud800"}]}'.replace(
+                "FIELD", field)
+            answer = client.post("/v1/score", content=body.encode(),
+                                 headers={"Content-Type": "application/json"})
+            assert answer.status_code == 422, answer.text
+            (error,) = answer.json()["detail"]
+            assert error["loc"] == ["body", "sessions", 0, field]
+            assert "lone surrogate (U+D800) at character 1" in error["msg"]
+
+
+def test_repeated_log_lines_are_rate_limited():
+    import logging
+
+    limiter = RepeatFilter(burst=3, window_s=0.3)
+    records = [logging.LogRecord("uvicorn.error", logging.WARNING, __file__, 1,
+                                 "Invalid HTTP request received.", None, None)
+               for _ in range(1000)]
+    assert sum(limiter.filter(record) for record in records) == 3
+    other = logging.LogRecord("uvicorn.error", logging.WARNING, __file__, 1, "another %s",
+                              ("x",), None)
+    assert limiter.filter(other)
+    time.sleep(0.35)
+    later = logging.LogRecord("uvicorn.error", logging.WARNING, __file__, 1,
+                              "Invalid HTTP request received.", None, None)
+    assert limiter.filter(later)
+    assert later.getMessage().endswith("[and 997 more like this in the last 0.3 s, not logged]")
 
 
 # -- the command -------------------------------------------------------------------------

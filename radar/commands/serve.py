@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import ipaddress
 import os
 
@@ -33,16 +32,6 @@ def read_token(env_name: str) -> str | None:
         raise RadarError(f"{env_name} is set but empty; unset it to serve without a token, or "
                          "set it to the token clients must send")
     return value.strip()
-
-
-def _log_config(level: str) -> dict:
-    """uvicorn's logging config, with RADAR's own serve logger printed the same way."""
-    from uvicorn.config import LOGGING_CONFIG
-
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config["loggers"]["radar.serve"] = {"handlers": ["default"], "level": level.upper(),
-                                        "propagate": False}
-    return config
 
 
 def _import_server():
@@ -80,6 +69,15 @@ def _import_server():
 @click.option("--max-queued-sessions", default=8192, show_default=True,
               type=click.IntRange(min=1),
               help="Sessions allowed to wait for the model before requests get 503.")
+@click.option("--header-timeout", "header_timeout_s", default=10.0, show_default=True,
+              type=click.FloatRange(min=0.1),
+              help="Seconds a connection has to send its request line and headers (408 after).")
+@click.option("--body-timeout", "body_timeout_s", default=30.0, show_default=True,
+              type=click.FloatRange(min=0.1),
+              help="Seconds a request has to send its whole body (408 after).")
+@click.option("--max-connections", default=2048, show_default=True, type=click.IntRange(min=1),
+              help="Open connections at most (also bounded by the descriptor limit); past "
+                   "it the slowest still sending headers is closed, else 503.")
 @click.option("--threshold", type=float,
               help="Override the run's calibrated threshold (needed for a run that never "
                    "finished calibration).")
@@ -91,7 +89,8 @@ def _import_server():
               help="uvicorn's one line per request (metrics count requests either way).")
 def serve_command(run_dir, host, port, device, max_batch_sessions, batch_wait_ms,
                   max_sessions_per_request, max_body_bytes, max_events, max_queued_sessions,
-                  threshold, token_env, log_level, access_log):
+                  header_timeout_s, body_timeout_s, max_connections, threshold, token_env,
+                  log_level, access_log):
     """Serve a trained run over HTTP: POST /v1/score, GET /v1/health, /v1/models, /metrics.
 
     Models load once (on the GPU when there is one); concurrent requests are
@@ -101,6 +100,7 @@ def serve_command(run_dir, host, port, device, max_batch_sessions, batch_wait_ms
     uvicorn = _import_server()
     from radar.device import resolve_device
     from radar.serve.app import ServeSettings, create_app
+    from radar.serve.connections import uvicorn_config
     check_run(run_dir)                    # a wrong folder fails here, before binding
     resolve_device(device)
     token = read_token(token_env)
@@ -113,7 +113,8 @@ def serve_command(run_dir, host, port, device, max_batch_sessions, batch_wait_ms
                              max_sessions_per_request=max_sessions_per_request,
                              max_body_bytes=max_body_bytes, max_events=max_events,
                              max_queued_sessions=max_queued_sessions, token=token,
-                             threshold=threshold)
+                             threshold=threshold, header_timeout_s=header_timeout_s,
+                             body_timeout_s=body_timeout_s, max_connections=max_connections)
     server = None
 
     def stop(_exc: BaseException) -> None:
@@ -121,9 +122,10 @@ def serve_command(run_dir, host, port, device, max_batch_sessions, batch_wait_ms
             server.should_exit = True
 
     app = create_app(settings, on_load_error=stop)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level,
-                                           access_log=access_log, log_config=_log_config(log_level),
-                                           timeout_graceful_shutdown=10))
+    server = uvicorn.Server(uvicorn_config(
+        app, header_timeout_s=header_timeout_s, max_connections=max_connections,
+        log_level=log_level, host=host, port=port, access_log=access_log,
+        timeout_graceful_shutdown=10))
     err_console.print(f"radar serve: {run_dir} on http://{host}:{port} (docs /docs), token "
                       f"{'required (' + token_env + ')' if token else 'not required'}")
     server.run()

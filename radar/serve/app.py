@@ -32,13 +32,18 @@ from radar import __version__
 from radar.errors import RadarError
 from radar.serve.batching import BatcherClosed, MicroBatcher, QueueFull
 from radar.serve.metrics import CONTENT_TYPE, ServerMetrics
-from radar.serve.middleware import AuthMiddleware, BodyLimitMiddleware, MetricsMiddleware
+from radar.serve.middleware import (
+    CLIENT_GONE,
+    AuthMiddleware,
+    BodyDeadlineMiddleware,
+    BodyLimitMiddleware,
+    MetricsMiddleware,
+)
 from radar.serve.schemas import ErrorResponse, HealthResponse, ScoreRequest, ScoreResponse
 
 log = logging.getLogger("radar.serve")
 
 DEFAULT_MAX_EVENTS = 65536
-CLIENT_GONE = 499       # nginx's "client closed request": what metrics count such a request as
 
 
 @dataclass
@@ -55,6 +60,9 @@ class ServeSettings:
     max_queued_sessions: int = 8192
     token: str | None = None
     threshold: float | None = None      # overrides the run's calibrated threshold
+    header_timeout_s: float = 10.0      # request line and headers (radar.serve.connections)
+    body_timeout_s: float = 30.0        # the whole body, from the end of the headers
+    max_connections: int = 2048         # open connections (radar.serve.connections)
 
 
 @dataclass
@@ -127,8 +135,10 @@ def create_app(settings: ServeSettings, *, loader: Callable | None = None,
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     if settings.token:
         app.add_middleware(AuthMiddleware, token=settings.token)
+    app.add_middleware(BodyDeadlineMiddleware, timeout_s=settings.body_timeout_s)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _internal_error)
     auth = [Depends(_bearer_scheme())] if settings.token else []
     _add_score_route(app, state, auth)
     _add_info_routes(app, state, auth)
@@ -143,6 +153,12 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
         errors = [{"type": "content_type", "loc": ["header", "content-type"],
                    "msg": "send the body as JSON with 'Content-Type: application/json'"}]
     return JSONResponse(status_code=422, content={"detail": jsonable_encoder(errors)})
+
+
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """A bug's 500 in JSON like every other answer (the traceback goes to the log)."""
+    return JSONResponse(status_code=500, content={
+        "detail": "internal error; the server log has the cause"})
 
 
 def _bearer_scheme() -> HTTPBearer:

@@ -5,13 +5,17 @@ anything of its body is parsed or buffered. :class:`BodyLimitMiddleware` refuses
 body over the limit with 413 before the app parses anything: at once when
 Content-Length says so, otherwise as soon as the bytes read pass the limit (chunked
 uploads); a JSON body that is not valid text (JSON is UTF-8) is a 422 like any
-other malformed JSON. :class:`MetricsMiddleware` counts every answer by endpoint
-and status and times it, 401s, 413s and 500s included; paths the server does not
+other malformed JSON. :class:`BodyDeadlineMiddleware` answers 408 when the body has
+not arrived in full within the body timeout (a slow sender, or fewer bytes than its
+Content-Length). :class:`MetricsMiddleware` counts every answer by endpoint
+and status and times it, 401s, 408s, 413s and 500s included; a request whose client
+left before any answer is counted as 499, not 500; paths the server does not
 serve are counted under ``other`` so clients cannot grow the label set.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import time
@@ -22,6 +26,7 @@ OPEN_PATHS = frozenset({"/v1/health", "/docs", "/docs/oauth2-redirect", "/redoc"
                         "/openapi.json"})    # no token needed (see docs/serve.md)
 KNOWN_PATHS = OPEN_PATHS | {"/v1/score", "/v1/models", "/metrics"}
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+CLIENT_GONE = 499       # nginx's "client closed request": what metrics count such a request as
 DRAIN_BYTES = 16 * 1024 * 1024      # most of an oversized body read to answer it cleanly
 # Most of a body read before a 401: enough for clients to see the answer (curl and httpx
 # do with 7 MiB bodies), little work for a flood of unauthenticated uploads.
@@ -163,7 +168,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        status = [500]
+        status = [CLIENT_GONE]      # no answer and no error: the client left first
 
         async def send_and_note(message) -> None:
             if message["type"] == "http.response.start":
@@ -172,8 +177,52 @@ class MetricsMiddleware:
 
         try:
             await self.app(scope, receive, send_and_note)
+        except BaseException:
+            if status[0] == CLIENT_GONE:
+                status[0] = 500
+            raise
         finally:
             path = scope.get("path", "")
             endpoint = path if path in KNOWN_PATHS else "other"
             self.metrics.requests.inc(endpoint=endpoint, status=str(status[0]))
             self.metrics.latency.observe(time.perf_counter() - start, endpoint=endpoint)
+
+
+class BodyDeadlineMiddleware:
+    """408 when a request's body has not arrived in full ``timeout_s`` seconds after its
+    headers: the app sees the client as gone (``http.disconnect``), this answers."""
+
+    MESSAGE = ("the request body took over {:g} s to arrive (--body-timeout); send it "
+               "at once, and no fewer bytes than Content-Length says")
+
+    def __init__(self, app, timeout_s: float):
+        self.app, self.timeout_s = app, float(timeout_s)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
+        state = {"body_done": False, "timed_out": False, "answered": False}
+
+        async def timed_receive():
+            if state["body_done"] or state["timed_out"]:
+                return await receive() if state["body_done"] else {"type": "http.disconnect"}
+            left = deadline - asyncio.get_running_loop().time()
+            try:
+                message = await asyncio.wait_for(receive(), max(left, 0.0))
+            except asyncio.TimeoutError:
+                state["timed_out"] = True
+                return {"type": "http.disconnect"}
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                state["body_done"] = True
+            return message
+
+        async def noting_send(message) -> None:
+            if message["type"] == "http.response.start":
+                state["answered"] = True
+            await send(message)
+
+        await self.app(scope, timed_receive, noting_send)
+        if state["timed_out"] and not state["answered"]:
+            await _send_error(send, 408, self.MESSAGE.format(self.timeout_s))

@@ -14,13 +14,27 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from radar.data.records import MAX_EVENT_ID, SESSION_ID_RANGE
 
 DEFAULT_SERVICE = "unknown"
 
 EventId = Annotated[StrictInt, Field(ge=0, le=MAX_EVENT_ID)]
+
+
+def _unicode_text(value: str) -> str:
+    """Refuse lone surrogates (JSON's "\\ud800"): they are not text and cannot be
+    written back as UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"not valid Unicode text: a lone surrogate "
+                         f"(U+{ord(value[exc.start]):04X}) at character {exc.start}") from None
+    return value
+
+
+Text = Annotated[StrictStr, AfterValidator(_unicode_text)]
 
 
 class SessionIn(BaseModel):
@@ -32,12 +46,12 @@ class SessionIn(BaseModel):
 
     event_sequence: list[EventId] = Field(
         min_length=1, description="Event (template) ids in order; at least one.")
-    service_name: StrictStr = Field(DEFAULT_SERVICE, description="Service the session ran in.")
+    service_name: Text = Field(DEFAULT_SERVICE, description="Service the session ran in.")
     has_error: StrictBool = Field(False, description="The session has ERROR lines.")
     has_warn: StrictBool = Field(False, description="The session has WARN lines.")
     session_id: Annotated[StrictInt, Field(ge=SESSION_ID_RANGE[0], le=SESSION_ID_RANGE[1])] \
         | None = Field(None, description="Echoed back; null when not given.")
-    session_key: StrictStr | None = Field(None, description="Echoed back when given.")
+    session_key: Text | None = Field(None, description="Echoed back when given.")
 
 
 class ScoreRequest(BaseModel):
