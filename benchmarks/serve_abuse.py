@@ -1,22 +1,30 @@
-"""`radar serve` under two kinds of abuse, with a stand-in model of known cost.
+"""`radar serve` under three kinds of abuse, with a stand-in model of known cost.
 
-    python benchmarks/serve_abuse.py
+    python benchmarks/serve_abuse.py [--only slow] [--slow-clients 1000] [--slow-seconds 30]
+                                     [--server-fd-limit 1024] [--unguarded]
 
 flood: 30 concurrent `curl` processes each POST a ~7 MiB JSON body to /v1/score
 without the bearer token, while this process polls /v1/health every 10 ms; prints
 the wall time until all 30 are answered, their status codes and the worst health
 latency. abandoned: three clients POST 1,000 sessions each (10 s of model time
 apiece) and give up after 1 s; then one client POSTs a single session and we time
-its answer. The server is `radar.serve.app.create_app` under uvicorn in a
-subprocess, with the default settings (`--max-batch-sessions 256`), token `s3cret`
-for flood, and a stand-in model that sleeps --ms-per-session per session scored, so
-the numbers measure the server, not a network.
+its answer. slow: --slow-clients connections each send an endless request header one
+byte a second (reconnecting when closed) for --slow-seconds while /v1/health is polled
+every 100 ms; prints the worst health latency, the server's peak RSS, its log size,
+and how the slow connections ended. The server is `radar.serve.app.create_app` in a
+subprocess, served as `radar serve` serves it (`radar.serve.connections.uvicorn_config`:
+header and body deadlines, connection cap, rate-limited log; `--unguarded`: plain
+uvicorn as before), with the default settings (`--max-batch-sessions 256`), token
+`s3cret` for flood, and a stand-in model that sleeps --ms-per-session per session
+scored, so the numbers measure the server, not a network.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -40,8 +48,16 @@ class StandIn:
         return [[{"is_anomaly": False, "anomaly_score": 0.0} for _ in g] for g in groups]
 
 token = sys.argv[2] or None
-app = create_app(ServeSettings(run_dir=".", token=token), loader=StandIn)
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+settings = ServeSettings(run_dir=".", token=token)
+app = create_app(settings, loader=StandIn)
+if sys.argv[4] == "guarded":
+    from radar.serve.connections import uvicorn_config
+    uvicorn.Server(uvicorn_config(app, header_timeout_s=settings.header_timeout_s,
+                                  max_connections=settings.max_connections,
+                                  log_level="warning", host="127.0.0.1",
+                                  port=int(sys.argv[1]))).run()
+else:
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
 """
 
 
@@ -51,10 +67,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(token: str, ms_per_session: float) -> tuple[subprocess.Popen, str]:
+GUARDED = "guarded"
+SERVER_FD_LIMIT = None      # --server-fd-limit: the server's `ulimit -n` (soft and hard)
+
+
+def start_server(token: str, ms_per_session: float, log=None) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(port), token,
-                             str(ms_per_session)])
+    command = [sys.executable, "-c", SERVER, str(port), token, str(ms_per_session), GUARDED]
+    if SERVER_FD_LIMIT:
+        command = ["sh", "-c", f'ulimit -n {SERVER_FD_LIMIT} && exec "$@"', "sh", *command]
+    proc = subprocess.Popen(command, stderr=log, stdout=log)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -125,14 +147,115 @@ def abandoned(ms_per_session: float) -> None:
           f"{answer.status_code} in {waited:.2f} s")
 
 
+def _rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def _slow_sender(port: int, stop: asyncio.Event, ended: dict) -> None:
+    """One connection at a time, one header byte a second, reconnecting when closed."""
+    while not stop.is_set():
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError as exc:
+            ended["connect failed"] = ended.get("connect failed", 0) + 1
+            ended["last error"] = str(exc)
+            await asyncio.sleep(1)
+            continue
+        head = b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: "
+        sent, how = 0, "still open at the end"
+        try:
+            while not stop.is_set():
+                writer.write(head[sent:sent + 1] if sent < len(head) else b"a")
+                await writer.drain()
+                sent += 1
+                try:
+                    answer = await asyncio.wait_for(reader.read(200), 1.0)
+                except asyncio.TimeoutError:
+                    continue
+                status = answer.split(b" ", 2)[1].decode() if answer.startswith(b"HTTP/") else ""
+                how = f"closed by the server with {status}" if status else "closed by the server"
+                break
+        except OSError:
+            how = "reset by the server"
+        writer.close()
+        ended[how] = ended.get(how, 0) + 1
+
+
+def slow(workdir: Path, ms_per_session: float, clients: int, seconds: float) -> None:
+    log_path = workdir / f"slow-{GUARDED}.log"
+    with open(log_path, "wb") as log:
+        proc, url = start_server("", ms_per_session, log)
+    port = int(url.rsplit(":", 1)[1])
+    worst, answered, failed, stop = [0.0], [0], [0], threading.Event()
+    peak = [_rss_mib(proc.pid)]
+    idle_rss = peak[0]
+
+    def probe() -> None:
+        with httpx.Client(timeout=30) as client:
+            while not stop.is_set():
+                began = time.perf_counter()
+                try:
+                    ok = client.get(url + "/v1/health").status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                worst[0] = max(worst[0], time.perf_counter() - began)
+                answered[0] += ok
+                failed[0] += not ok
+                peak[0] = max(peak[0], _rss_mib(proc.pid))
+                time.sleep(0.1)
+
+    async def crowd() -> dict:
+        ended: dict = {}
+        done = asyncio.Event()
+        tasks = [asyncio.create_task(_slow_sender(port, done, ended)) for _ in range(clients)]
+        await asyncio.sleep(seconds)
+        done.set()
+        await asyncio.gather(*tasks)
+        return ended
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    ended = asyncio.run(crowd())
+    stop.set()
+    prober.join()
+    proc.terminate()
+    proc.wait()
+    limit = f", server ulimit -n {SERVER_FD_LIMIT}" if SERVER_FD_LIMIT else ""
+    print(f"slow ({GUARDED}{limit}): {clients} connections sending headers at 1 byte/s for "
+          f"{seconds:g} s: /v1/health {answered[0]} answered, {failed[0]} failed, worst "
+          f"{worst[0] * 1000:.0f} ms; server RSS {idle_rss:.0f} -> peak {peak[0]:.0f} MiB; "
+          f"log {os.path.getsize(log_path):,} bytes; slow connections: "
+          + ", ".join(f"{count} {how}" for how, count in sorted(ended.items())
+                      if how != "last error"))
+
+
 def main() -> None:
+    global GUARDED, SERVER_FD_LIMIT
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/radar-serve-abuse"))
     parser.add_argument("--ms-per-session", type=float, default=10.0)
+    parser.add_argument("--only", choices=["flood", "abandoned", "slow"])
+    parser.add_argument("--slow-clients", type=int, default=1000)
+    parser.add_argument("--slow-seconds", type=float, default=30.0)
+    parser.add_argument("--unguarded", action="store_true",
+                        help="plain uvicorn, without radar serve's connection guards")
+    parser.add_argument("--server-fd-limit", type=int,
+                        help="the server's descriptor limit (as `ulimit -n N` before it)")
     args = parser.parse_args()
+    SERVER_FD_LIMIT = args.server_fd_limit
+    if args.unguarded:
+        GUARDED = "unguarded"
     args.workdir.mkdir(parents=True, exist_ok=True)
-    flood(args.workdir, args.ms_per_session)
-    abandoned(args.ms_per_session)
+    if args.only in (None, "flood"):
+        flood(args.workdir, args.ms_per_session)
+    if args.only in (None, "abandoned"):
+        abandoned(args.ms_per_session)
+    if args.only in (None, "slow"):
+        slow(args.workdir, args.ms_per_session, args.slow_clients, args.slow_seconds)
 
 
 if __name__ == "__main__":
