@@ -402,6 +402,26 @@ def test_file_sink_writes_to_dev_null_and_to_a_pipe(tmp_path):
     sink.close()
 
 
+def test_watch_alerts_to_dev_null_and_to_a_pipe_end_to_end(trained, tmp_path):
+    """`radar watch --alerts /dev/null` and `--alerts /dev/stdout | cat` (#25)."""
+    log, _ = stream_log(tmp_path, n_blocks=20, seed=23)
+    base = [sys.executable, "-m", "radar.cli", *map(str, watch_args(trained, tmp_path))]
+    done = subprocess.run([*base, "--all", "--alerts", "/dev/null", "-"], check=False,
+                          stdin=log.open("rb"), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    shutil.rmtree(tmp_path / "state")
+    with log.open("rb") as lines:
+        watch = subprocess.Popen([*base, "--all", "--alerts", "/dev/stdout", "-"],
+                                 stdin=lines, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        cat = subprocess.run(["cat"], stdin=watch.stdout, capture_output=True, timeout=300,
+                             check=False)
+        watch.stdout.close()
+        err = watch.communicate(timeout=300)[1].decode()
+    assert watch.returncode == 0 and "Traceback" not in err, err
+    records = [json.loads(line) for line in cat.stdout.decode().splitlines()]
+    assert records and [r["session_id"] for r in records] == list(range(len(records)))
+
+
 @contextlib.contextmanager
 def receiver(fail_first: int):
     """A loopback webhook receiver answering 503 to its first ``fail_first`` POSTs."""
