@@ -29,7 +29,7 @@ from radar.cli import cli
 from radar.data.synth import generate
 from radar.serve.app import ServeSettings, create_app
 from radar.serve.batching import MicroBatcher, QueueFull
-from radar.serve.connections import RepeatFilter, uvicorn_config
+from radar.serve.connections import RepeatFilter, log_config, uvicorn_config
 from radar.serve.scoring import load_serving_model
 from tests.test_jobs import run_args
 
@@ -659,6 +659,10 @@ def test_repeated_log_lines_are_rate_limited():
                               "Invalid HTTP request received.", None, None)
     assert limiter.filter(later)
     assert later.getMessage().endswith("[and 997 more like this in the last 0.3 s, not logged]")
+    config = log_config("info")         # what radar serve logs with: all but the access log
+    assert config["handlers"]["default"]["filters"] == ["repeats"]
+    assert "filters" not in config["handlers"]["access"]
+    assert config["root"]["handlers"] == ["default"]            # asyncio's accept errors
 
 
 # -- the command -------------------------------------------------------------------------

@@ -177,14 +177,13 @@ class RepeatFilter(logging.Filter):
 
 def log_config(level: str) -> dict:
     """uvicorn's logging config with RADAR's serve logger printed the same way, anything
-    else that warns (asyncio's accept errors) too, and every line through a
-    :class:`RepeatFilter`."""
+    else that warns (asyncio's accept errors) too, and every line but the access log
+    (one per request, asked for with --access-log) through a :class:`RepeatFilter`."""
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
     config.setdefault("filters", {})["repeats"] = {"()": RepeatFilter}
-    for handler in config["handlers"].values():
-        handler.setdefault("filters", []).append("repeats")
+    config["handlers"]["default"].setdefault("filters", []).append("repeats")
     config["loggers"]["radar.serve"] = {"handlers": ["default"], "level": level.upper(),
                                         "propagate": False}
     config["root"] = {"handlers": ["default"], "level": "WARNING"}
