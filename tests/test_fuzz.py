@@ -370,6 +370,18 @@ def test_a_damaged_run_json_file_is_one_line_naming_it(tmp_path, name, content):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("name, content", [
+    ("quality.json", {"per_kind": 5}), ("quality.json", {"per_kind": {"drop": {"recall": "x"}}}),
+    ("quality.json", {"false_alarm_rate": [1]}), ("summary.json", {"agreement": 5}),
+    ("summary.json", {"agreement": {"pairs": {"a+b": {"agree": 1}}, "flagged_by": {}}})])
+def test_a_run_json_file_of_the_wrong_shape_is_one_line_naming_it(tmp_path, name, content):
+    run = scored_run(tmp_path, hostile_records("gateway"))
+    (run / name).write_text(json.dumps(content))
+    result = run_cli("report", run)
+    assert result.exit_code == 1 and f"{run / name} is damaged" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def yaml_bomb(levels: int = 9) -> str:
     """Nine aliases of nine aliases of ...: a few hundred bytes, 9**9 values expanded."""
     items = ["&a [" + ", ".join(["lol"] * 9) + "]"]

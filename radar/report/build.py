@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -113,6 +115,39 @@ def criteria_table(training: dict | None, metrics: dict, detector: str, weak: bo
                      "target": target, "value": value, "met": met, "source": source,
                      "note": note})
     return rows
+
+
+def _number(value: Any) -> bool:
+    return value is None or isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _mapping_of(check: Callable[[dict], bool]) -> Callable[[Any], bool]:
+    return lambda value: isinstance(value, dict) and all(
+        isinstance(item, dict) and check(item) for item in value.values())
+
+
+def _has_numbers(*keys: str) -> Callable[[dict], bool]:
+    return lambda item: all(key in item and _number(item[key]) for key in keys)
+
+
+# What the report reads from quality.json and summary.json: key -> is its value fine.
+QUALITY_SHAPE = {"per_kind": _mapping_of(lambda item: _number(item.get("recall"))
+                                         and _number(item.get("n"))),
+                 "false_alarm_rate": _number, "caveat": lambda value: isinstance(value, str)}
+SUMMARY_SHAPE = {"agreement": lambda value: isinstance(value, dict) and isinstance(
+    value.get("flagged_by"), dict) and _mapping_of(_has_numbers(
+        "agree", "jaccard_flagged", "spearman"))(value.get("pairs"))}
+
+
+def checked(path: Path, shape: dict[str, Callable[[Any], bool]]) -> dict | None:
+    """A run's JSON file (:func:`read_json`) whose keys the report reads have the shape the
+    run writes; else one line naming the file and the key."""
+    data = read_json(path)
+    for key, fine in shape.items():
+        if data is not None and data.get(key) is not None and not fine(data[key]):
+            raise RadarError(f"{path} is damaged: {key!r} is not what `radar run` writes; "
+                             "re-run the step that writes it")
+    return data
 
 
 def label_free_facts(final: ResultsDigest, quality: dict | None) -> dict:
@@ -228,9 +263,9 @@ def build_report(run_dir: str | Path, *, labels_path: str | None = None,
         "per_detector": detectors,
         "criteria": criteria_table((detectors[primary] or {}).get("training"), final_eval,
                                    primary, weak),
-        "label_free": label_free_facts(final, read_json(layout.run.quality)),
+        "label_free": label_free_facts(final, checked(layout.run.quality, QUALITY_SHAPE)),
         "analysis": analysis,
-        "agreement": (read_json(layout.run.summary) or {}).get("agreement"),
+        "agreement": (checked(layout.run.summary, SUMMARY_SHAPE) or {}).get("agreement"),
         "severity": ({"per_service": final.severity_counts("service"),
                       "per_day": final.severity_counts("day")}
                      if final.has_severity else None),
