@@ -305,14 +305,18 @@ def hostile_records(text: str, n: int = 4) -> list[dict]:
 def test_review_csv_keeps_a_bare_cr_in_its_cell_and_reads_back_as_labels(tmp_path):
     import csv
 
-    run = scored_run(tmp_path, hostile_records(HOSTILE))
+    records = hostile_records(HOSTILE)
+    for record in records:
+        record["session_key"] += "\x00"              # a NUL would make it no label file
+        record["severity"] = "=cmd|' /C calc'!A0"
+    run = scored_run(tmp_path, records)
     run_cli("review", run, "--top", "2", "--sample-normal", "2")
     with open(run / "review.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.reader(handle))
     assert len(rows) == 5 and {len(row) for row in rows} == {11}
     body = [dict(zip(rows[0], row)) for row in rows[1:]]
-    assert {row["service_name"] for row in body} == {"'" + HOSTILE}
-    assert {row["session_key"] for row in body} == {"x" + HOSTILE}
+    assert {row["service_name"] for row in body} == {"\\x0d=1+1"}     # shown, not a row end
+    assert {row["session_key"] for row in body} == {"x\\x0d=1+1\\x00"}
     assert not any(cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
     for row in rows[1:]:
         row[2] = row[7]                  # label every row as flagged

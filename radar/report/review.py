@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from radar.console import printable
 from radar.data.labels import LABEL_HEADER
 from radar.errors import RadarError
 from radar.fsutil import atomic_write, refuse_overwrite
@@ -91,7 +92,11 @@ def pick_sessions(results_path: str | Path, *, top: int = DEFAULT_TOP, sample_no
     return pick
 
 
-def _text_cell(text: str) -> str:
+def _text_cell(value: Any) -> str:
+    """Text from data for a spreadsheet cell: control characters shown as escapes (a NUL
+    or a bare CR would break the file as a label file), and a leading ' where a
+    spreadsheet would read a formula."""
+    text = printable(value)
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
@@ -101,7 +106,7 @@ def _log_cell(lines: list[str] | None, positions: list[dict], n: int) -> str:
         return ""
     focus = positions[0]["position"] if positions else None
     return "\n".join(f"{'>' if item['focus'] else ' '} {item['line']}: "
-                     f"{item['text'][:LINE_CHARS]}" for item in excerpt(lines, focus, n))
+                     f"{printable(item['text'][:LINE_CHARS])}" for item in excerpt(lines, focus, n))
 
 
 def review_rows(records: Iterable[dict], *, data_dir: str | Path | None,
@@ -118,9 +123,9 @@ def review_rows(records: Iterable[dict], *, data_dir: str | Path | None,
         positions = record.get("top_positions") or []
         lines = logs.get((record["file"], int(record["session_id"])))
         rows.append([record["file"], record["session_id"], "",
-                     _text_cell(str(record.get("session_key") or "")),
-                     _text_cell(str(record["service_name"])),
-                     repr(float(record["anomaly_score"])), record.get("severity") or "",
+                     _text_cell(record.get("session_key") or ""),
+                     _text_cell(record["service_name"]),
+                     repr(float(record["anomaly_score"])), _text_cell(record.get("severity") or ""),
                      int(bool(record["is_anomaly"])), int(bool(record.get("has_error"))),
                      explain_positions(positions) if positions else "",
                      _log_cell(lines, positions, log_lines)])
