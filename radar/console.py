@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from rich.console import Console
+from rich.errors import MarkupError
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -51,10 +52,16 @@ def data_text(value: Any) -> str:
 
 
 class _Console(Console):
-    """A rich console that renders every string through :func:`printable`."""
+    """A rich console that renders every string through :func:`printable`; a string whose
+    markup does not parse (data holding ``[/x]`` that missed :func:`data_text`) is shown
+    as plain text rather than failing the command."""
 
     def render_str(self, text: str, **kwargs):
-        return super().render_str(printable(text), **kwargs)
+        text = printable(text)
+        try:
+            return super().render_str(text, **kwargs)
+        except MarkupError:
+            return super().render_str(text, **{**kwargs, "markup": False})
 
 
 console = _Console(soft_wrap=True, log_path=False)

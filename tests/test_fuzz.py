@@ -544,6 +544,13 @@ def test_printable_shows_control_characters_as_escapes():
     assert printable("a\x1b[2Jb\tc\nd\r\x00\x7f\x85\u202e") == \
         "a\\x1b[2Jb\tc\nd\\x0d\\x00\\x7f\\x85\\u202e"
     assert data_text("[bold]x\x07") == "\\[bold]x\\x07"
+    import io
+
+    from radar.console import _Console
+
+    out = _Console(file=io.StringIO(), width=200)
+    out.print("a folder /tmp/[/x]/ missed data_text")       # markup that does not parse
+    assert "/tmp/[/x]/" in out.file.getvalue()
 
 
 def test_review_and_plot_curve_never_write_over_what_they_read(tmp_path):
