@@ -7,6 +7,7 @@ A run folder is a run's ``output_dir``::
     val_files.txt
     anomaly_results.json   the run's answer: the only detector's, or the ensemble's
     calibration.json       how the threshold of that answer was set
+    NAME.calibration.json  the same for results `radar detect --output` wrote as NAME.json
     summary.json           the end-of-run summary of that answer
     ensemble.json          several detectors: the fitted combination
     quality.json           label-free quality estimate (injected corruptions)
