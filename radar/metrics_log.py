@@ -164,7 +164,7 @@ def metrics_lines(path: Path, warn: Callable[[str], None] | None = None
         try:
             text = line.decode("utf-8")
             record = _metrics_record(json.loads(text))
-        except ValueError as exc:        # UnicodeDecodeError and JSONDecodeError too
+        except (ValueError, TypeError, RecursionError) as exc:   # not UTF-8, not JSON too
             if index == len(lines) - 1:
                 (warn or _warn)(f"{path}, line {number}: the last record is cut short or "
                                 f"damaged ({exc}); skipped (training stopped mid-write)")
@@ -177,12 +177,12 @@ def metrics_lines(path: Path, warn: Callable[[str], None] | None = None
 
 def _metrics_record(record: object) -> dict:
     if not isinstance(record, dict):
-        raise ValueError(f"a JSON {type(record).__name__}, not an object")
+        raise TypeError(f"a JSON {type(record).__name__}, not an object")
     kind = record.get("kind")
     for key in ("step", *(NUMBERS.get(kind, ()) if isinstance(kind, str) else ())):
         value = record.get(key)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{key} is {value!r}, not a number")
+            raise TypeError(f"{key} is {value!r}, not a number")
     return record
 
 
