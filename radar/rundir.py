@@ -105,7 +105,7 @@ def read_json(path: Path) -> dict[str, Any] | None:
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:      # not UTF-8, not JSON, nested too deep
         raise RadarError(f"{path} is damaged ({exc}); re-run the step that writes it") from None
     if not isinstance(data, dict):
         raise RadarError(f"{path} is damaged (a JSON {type(data).__name__}, not an object); "

@@ -365,7 +365,8 @@ def test_a_damaged_run_config_is_one_line_from_every_reader(tmp_path, text):
 
 
 @pytest.mark.parametrize("name", ["calibration.json", "summary.json", "quality.json"])
-@pytest.mark.parametrize("content", [b"[1]", b'"text"', b"\xff\xfe{}", b'{"threshold": 0.'])
+@pytest.mark.parametrize("content", [b"[1]", b'"text"', b"\xff\xfe{}", b'{"threshold": 0.',
+                                     b"[" * 100_000])
 def test_a_damaged_run_json_file_is_one_line_naming_it(tmp_path, name, content):
     run = scored_run(tmp_path, hostile_records("gateway"))
     (run / name).write_bytes(content)
