@@ -18,7 +18,6 @@ the chunk, not by the corpus or its largest day. A micro-batch of
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ from radar.device import model_device
 from radar.ensemble import Combination
 from radar.errors import RadarError
 from radar.report.summary import AgreementTally, SummaryTally
-from radar.rundir import RunDir
+from radar.rundir import RunDir, read_json
 from radar.scoring.calibration import Calibration
 from radar.scoring.drift import DriftEvent, DriftFilteredDay, find_drift
 from radar.scoring.severity import LEVELS, SeverityResult
@@ -139,12 +138,14 @@ class RunScorer:
         if not path.is_file():
             raise RadarError(f"{path} does not exist; `radar run` with several detectors "
                              "writes ensemble.json into its output_dir")
-        try:
-            state = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise RadarError(f"{path} is damaged ({exc}); re-run `radar run`") from None
+        state = read_json(path) or {}
+        checkpoints = state.get("checkpoints")
+        if not (isinstance(checkpoints, dict) and checkpoints
+                and all(isinstance(value, str) for value in checkpoints.values())):
+            raise RadarError(f"{path} is damaged: 'checkpoints' does not name each detector's "
+                             "checkpoint; re-run `radar run`")
         loaded = {name: load_trained(checkpoint, device)
-                  for name, checkpoint in state["checkpoints"].items()}
+                  for name, checkpoint in checkpoints.items()}
         for name, item in loaded.items():
             require_calibration(item, name)
         return cls(loaded, Combination.from_state(state), path, threshold)

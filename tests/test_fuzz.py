@@ -565,3 +565,15 @@ def test_review_and_plot_curve_never_write_over_what_they_read(tmp_path):
         result = run_cli("plot-curve", run, "--output", output)
         assert result.exit_code == 2 and str(output) in result.stderr
     assert {path: path.read_bytes() for path in before} == before
+
+
+@pytest.mark.parametrize("content", [b"[1]", b"{}", b'{"checkpoints": [1]}', b"[" * 100_000,
+                                     b'{"checkpoints": {"logbert": 5}}'])
+def test_a_damaged_ensemble_json_is_one_line_naming_it(tmp_path, content):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "ensemble.json").write_bytes(content)
+    (tmp_path / DAY).write_bytes(day_seed())
+    result = run_cli("detect", "--ensemble", tmp_path / "run", "--input", tmp_path / DAY,
+                     "--output", tmp_path / "out.json")
+    assert result.exit_code == 1 and "ensemble.json is damaged" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
