@@ -17,8 +17,8 @@ from radar.errors import ConfigError, RadarError
 from radar.report.build import build_report, write_report
 from radar.report.results import load_results
 from radar.rundir import RunDir
-from radar.scoring.calibration import knee_cut
 from radar.runner import RunScorer
+from radar.scoring.calibration import knee_cut
 
 
 class _Day:

@@ -227,10 +227,10 @@ def knee_threshold(scores: np.ndarray, fallback_percentile: float, *, data: str,
     if scores.size * KNEE_SHARE < KNEE_MIN_SESSIONS:
         calibration = percentile_threshold(scores, fallback_percentile, data=data,
                                            score_name=score_name)
-        calibration.warning = "; ".join(filter(None, [
-            f"only {scores.size:,} held-out sessions, too few for a knee (it needs "
-            f"{int(KNEE_MIN_SESSIONS / KNEE_SHARE):,}): the p{fallback_percentile:g} cut "
-            "of all of them set the threshold", calibration.warning]))
+        few = (f"only {scores.size:,} held-out sessions, too few for a knee (it needs "
+               f"{int(KNEE_MIN_SESSIONS / KNEE_SHARE):,}): the p{fallback_percentile:g} cut "
+               "of all of them set the threshold")
+        calibration.warning = "; ".join(filter(None, [few, calibration.warning]))
         return calibration
     value = knee_cut(scores)
     calibration = Calibration("knee", value, None, int(scores.size), data, score_name)
