@@ -467,6 +467,13 @@ def test_synth_and_ingest_never_write_over_another_dataset(tmp_path):
     ingest = run_cli("ingest", tmp_path / "plain.log", "--preset", "hdfs", "--out", data)
     assert ingest.exit_code == 2 and "already holds another dataset" in ingest.stderr
     assert {path.name: path.read_bytes() for path in data.iterdir()} == before
+    normal, abnormal = tmp_path / "normal", tmp_path / "abnormal"
+    normal.write_text("1 2 3\n1 2 3 4\n")
+    abnormal.write_text("1 9 3\n")
+    convert = run_cli("convert", "deeplog", "--normal", normal, "--abnormal", abnormal,
+                      "--out", data)
+    assert convert.exit_code == 2 and "already holds another dataset" in convert.stderr
+    assert {path.name: path.read_bytes() for path in data.iterdir()} == before
     forced = run_cli("synth", data, "--days", 1, "--sessions", 30, "--seed", 1, "--force")
     assert forced.exit_code == 0 and (data / "labels.csv").read_bytes() != before["labels.csv"]
 

@@ -21,6 +21,10 @@ _OUT = click.Option(["--out", "out_dir"], required=True,
                     help="Folder for the day files and labels.csv.")
 
 
+_FORCE = click.Option(["--force"], is_flag=True,
+                      help="Write into --out even when it holds another dataset's files.")
+
+
 def _converters() -> dict[str, type]:
     from radar.plugins import get_plugin_manager
 
@@ -39,11 +43,16 @@ def _report(counts: dict[str, int], out_dir: Path) -> None:
 def _command(converter: type) -> click.Command:
     """The ``radar convert NAME`` subcommand of one registered converter."""
 
-    def run(out_dir: Path, **options) -> None:
+    def run(out_dir: Path, force: bool, **options) -> None:
+        from radar.data.files import refuse_foreign_dataset
+
+        if not force:
+            refuse_foreign_dataset(out_dir, "convert would replace its day files and "
+                                   "labels.csv")
         _report(converter().convert(out_dir, **options), out_dir)
 
     return click.Command(converter.name, callback=run, help=converter.__doc__,
-                         params=[*converter.parameters(), _OUT])
+                         params=[*converter.parameters(), _OUT, _FORCE])
 
 
 class ConvertGroup(click.Group):
