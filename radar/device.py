@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 
 import torch
 
@@ -52,6 +53,5 @@ def memory_gb(device: torch.device) -> float | None:
 def model_device(model: torch.nn.Module) -> torch.device:
     """Where a model lives: its first parameter's device, else its first buffer's (a
     fitted detector may have buffers only), else the CPU."""
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
+    tensor = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return torch.device("cpu") if tensor is None else tensor.device

@@ -108,6 +108,8 @@ class RunScorer:
             combination = combination.with_threshold(threshold)
         self.combination = combination
         self.override = threshold
+        # Drift found on the days the last score_in_chunks read (radar/scoring/drift.py)
+        self.drift: list[DriftEvent] = []
         if threshold is None and combination is None:
             require_calibration(first, first.detector.name)
 
@@ -256,7 +258,7 @@ class RunScorer:
         """The days of ``data``, each read without the events that are drift on it
         (``detection.drift_share``, radar/scoring/drift.py); what was found is kept in
         ``self.drift`` for the summary and logged."""
-        self.drift: list[DriftEvent] = []
+        self.drift = []
         share = self.config.detection.drift_share
         days = []
         for path, day in zip(data.files, data.days):
@@ -338,7 +340,7 @@ class OutcomeTally:
     def summary(self, label_source: str) -> dict:
         """The run's summary, and each member's when several (summary.json's content)."""
         summary = self.run.summary(label_source)
-        summary["drift"] = [event.to_dict() for event in getattr(self.scorer, "drift", [])]
+        summary["drift"] = [event.to_dict() for event in self.scorer.drift]
         if self.agreement is not None:
             summary["per_detector"] = {name: tally.summary(label_source)
                                        for name, tally in self.members.items()}

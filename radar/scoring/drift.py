@@ -91,13 +91,17 @@ class DriftFilteredDay:
     def __getattr__(self, name: str):
         return getattr(self.day, name)
 
-    def _kept(self, row: int) -> np.ndarray:
-        """Positions (in the original session) of the events row ``row`` keeps."""
-        raw, _ = self.day.gather([row], None, int(self.day.lengths[row]))
-        raw = raw[0, :int(self.day.lengths[row])]
-        if self.kept_all[row]:
-            return np.arange(raw.size)
-        return np.flatnonzero(~np.isin(raw, self.event_ids))
+    def _kept(self, rows: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The sessions ``rows`` as logged (one gather, padded) and, per row, the
+        positions of the events it keeps."""
+        full, _ = self.day.gather(rows, None, int(self.day.lengths[rows].max())
+                                  if rows.size else 0)
+        kept = []
+        for i, row in enumerate(rows):
+            events = full[i, :int(self.day.lengths[row])]
+            kept.append(np.arange(events.size) if self.kept_all[row] else
+                        np.flatnonzero(~np.isin(events, self.event_ids)))
+        return full, kept
 
     def gather(self, rows, starts=None, max_len: int = 512, pad: int = 0
                ) -> tuple[np.ndarray, np.ndarray]:
@@ -107,22 +111,21 @@ class DriftFilteredDay:
             np.clip(np.asarray(starts, dtype=np.int64), 0, self.lengths[rows])
         take = np.minimum(self.lengths[rows] - starts, max_len)
         out = np.full((rows.size, int(take.max()) if rows.size else 0), pad, dtype=np.int64)
-        full, _ = self.day.gather(rows, None, int(self.day.lengths[rows].max())
-                                  if rows.size else 0)
-        for i, row in enumerate(rows):
-            kept = full[i, :int(self.day.lengths[row])][self._kept(int(row))]
-            out[i, :take[i]] = kept[starts[i]:starts[i] + take[i]]
+        full, kept = self._kept(rows)
+        for i, positions in enumerate(kept):
+            out[i, :take[i]] = full[i, positions[starts[i]:starts[i] + take[i]]]
         return out, take
 
     def original_positions(self, rows: np.ndarray, positions: np.ndarray) -> np.ndarray:
         """Map positions in the filtered sessions ``rows`` (shape (m, k), NaN where none)
         back to positions in the sessions as logged; the end of a session stays its end."""
         out = positions.copy()
-        for i, row in enumerate(np.asarray(rows, dtype=np.int64)):
-            kept = self._kept(int(row))
+        rows = np.asarray(rows, dtype=np.int64)
+        _, kept = self._kept(rows)
+        for i, (row, logged) in enumerate(zip(rows, kept)):
             for j, value in enumerate(positions[i]):
                 if np.isnan(value):
                     continue
                 p = int(value)
-                out[i, j] = kept[p] if p < kept.size else self.day.lengths[row]
+                out[i, j] = logged[p] if p < logged.size else self.day.lengths[row]
         return out
