@@ -1,10 +1,11 @@
-"""Count-vector detectors: a session is the vector of how often each event occurs in it.
+"""The ``pca`` count-vector detector: a session is the vector of how often each event
+occurs in it.
 
-Fitted, not trained (``trainable = False``): the shared Trainer runs no steps for
-them and saves the empty model; calibration's :meth:`fit_scoring` hands them a sample
-of training windows (radar/calibrate.py), from which they solve for their state. As
-with every detector, nothing tells anomalies apart without labels, so they are fitted
-on all of them, anomalies included: a principal subspace that keeps 95% of the variance
+Fitted, not trained (``trainable = False``): the shared Trainer runs no steps for it
+and saves the empty model; calibration's :meth:`fit_scoring` hands it a sample of
+training windows (radar/calibrate.py), from which it solves for its state. As with
+every detector, nothing tells anomalies apart without labels, so it is fitted on all
+of them, anomalies included: a principal subspace that keeps 95% of the variance
 is shaped by the common behaviour, not by a minority.
 """
 
@@ -24,52 +25,15 @@ from .config import PCAConfig
 from .model import CountPCA, event_counts
 
 
-class CountDetector(Detector):
-    """The count-detector machinery: counts from a batch, fitting, validation."""
-
-    trainable: ClassVar[bool] = False
-    order_aware: ClassVar[bool] = False
-    model_class: ClassVar[type] = torch.nn.Module
-
-    def counts(self, batch: SessionBatch) -> torch.Tensor:
-        return event_counts(batch.input_ids, batch.lengths, len(self.vocab_))
-
-    def training_loss(self, model: torch.nn.Module, batch: SessionBatch) -> torch.Tensor:
-        raise RadarError(f"the {self.name} detector is fitted in closed form, not trained "
-                         "with a loss")
-
-    def validation_loss(self, model: torch.nn.Module, batch: SessionBatch) -> torch.Tensor:
-        """The mean score of the batch (0 before fitting): lower fits better."""
-        inner = unwrap(model, self.model_class)
-        if not bool(inner.fitted):
-            return torch.zeros(())
-        return inner(self.counts(batch)).float().mean()
-
-    def fit_scoring(self, model: torch.nn.Module, batches: Iterable[SessionBatch]) -> None:
-        matrix = [self.counts(batch).cpu().numpy() for batch in batches]
-        if not matrix:
-            raise RadarError(f"no training sessions to fit the {self.name} detector on")
-        self.fit_counts(unwrap(model, self.model_class), np.concatenate(matrix))
-
-    def fit_counts(self, model: torch.nn.Module, counts: np.ndarray) -> None:
-        raise NotImplementedError
-
-    def check_fitted(self, model: torch.nn.Module) -> torch.nn.Module:
-        inner = unwrap(model, self.model_class)
-        if not bool(inner.fitted):
-            raise RadarError(f"the {self.name} detector scored before it was fitted "
-                             "(its checkpoint predates calibration; run radar train again)")
-        return inner
-
-
-class EventCountPCA(CountDetector):
+class EventCountPCA(Detector):
     """SPE of the tf-idf weighted count vector off the normal subspace."""
 
     name = "pca"
     description = ("PCA residual of event-count vectors (Xu et al. 2009); order-blind, "
                    "fitted, not trained")
     config_class = PCAConfig
-    model_class = CountPCA
+    trainable: ClassVar[bool] = False
+    order_aware: ClassVar[bool] = False
 
     @property
     def score_name(self) -> str:
@@ -83,13 +47,33 @@ class EventCountPCA(CountDetector):
         self.vocab_, self.window_ = vocab, window
         return CountPCA(len(vocab))
 
-    def fit_counts(self, model: CountPCA, counts: np.ndarray) -> None:
-        model.fit(counts, self.config.variance, self.config.weighting)
+    def counts(self, batch: SessionBatch) -> torch.Tensor:
+        return event_counts(batch, len(self.vocab_))
+
+    def training_loss(self, model: torch.nn.Module, batch: SessionBatch) -> torch.Tensor:
+        raise RadarError(f"the {self.name} detector is fitted in closed form, not trained "
+                         "with a loss")
+
+    def validation_loss(self, model: torch.nn.Module, batch: SessionBatch) -> torch.Tensor:
+        """The mean score of the batch (0 before fitting): lower fits better."""
+        inner = unwrap(model, CountPCA)
+        if not bool(inner.fitted):
+            return torch.zeros(())
+        return inner(self.counts(batch)).float().mean()
+
+    def fit_scoring(self, model: torch.nn.Module, batches: Iterable[SessionBatch]) -> None:
+        matrix = [self.counts(batch).cpu().numpy() for batch in batches]
+        if not matrix:
+            raise RadarError(f"no training sessions to fit the {self.name} detector on")
+        unwrap(model, CountPCA).fit(np.concatenate(matrix), self.config.variance,
+                                    self.config.weighting)
 
     def score_sessions(self, model: torch.nn.Module, batch: SessionBatch) -> SessionScores:
-        inner = self.check_fitted(model)
-        residual = inner.residual(self.counts(batch))
-        contribution = residual.pow(2)
+        inner = unwrap(model, CountPCA)
+        if not bool(inner.fitted):
+            raise RadarError(f"the {self.name} detector scored before it was fitted "
+                             "(its checkpoint predates calibration; run radar train again)")
+        contribution = inner.residual(self.counts(batch)).pow(2)
         return SessionScores(contribution.sum(dim=1).float(),
                              explanations=self._explain(batch, contribution))
 

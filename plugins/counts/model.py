@@ -1,6 +1,6 @@
-"""The fitted state of the count-vector detectors, as torch buffers (saved in checkpoints).
+"""The fitted state of the count-vector detector, as torch buffers (saved in checkpoints).
 
-Both modules have no parameters: :meth:`fit` solves for the buffers from an
+The module has no parameters: :meth:`CountPCA.fit` solves for the buffers from an
 (n, vocabulary) matrix of event counts, and ``forward`` scores a count matrix.
 """
 
@@ -11,14 +11,13 @@ import torch
 from torch import nn
 
 from radar.data.vocab import PAD
+from radar.detector import SessionBatch
 
 
-def event_counts(input_ids: torch.Tensor, lengths: torch.Tensor, vocab_size: int) -> torch.Tensor:
+def event_counts(batch: SessionBatch, vocab_size: int) -> torch.Tensor:
     """(B, vocab_size) float counts of each vocabulary index over a batch's real positions."""
-    positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-    real = (positions[None, :] < lengths[:, None]).to(torch.float32)
-    counts = torch.zeros(input_ids.shape[0], vocab_size, device=input_ids.device)
-    counts.scatter_add_(1, input_ids, real)
+    counts = torch.zeros(len(batch), vocab_size, device=batch.input_ids.device)
+    counts.scatter_add_(1, batch.input_ids, batch.attention_mask.to(torch.float32))
     counts[:, PAD] = 0.0
     return counts
 

@@ -56,7 +56,7 @@ def test_config_checks_name_the_key():
 
 def test_counts_ignore_padding_and_count_repeats():
     batch = make_batch([[5, 6, 6], [7]])
-    counts = event_counts(batch.input_ids, batch.lengths, 10)
+    counts = event_counts(batch, 10)
     assert counts[0, 6] == 2 and counts[0, 5] == 1 and counts[1, 7] == 1
     assert counts.sum(dim=1).tolist() == [3.0, 1.0] and counts[:, 0].sum() == 0
 
@@ -64,7 +64,7 @@ def test_counts_ignore_padding_and_count_repeats():
 def test_scores_are_the_squared_residual_off_sklearns_principal_subspace():
     sessions = grammar(256)
     detector, model = fitted(sessions, weighting="none")
-    counts = event_counts(make_batch(sessions).input_ids, make_batch(sessions).lengths,
+    counts = event_counts(make_batch(sessions),
                           len(detector.vocab_)).numpy().astype(np.float64)
     k = int(model.n_components)
     reference = PCA(n_components=k).fit(counts)
