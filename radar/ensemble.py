@@ -29,7 +29,7 @@ import numpy as np
 from radar.config import EnsembleConfig, RadarConfig, SeverityConfig, build_section
 from radar.errors import RadarError
 from radar.scoring.base import Combiner
-from radar.scoring.calibration import Calibration, knee_threshold, set_threshold
+from radar.scoring.calibration import HELD_OUT, Calibration, knee_threshold, set_threshold
 from radar.scoring.severity import SeverityResult, SeverityScorer
 
 FOLDS = 5
@@ -105,7 +105,7 @@ class Combination:
             if config.ensemble.threshold == "knee" and labels is None:
                 calibration = knee_threshold(
                     combined, config.detection.threshold_percentile, score_name=score_name,
-                    data="sessions of the training days held out from training")
+                    data=HELD_OUT)
             else:
                 calibration = set_threshold(
                     config.detection, normal_scores=combined[normal], score_name=score_name,

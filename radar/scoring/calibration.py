@@ -59,6 +59,8 @@ CALIBRATION_VERSION = 3
 KNEE_SHARE = 0.2
 KNEE_MIN_SESSIONS = 50
 KNEE_FENCE = 2.0
+# What thresholds are set on, for reports, unless the caller says more.
+HELD_OUT = "sessions of the training days held out from training"
 # Share of the held-out scores above the tail's start; candidate cuts scanned above it.
 TAIL_SHARE = 0.2
 TAIL_CANDIDATES = 400
@@ -358,7 +360,7 @@ def _set_threshold(detection, *, normal_scores: np.ndarray, score_name: str,
     ``data`` says what ``normal_scores`` are, for reports.
     """
     method = detection.threshold_method
-    data = data or "sessions of the training days held out from training"
+    data = data or HELD_OUT
     if method == "tail":
         return tail_threshold(normal_scores, detection.threshold_percentile, data=data,
                               score_name=score_name)
