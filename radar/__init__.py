@@ -1,3 +1,72 @@
-"""RADAR: plugin-based ensemble framework for log anomaly detection."""
+"""RADAR: plugin-based ensemble framework for log anomaly detection.
+
+The names in ``__all__`` are the public API: what a detector plugin, a notebook or a
+service embedding RADAR imports, always as ``from radar import Name``. Every other
+module path is internal and may move between releases (CHANGELOG.md lists moves).
+Names load on first use, so ``import radar`` stays cheap (no torch until needed).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+# public name -> the module that defines it
+_EXPORTS: dict[str, str] = {
+    # the detector contract and the hooks a plugin implements
+    "Detector": "radar.detector",
+    "SessionBatch": "radar.detector",
+    "SessionScores": "radar.detector",
+    "eval_mode": "radar.detector",
+    "hookimpl": "radar.hookspecs",
+    "make_plugin_manager": "radar.plugins",
+    "make_detector": "radar.detect",
+    # configuration
+    "RadarConfig": "radar.config",
+    "load_config": "radar.config",
+    "build_config": "radar.config",
+    "build_section": "radar.config",
+    "SectionChecks": "radar.config",
+    # errors a plugin raises or a caller catches
+    "RadarError": "radar.errors",
+    "ConfigError": "radar.errors",
+    # the event vocabulary and its special ids
+    "EventVocab": "radar.data.vocab",
+    "PAD": "radar.data.vocab",
+    "UNK": "radar.data.vocab",
+    "CLS": "radar.data.vocab",
+    "SEP": "radar.data.vocab",
+    "MASK": "radar.data.vocab",
+    # the kit of key-predicting detectors (LogBERT, DeepLog, LSTM, TCN build on it)
+    "NextKeyDetector": "radar.nextkey",
+    "NextKeyConfig": "radar.nextkey",
+    "session_layout": "radar.nextkey",
+    "KeyScoreSettings": "radar.scoring.keys",
+    "rank_and_nll": "radar.scoring.keys",
+    "NLLBaseline": "radar.scoring.baseline",
+    "MAX_NLL": "radar.scoring.baseline",
+    # combination and severity (scorer plugins)
+    "Combiner": "radar.scoring.base",
+    "SeverityScorer": "radar.scoring.severity",
+    "SeverityResult": "radar.scoring.severity",
+    "LEVELS": "radar.scoring.severity",
+    # scoring sessions with a trained run, in memory
+    "RunScorer": "radar.runner",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'radar' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
