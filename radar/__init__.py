@@ -20,6 +20,7 @@ _EXPORTS: dict[str, str] = {
     "SessionBatch": "radar.detector",
     "SessionScores": "radar.detector",
     "eval_mode": "radar.detector",
+    "unwrap": "radar.detector",
     "hookimpl": "radar.hookspecs",
     "make_plugin_manager": "radar.plugins",
     "make_detector": "radar.detect",
@@ -39,14 +40,19 @@ _EXPORTS: dict[str, str] = {
     "CLS": "radar.data.vocab",
     "SEP": "radar.data.vocab",
     "MASK": "radar.data.vocab",
+    "FIRST_EVENT": "radar.data.vocab",
     # the kit of key-predicting detectors (LogBERT, DeepLog, LSTM, TCN build on it)
-    "NextKeyDetector": "radar.nextkey",
-    "NextKeyConfig": "radar.nextkey",
-    "session_layout": "radar.nextkey",
-    "KeyScoreSettings": "radar.scoring.keys",
-    "rank_and_nll": "radar.scoring.keys",
-    "NLLBaseline": "radar.scoring.baseline",
-    "MAX_NLL": "radar.scoring.baseline",
+    "NextKeyDetector": "radar.detector.nextkey",
+    "NextKeyConfig": "radar.detector.nextkey",
+    "session_layout": "radar.detector.nextkey",
+    "KeyScoreSettings": "radar.detector.keys",
+    "rank_and_nll": "radar.detector.keys",
+    "key_scores": "radar.detector.keys",
+    "explain_targets": "radar.detector.keys",
+    "per_session_mean": "radar.detector.keys",
+    "rule_out_specials": "radar.detector.keys",
+    "NLLBaseline": "radar.detector.baseline",
+    "MAX_NLL": "radar.detector.baseline",
     # combination and severity (scorer plugins)
     "Combiner": "radar.scoring.base",
     "SeverityScorer": "radar.scoring.severity",
@@ -56,7 +62,7 @@ _EXPORTS: dict[str, str] = {
     "RunScorer": "radar.runner",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["__version__", *_EXPORTS]  # noqa: PLE0604 (names from the table above)
 
 
 def __getattr__(name: str) -> Any:

@@ -9,10 +9,10 @@ from torch import nn
 
 from radar.data.vocab import CLS, FIRST_EVENT, MASK, PAD, SEP, UNK, EventVocab
 from radar.detector import SessionBatch
+from radar.detector.baseline import BASELINE_MIN_COUNT, MAX_NLL, NLLBaseline
+from radar.detector.keys import CAP_TIE_STEP, explain_targets, key_scores
+from radar.detector.nextkey import NextKeyConfig, NextKeyDetector, session_layout
 from radar.errors import ConfigError
-from radar.nextkey import NextKeyConfig, NextKeyDetector, session_layout
-from radar.scoring.baseline import BASELINE_MIN_COUNT, MAX_NLL, NLLBaseline
-from radar.scoring.keys import CAP_TIE_STEP, explain_targets, key_scores
 
 make_batch = SessionBatch.from_lists
 

@@ -4,7 +4,7 @@ third-party converter package; the converters themselves live in radar.data.conv
 
 from __future__ import annotations
 
-from radar.hookspecs import hookimpl
+from radar import hookimpl
 
 
 @hookimpl

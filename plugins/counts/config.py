@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from radar.config import SectionChecks
-from radar.errors import ConfigError
+from radar import ConfigError, SectionChecks
 
 WEIGHTINGS = ("tfidf", "none")
 

@@ -17,9 +17,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from radar.data.vocab import UNK
-from radar.detector import Detector, SessionBatch, SessionScores, unwrap
-from radar.errors import RadarError
+from radar import UNK, Detector, RadarError, SessionBatch, SessionScores, unwrap
 
 from .config import PCAConfig
 from .model import CountPCA, event_counts

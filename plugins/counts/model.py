@@ -10,8 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from radar.data.vocab import PAD
-from radar.detector import SessionBatch
+from radar import PAD, SessionBatch
 
 
 def event_counts(batch: SessionBatch, vocab_size: int) -> torch.Tensor:

@@ -9,8 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from radar.errors import ConfigError
-from radar.nextkey import NextKeyConfig
+from radar import ConfigError, NextKeyConfig
 
 
 @dataclass

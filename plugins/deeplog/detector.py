@@ -1,12 +1,12 @@
 """The DeepLog detector (Du, Li, Zheng and Srikumar, CCS 2017): LSTM next-key prediction.
 
 Everything but the network (loss, scores, explanations, the per-event NLL baseline)
-is the shared :class:`radar.nextkey.NextKeyDetector`.
+is the shared :class:`radar.detector.nextkey.NextKeyDetector`.
 """
 
 from __future__ import annotations
 
-from radar.nextkey import NextKeyDetector
+from radar import NextKeyDetector
 
 from .config import DeepLogConfig
 from .model import DeepLogNetwork

@@ -1,6 +1,6 @@
 """DeepLog's torch module: an LSTM over the previous keys, then a linear layer to key logits.
 
-The module knows nothing about losses or scoring (see :mod:`radar.nextkey`).
+The module knows nothing about losses or scoring (see :mod:`radar.detector.nextkey`).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from radar.data.vocab import PAD
+from radar import PAD
 
 from .config import DeepLogConfig
 
@@ -35,7 +35,7 @@ class DeepLogNetwork(nn.Module):
         self.out = nn.Linear(config.hidden_size, vocab_size)
 
     def forward(self, ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """(N, V) logits, one row per True in ``targets`` (see :class:`radar.nextkey.NextKeyModel`)."""
+        """(N, V) logits, one row per True in ``targets`` (see :class:`radar.detector.nextkey.NextKeyModel`)."""
         if self.window:
             # windows[:, p] = ids[p - w .. p - 1]: the keys before position p.
             padded = F.pad(ids, (self.window, 0), value=PAD)

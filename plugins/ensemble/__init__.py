@@ -4,7 +4,7 @@ group like any third-party scorer package."""
 
 from __future__ import annotations
 
-from radar.hookspecs import hookimpl
+from radar import hookimpl
 
 
 @hookimpl

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from radar.errors import ConfigError
-from radar.scoring.base import Combiner
+from radar import Combiner, ConfigError
 
 
 class MeanScorer(Combiner):

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from radar.errors import ConfigError
-from radar.scoring.severity import LEVELS, SeverityResult, SeverityScorer
+from radar import LEVELS, ConfigError, SeverityResult, SeverityScorer
 
 DEFAULT_LEVELS = {"LOW": 0.0, "MEDIUM": 1.0, "HIGH": 2.0, "CRITICAL": 3.0}
 

@@ -11,8 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from radar.config import SectionChecks
-from radar.errors import ConfigError
+from radar import ConfigError, SectionChecks
 
 SCORES = ("max_excess_nll", "max_nll", "mean_nll", "miss_ratio", "distance")
 

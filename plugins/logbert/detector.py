@@ -11,25 +11,30 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from radar.data.vocab import FIRST_EVENT, EventVocab
-from radar.detector import Detector, SessionBatch, SessionScores, eval_mode
-from radar.detector import unwrap as unwrap_as
-from radar.errors import ConfigError
-from radar.scoring.baseline import MAX_NLL, NLLBaseline
-from radar.scoring.keys import (
+from radar import (
+    FIRST_EVENT,
+    MAX_NLL,
+    ConfigError,
+    Detector,
+    EventVocab,
     KeyScoreSettings,
+    NLLBaseline,
+    SessionBatch,
+    SessionScores,
+    eval_mode,
     explain_targets,
     key_scores,
     per_session_mean,
     rule_out_specials,
 )
+from radar import unwrap as unwrap_as
 
 from .config import SCORES, LogBERTConfig
 from .inputs import training_mask, with_specials
 from .model import LogBERTModel
 from .window_stats import WindowStats, WindowStatsCache, window_stats
 
-__all__ = ["MAX_NLL", "LogBERT"]   # MAX_NLL lives in radar.scoring.baseline
+__all__ = ["MAX_NLL", "LogBERT"]   # MAX_NLL is radar.MAX_NLL
 
 # Seed of the fixed validation mask, so validation losses compare across epochs.
 VALIDATION_SEED = 1234
@@ -145,7 +150,7 @@ class LogBERT(KeyScoreSettings, Detector):
         NLL is high in every session, so ``max_nll`` flags normal sessions for them.
         ``max_excess_nll`` subtracts each event's median NLL over normal sessions, so
         a session stands out only where an event is surprising *for that event*.
-        The histogram and median are :class:`radar.scoring.baseline.NLLBaseline`, shared
+        The histogram and median are :class:`radar.detector.baseline.NLLBaseline`, shared
         with the next-key detectors.
         """
         core = unwrap(model)

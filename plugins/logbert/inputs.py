@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from radar.data.vocab import CLS, FIRST_EVENT, MASK, SEP
+from radar import CLS, FIRST_EVENT, MASK, SEP
 
 
 def with_specials(input_ids: torch.Tensor, lengths: torch.Tensor, append_sep: bool,

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from transformers import BertConfig, BertForMaskedLM
 
-from radar.data.vocab import PAD
+from radar import PAD
 
 from .config import LogBERTConfig
 

@@ -22,8 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from radar.data.vocab import MASK
-from radar.scoring.keys import rank_and_nll
+from radar import MASK, rank_and_nll
 
 from .inputs import scoring_mask
 

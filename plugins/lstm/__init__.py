@@ -6,7 +6,7 @@ collected, so ``radar plugins`` and CLI start-up stay fast.
 
 from __future__ import annotations
 
-from radar.hookspecs import hookimpl
+from radar import hookimpl
 
 
 @hookimpl

@@ -1,13 +1,13 @@
 """The LogLSTM detector: a bidirectional LSTM predicting every key from the keys around it.
 
 Everything but the network (loss, scores, explanations, the per-event NLL baseline)
-is the shared :class:`radar.nextkey.NextKeyDetector`; see README.md for why this
+is the shared :class:`radar.detector.nextkey.NextKeyDetector`; see README.md for why this
 design rather than a next-key LSTM or LogRobust's supervised classifier.
 """
 
 from __future__ import annotations
 
-from radar.nextkey import NextKeyDetector
+from radar import NextKeyDetector
 
 from .config import LogLSTMConfig
 from .model import LogLSTMNetwork

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from radar.data.vocab import PAD
+from radar import PAD
 
 from .config import LogLSTMConfig
 
@@ -44,7 +44,7 @@ class LogLSTMNetwork(nn.Module):
                                   nn.Dropout(config.dropout), nn.Linear(hidden, vocab_size))
 
     def forward(self, ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """(N, V) logits, one row per True in ``targets`` (see :class:`radar.nextkey.NextKeyModel`)."""
+        """(N, V) logits, one row per True in ``targets`` (see :class:`radar.detector.nextkey.NextKeyModel`)."""
         lengths = (ids != PAD).sum(dim=1)
         real = (ids != PAD)[..., None]
         x = self.dropout(self.embed(ids))

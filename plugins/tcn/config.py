@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from radar.nextkey import NextKeyConfig
+from radar import NextKeyConfig
 
 
 @dataclass

@@ -1,12 +1,12 @@
 """The LogTCN detector: next-key prediction with a temporal convolutional network.
 
 Scored like DeepLog; everything but the network (loss, scores, explanations, the
-per-event NLL baseline) is the shared :class:`radar.nextkey.NextKeyDetector`.
+per-event NLL baseline) is the shared :class:`radar.detector.nextkey.NextKeyDetector`.
 """
 
 from __future__ import annotations
 
-from radar.nextkey import NextKeyDetector
+from radar import NextKeyDetector
 
 from .config import LogTCNConfig
 from .model import LogTCNNetwork

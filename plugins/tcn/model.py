@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from radar.data.vocab import PAD
+from radar import PAD
 
 from .config import LogTCNConfig
 
@@ -71,6 +71,6 @@ class LogTCNNetwork(nn.Module):
         self.out = nn.Linear(config.channels, vocab_size)
 
     def forward(self, ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """(N, V) logits, one row per True in ``targets`` (see :class:`radar.nextkey.NextKeyModel`)."""
+        """(N, V) logits, one row per True in ``targets`` (see :class:`radar.detector.nextkey.NextKeyModel`)."""
         hidden = self.norm(self.blocks(self.embed(ids)))
         return self.out(hidden[:, :-1][targets[:, 1:]])   # the state at p - 1 predicts p

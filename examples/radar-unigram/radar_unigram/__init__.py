@@ -8,7 +8,7 @@ the CLI start fast.
 
 from __future__ import annotations
 
-from radar.hookspecs import hookimpl
+from radar import hookimpl
 
 __version__ = "0.1.0"
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from radar.config import SectionChecks
-from radar.errors import ConfigError
+from radar import ConfigError, SectionChecks
 
 SCORES = ("max_nll", "mean_nll")
 

@@ -15,9 +15,7 @@ from typing import Any
 
 import torch
 
-from radar.data.vocab import UNK, EventVocab
-from radar.detector import Detector, SessionBatch, SessionScores, eval_mode, unwrap
-from radar.scoring.baseline import MAX_NLL
+from radar import MAX_NLL, UNK, Detector, EventVocab, SessionBatch, SessionScores, eval_mode, unwrap
 from radar_unigram.config import UnigramConfig
 from radar_unigram.model import UnigramModel
 

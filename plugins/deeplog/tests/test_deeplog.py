@@ -1,6 +1,6 @@
 """Tests for the DeepLog plugin: registration, config, the window, and a quality floor.
 
-Scoring, explanations and the baseline are the shared radar.nextkey machinery
+Scoring, explanations and the baseline are the shared radar.detector.nextkey machinery
 (tests/test_nextkey.py); the contract test trains DeepLog through the pipeline.
 """
 
@@ -14,9 +14,9 @@ from sklearn.metrics import roc_auc_score
 
 from radar.config import build_section
 from radar.detector import SessionBatch
+from radar.detector.baseline import MAX_NLL
+from radar.detector.nextkey import session_layout
 from radar.errors import ConfigError
-from radar.nextkey import session_layout
-from radar.scoring.baseline import MAX_NLL
 from tests.plugin_checks import (
     assert_batch_independent,
     assert_registered_lazily,

@@ -11,7 +11,7 @@ from radar_plugins.logbert.window_stats import WindowStatsCache, window_stats
 
 from radar.data.vocab import MASK, EventVocab
 from radar.detector import SessionBatch
-from radar.scoring.keys import rank_and_nll
+from radar.detector.keys import rank_and_nll
 
 SIZE = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
         "intermediate_size": 64, "max_position_embeddings": 64, "hidden_dropout_prob": 0.0,

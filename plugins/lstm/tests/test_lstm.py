@@ -1,6 +1,6 @@
 """Tests for the LogLSTM plugin: registration, config, leave-one-out context, quality.
 
-Scoring, explanations and the baseline are the shared radar.nextkey machinery
+Scoring, explanations and the baseline are the shared radar.detector.nextkey machinery
 (tests/test_nextkey.py); the contract test trains LogLSTM through the pipeline.
 """
 
@@ -15,8 +15,8 @@ from sklearn.metrics import roc_auc_score
 
 from radar.config import build_section
 from radar.detector import SessionBatch
+from radar.detector.nextkey import session_layout
 from radar.errors import ConfigError
-from radar.nextkey import session_layout
 from tests.plugin_checks import (
     assert_batch_independent,
     assert_registered_lazily,

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from radar.data.vocab import CLS, MASK, PAD, SEP, UNK, EventVocab
-from radar.scoring.baseline import MAX_NLL
+from radar.detector.baseline import MAX_NLL
 
 KEY_SCORES = ("max_excess_nll", "max_nll", "mean_nll", "miss_ratio", "miss_count")
 _KINDS = {UNK: "unseen", SEP: "end"}
@@ -98,7 +98,7 @@ def key_scores(ids: torch.Tensor, targets: torch.Tensor, rank: torch.Tensor,
     :param rank: (B, T) rank of the true key (ignored off target).
     :param nll: (B, T) NLL of the true key (ignored off target).
     :param baseline: (V,) each index's typical NLL in normal sessions
-        (:class:`radar.scoring.baseline.NLLBaseline`; zeros = raw NLL).
+        (:class:`radar.detector.baseline.NLLBaseline`; zeros = raw NLL).
     :param top_g: a target is a *miss* when its rank is above ``top_g``.
     :returns: ``(scores, nll)``: the :data:`KEY_SCORES` each of shape (B,), and the
         NLL with unseen events raised to MAX_NLL (what explanations rank by).

@@ -25,9 +25,8 @@ from radar.config import SectionChecks
 from radar.data.vocab import CLS, SEP, EventVocab
 from radar.detector import Detector, SessionBatch, SessionScores, eval_mode
 from radar.detector import unwrap as unwrap_as
-from radar.errors import ConfigError
-from radar.scoring.baseline import NLLBaseline
-from radar.scoring.keys import (
+from radar.detector.baseline import NLLBaseline
+from radar.detector.keys import (
     KEY_SCORES,
     KeyScoreSettings,
     explain_targets,
@@ -36,6 +35,7 @@ from radar.scoring.keys import (
     rank_and_nll,
     rule_out_specials,
 )
+from radar.errors import ConfigError
 
 
 @dataclass
