@@ -13,7 +13,7 @@ text), then measures each step in a fresh subprocess so the peak RSS is per step
 Each step runs ``--repeat`` times (default 3), each in a fresh process; the fastest
 run is reported, since a shared machine only ever makes a run slower.
 
-Prints a Markdown table (the one in docs/benchmarks.md, section "Ingest")::
+Prints a Markdown table (the one in docs/lab/benchmarks.md, section "Ingest")::
 
     python benchmarks/ingest.py                 # two ~300 MB files
     python benchmarks/ingest.py --quick         # ~30 MB each, a smoke run

@@ -19,7 +19,7 @@ Cases (each skipped, with a note, when its ../shared data is absent):
 Every case is one `radar run` with every registered detector and the default ensemble
 (configs/demo.yaml, each detector with its `models.NAME` section). Thresholds are the
 calibrated ones (99.5th percentile of held-out normal training sessions): nothing is
-tuned on a test split. Prints a Markdown table for docs/benchmarks.md.
+tuned on a test split. Prints a Markdown table for docs/lab/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ normal scores, one for all services against one per service (the most per-servic
 thresholds could add at this budget). ``--write-refit-labels`` also writes, per run, a label file calling the
 ``rank-mean`` top 5% of the training days' sessions anomalous and the rest normal:
 `radar run ... --labels` on it is a refit (train again without the presumed
-anomalies, calibrate on the rest), the experiment in docs/benchmarks.md.
+anomalies, calibrate on the rest), the experiment in docs/lab/benchmarks.md.
 
     python benchmarks/screen_signals.py --workdir /tmp/q17 --rate 0.05 --rate 0.01
 """
