@@ -40,6 +40,7 @@ from radar.serve.middleware import (
     MetricsMiddleware,
 )
 from radar.serve.schemas import ErrorResponse, HealthResponse, ScoreRequest, ScoreResponse
+from radar.serve.triage import TriageCookieMiddleware, add_triage_routes
 
 log = logging.getLogger("radar.serve")
 
@@ -135,6 +136,8 @@ def create_app(settings: ServeSettings, *, loader: Callable | None = None,
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     if settings.token:
         app.add_middleware(AuthMiddleware, token=settings.token)
+        # Runs before the check: the triage page's cookie becomes the bearer header.
+        app.add_middleware(TriageCookieMiddleware, token=settings.token)
     app.add_middleware(BodyDeadlineMiddleware, timeout_s=settings.body_timeout_s)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -142,6 +145,7 @@ def create_app(settings: ServeSettings, *, loader: Callable | None = None,
     auth = [Depends(_bearer_scheme())] if settings.token else []
     _add_score_route(app, state, auth)
     _add_info_routes(app, state, auth)
+    add_triage_routes(app, settings.run_dir, auth=auth)      # /triage: docs/triage.md
     return app
 
 
