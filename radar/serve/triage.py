@@ -205,6 +205,13 @@ class TriageState:
                 return self.store
             if self.error and self.stamp == stamp:
                 raise HTTPException(500, f"the triage store could not be built: {self.error}")
+            if not self.building and triage_store.is_current(self.run_dir):
+                try:                    # built already (by the run, or before a restart)
+                    self.store = triage_store.TriageStore(triage_store.store_path(self.run_dir))
+                except RadarError as exc:
+                    raise HTTPException(500, str(exc)) from None
+                self.stamp = stamp
+                return self.store
             if not self.building:
                 self.building, self.progress, self.error = True, 0, None
                 threading.Thread(target=self._build, args=(stamp,), daemon=True,

@@ -28,12 +28,14 @@ function message(text) { $("message").textContent = text || ""; }
 async function api(path, options) {
   const opts = Object.assign({ credentials: "same-origin" }, options || {});
   opts.headers = Object.assign({ "X-Radar-Triage": "1" }, opts.headers || {});
+  let waited = false;
   for (let attempt = 0; ; attempt++) {
     const response = await fetch(API + path, opts);
     if (response.status === 401) { window.location.reload(); throw new Error("token needed"); }
     if (response.status === 503 && attempt < 600) {
       const body = await response.json().catch(() => ({}));
       message(body.detail || "the server is busy; retrying");
+      waited = true;
       await new Promise((resolve) => setTimeout(resolve, 1000));
       continue;
     }
@@ -42,7 +44,7 @@ async function api(path, options) {
       const detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
       throw new Error(`${response.status}: ${detail}`);
     }
-    message("");
+    if (waited) message("");
     return body;
   }
 }
