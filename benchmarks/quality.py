@@ -82,7 +82,7 @@ def score_view(results: Path, labels: Path) -> dict:
 
     import numpy as np
 
-    from radar.report.results import load_results
+    from radar.results import load_results
 
     # labels.csv of the generator names each anomaly's kind; a converted real data set's
     # (hdfs_100k) has none, so its anomalies count under one kind, "".

@@ -125,9 +125,9 @@ def reference_detect(model, vocab, loader, test) -> float:
 def radar_side(task: str, limit: int) -> dict:
     from radar.config import load_config
     from radar.data.vocab import EventVocab
-    from radar.detect import make_detector
     from radar.detector import SessionBatch
-    from radar.train import build_optimizer
+    from radar.plugins import make_detector
+    from radar.training.trainer import build_optimizer
 
     train, valid, test = hdfs_sessions(limit)
     vocab = EventVocab(np.unique(np.concatenate([np.asarray(s) for s in train])))

@@ -278,7 +278,7 @@ def synthetic_run(source: Path, into: Path, rows: int, days: int = 32) -> Path:
 
 
 def count_sessions(results: Path) -> int:
-    from radar.report.results import iter_results
+    from radar.results import iter_results
 
     return sum(1 for _ in iter_results(results))
 

@@ -42,7 +42,7 @@ from cases import radar
 
 from radar.data.cache import cache_dir_for, open_prepared
 from radar.data.screen import session_rarity
-from radar.report.results import iter_results
+from radar.results import iter_results
 
 SHARE = 0.05          # data.contamination's default
 PERCENTILE = 99.5     # detection.threshold_percentile's default

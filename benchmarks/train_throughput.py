@@ -27,9 +27,9 @@ from radar.data.dataset import SessionCorpus
 from radar.data.sampling import BucketBatchSampler
 from radar.data.synth import generate
 from radar.data.vocab import EventVocab
-from radar.detect import make_detector
 from radar.device import autocast_context
-from radar.train import build_optimizer
+from radar.plugins import make_detector
+from radar.training.trainer import build_optimizer
 
 SIZES = {
     "demo (h64, 2 layers)": {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,

@@ -21,9 +21,12 @@ _EXPORTS: dict[str, str] = {
     "SessionScores": "radar.detector",
     "eval_mode": "radar.detector",
     "unwrap": "radar.detector",
+    # the explanation format score_sessions follows (radar.testing checks it)
+    "EXPLAIN_KEYS": "radar.results",
+    "EXPLAIN_KINDS": "radar.results",
     "hookimpl": "radar.hookspecs",
     "make_plugin_manager": "radar.plugins",
-    "make_detector": "radar.detect",
+    "make_detector": "radar.plugins",
     # configuration
     "RadarConfig": "radar.config",
     "load_config": "radar.config",
@@ -54,12 +57,12 @@ _EXPORTS: dict[str, str] = {
     "NLLBaseline": "radar.detector.baseline",
     "MAX_NLL": "radar.detector.baseline",
     # combination and severity (scorer plugins)
-    "Combiner": "radar.scoring.base",
+    "Combiner": "radar.scoring.combine",
     "SeverityScorer": "radar.scoring.severity",
     "SeverityResult": "radar.scoring.severity",
     "LEVELS": "radar.scoring.severity",
     # scoring sessions with a trained run, in memory
-    "RunScorer": "radar.runner",
+    "RunScorer": "radar.scoring.run",
 }
 
 __all__ = ["__version__", *_EXPORTS]  # noqa: PLE0604 (names from the table above)

@@ -21,7 +21,6 @@ import yaml
 
 from radar.errors import ConfigError
 from radar.fsutil import atomic_write_text
-from radar.rundir import CONFIG
 
 
 class SectionChecks:
@@ -528,9 +527,10 @@ def dump_config(config: RadarConfig) -> str:
     return yaml.safe_dump(config.to_dict(), sort_keys=False)
 
 
-def save_config(config: RadarConfig, output_dir: str | Path, name: str = CONFIG) -> Path:
-    """Write the resolved config into ``output_dir`` atomically; return its path."""
-    target = Path(output_dir) / name
+def save_config(config: RadarConfig, path: str | Path) -> Path:
+    """Write the resolved config to ``path`` atomically (a run's is
+    :attr:`radar.rundir.RunDir.config_path`); return the path."""
+    target = Path(path)
     atomic_write_text(target, dump_config(config))
     return target
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+from collections.abc import Callable
 
 import torch
 
@@ -55,3 +56,26 @@ def model_device(model: torch.nn.Module) -> torch.device:
     fitted detector may have buffers only), else the CPU."""
     tensor = next(itertools.chain(model.parameters(), model.buffers()), None)
     return torch.device("cpu") if tensor is None else tensor.device
+
+
+def _libc_malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None on another C library."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _libc_malloc_trim()
+
+
+def release_freed_memory() -> None:
+    """Hand heap pages freed since the last call back to the system (glibc; a no-op
+    elsewhere). Scoring allocates and frees batch tensors of ever-changing sizes, which
+    glibc keeps by default, so without this the RSS climbs with the batches scored, not
+    with what is alive (measured in docs/benchmarks.md, "Scale rehearsal")."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)

@@ -24,7 +24,7 @@ def register_detectors(register):
 
 @hookspec
 def register_scorers(register):
-    """Register scorer classes: ensemble combiners (:class:`radar.scoring.base.Combiner`
+    """Register scorer classes: ensemble combiners (:class:`radar.scoring.combine.Combiner`
     subclasses) and severity scorers (:class:`radar.scoring.severity.SeverityScorer`).
 
     :param register: call ``register(ScorerClass)`` once per scorer; the class

@@ -17,8 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from radar.checkpoint import LoadedDetector, load_trained
 from radar.config import RadarConfig, save_config
 from radar.console import data_text
+from radar.data.dataset import window_length
 from radar.data.files import find_day_files
 from radar.data.screen import screen_lines
 from radar.data.selection import (
@@ -28,17 +30,17 @@ from radar.data.selection import (
     prepare_days,
     split_and_prepare,
     training_sets,
-    window_length,
 )
-from radar.detect import LoadedDetector, load_trained, open_results, score_corpus
 from radar.device import resolve_device
 from radar.distributed import DistInfo, init_distributed
-from radar.ensemble import Combination
 from radar.fsutil import refuse_overwrite
+from radar.results import open_results
 from radar.rundir import RunDir, calibration_for, write_json
-from radar.runner import OutcomeTally, RunScorer
 from radar.scoring.calibration import check_method
-from radar.training import TrainedDetector, train_all
+from radar.scoring.combine import Combination
+from radar.scoring.run import RunScorer, score_corpus
+from radar.scoring.tally import OutcomeTally
+from radar.training.fit import TrainedDetector, train_all
 
 Log = Callable[[str], None]
 
@@ -71,7 +73,7 @@ def train_from_config(config: RadarConfig, *, resume: str | None, workers: int, 
     check_method(d.threshold_method, d.threshold_value, bool(config.data.label_file))
     run = RunDir.for_config(config.output_dir, config.detectors)
     run.path.mkdir(parents=True, exist_ok=True)
-    save_config(config, run.path)
+    save_config(config, run.config_path)
     dist_info, device = init_device(config)
     train, val = split_and_prepare(config.data, run.path, workers=workers,
                                    labels=load_label_table(config.data.label_file), log=log)

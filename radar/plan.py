@@ -93,9 +93,9 @@ def estimate_training(config: RadarConfig, name: str, n_sessions: int,
 def parameter_count(config: RadarConfig, name: str, vocab=None) -> int:
     """Parameters of the model ``config`` builds for detector ``name`` (built on the
     meta device: no memory, no time)."""
-    from radar.data.selection import window_length
+    from radar.data.dataset import window_length
     from radar.data.vocab import EventVocab
-    from radar.detect import make_detector  # the one adapter to the detector factory
+    from radar.plugins import make_detector
 
     vocab = vocab if vocab is not None else EventVocab(np.arange(1, PLACEHOLDER_EVENTS + 1))
     detector = make_detector(name, config)

@@ -14,12 +14,16 @@ import importlib.metadata
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from radar import hookspecs
-from radar.errors import RadarError, UnknownNameError
+from radar.errors import ConfigError, RadarError, UnknownNameError
+
+if TYPE_CHECKING:
+    from radar.config import RadarConfig
+    from radar.detector import Detector
 
 ENTRY_POINT_GROUP = "radar"
 
@@ -93,7 +97,10 @@ class RadarPluginManager(pluggy.PluginManager):
         owners: dict[str, str] = {}
         for impl in getattr(self.hook, hook).get_hookimpls():
             registered: list[type] = []
-            impl.function(registered.append)
+            # Called per implementation (to name the plugin behind each class) and with
+            # keywords, as pluggy calls hooks: an implementation may take fewer arguments.
+            impl.function(**{arg: registered.append for arg in impl.argnames
+                             if arg == "register"})
             for cls in registered:
                 name = getattr(cls, "name", None)
                 if not name:
@@ -181,27 +188,39 @@ def get_converter_class(name: str, pm: RadarPluginManager | None = None) -> type
     return _lookup("input format", (pm or get_plugin_manager()).converters(), name)
 
 
-def get_scorer_class(name: str, pm: RadarPluginManager | None = None) -> type:
-    """Any registered scorer class (combiner or severity scorer) called ``name``."""
-    return _lookup("scorer", (pm or get_plugin_manager()).scorers(), name)
-
-
 def get_combiner_class(name: str, pm: RadarPluginManager | None = None) -> type:
     """The registered ensemble combiner called ``name`` (``ensemble.method``)."""
-    from radar.scoring.base import Combiner
-
-    scorers = (pm or get_plugin_manager()).scorers()
-    return _lookup("combiner", {k: v for k, v in scorers.items() if issubclass(v, Combiner)},
-                   name)
+    return _lookup("combiner", _scorers_of_kind("combiner", pm), name)
 
 
 def get_severity_class(name: str, pm: RadarPluginManager | None = None) -> type:
     """The registered severity scorer called ``name`` (``severity.scorer``)."""
-    from radar.scoring.severity import SeverityScorer
+    return _lookup("severity scorer", _scorers_of_kind("severity", pm), name)
 
+
+def _scorers_of_kind(kind: str, pm: RadarPluginManager | None) -> dict[str, type]:
+    """Registered scorers whose base class declares ``scorer_kind = kind``
+    (:class:`radar.Combiner`: "combiner"; :class:`radar.SeverityScorer`: "severity"), read
+    from the class so the plugin manager needs no import of the scoring layer."""
     scorers = (pm or get_plugin_manager()).scorers()
-    return _lookup("severity scorer",
-                   {k: v for k, v in scorers.items() if issubclass(v, SeverityScorer)}, name)
+    return {k: v for k, v in scorers.items() if getattr(v, "scorer_kind", None) == kind}
 
 
 Register = Callable[[type], None]
+
+
+def make_detector(name: str, config: RadarConfig) -> Detector:
+    """Instantiate detector ``name`` with the config's model section and run options."""
+    from radar.config import build_section
+
+    cls = get_detector_class(name)
+    section, key = config.model_section(name)
+    try:
+        detector = cls(build_section(cls.config_class, section, key))
+    except ConfigError as exc:
+        if key != "model" or not config.model:
+            raise
+        raise ConfigError(f"{exc} (the config's `model:` section belongs to the first "
+                          f"detector, {name} here; put another detector's keys under "
+                          "models.NAME, e.g. models.logbert)") from None
+    return detector

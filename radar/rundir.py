@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from radar.config import read_yaml
 from radar.errors import RadarError
 from radar.fsutil import atomic_write_text
 from radar.metrics_log import METRICS_FILE
@@ -179,8 +180,6 @@ class RunDir:
         """The run's resolved config as plain data (None before the run started)."""
         if not self.config_path.is_file():
             return None
-        from radar.config import read_yaml
-
         try:
             config = read_yaml(self.config_path)
         except RadarError as exc:

@@ -94,7 +94,7 @@ def score_into_parts(job: ScoringJob, files: list[Path], device_name: str) -> No
     from radar import pipeline
     from radar.console import console
     from radar.device import resolve_device
-    from radar.runner import RunScorer
+    from radar.scoring.run import RunScorer
 
     job.claim_parts_dir()
     todo = [path for path in files if not job.part_for(path).is_file()]

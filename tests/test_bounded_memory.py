@@ -13,20 +13,17 @@ from click.testing import CliRunner
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 import radar.report.build as build_module
-import radar.report.results as results_module
-import radar.runner as runner_module
+import radar.results as results_module
+import radar.scoring.run as runner_module
 from radar.cli import cli
 from radar.data.labels import read_labels
 from radar.data.synth import generate
-from radar.detect import write_results
-from radar.ensemble import agreement
 from radar.report.build import build_report
-from radar.report.digest import AlignedSample
 from radar.report.metrics import binary_metrics
-from radar.report.results import LabelJoin, load_results
-from radar.report.summary import AgreementTally, SummaryTally
-from radar.report.tally import QualityTally
+from radar.results import LabelJoin, load_results, write_results
 from radar.scoring.calibration import best_f1_threshold
+from radar.scoring.combine import agreement
+from radar.scoring.tally import AgreementTally, AlignedSample, QualityTally, SummaryTally
 from tests.conftest import tiny_demo_run
 from tests.test_evaluate_stream import exact_evaluation
 

@@ -114,7 +114,7 @@ def test_detector_section_validated_against_its_dataclass():
 
 def test_saved_config_round_trips(tmp_path):
     config = load_config(CONFIGS / "training_config_test.yaml", ["training.batch_size=8"])
-    path = save_config(config, tmp_path)
+    path = save_config(config, tmp_path / "config.yaml")
     again = load_config(path)
     assert again == config
     assert yaml.safe_load(path.read_text())["training"]["batch_size"] == 8
@@ -135,7 +135,7 @@ def test_model_sections_per_detector():
 
 
 def test_a_model_block_for_another_detector_says_where_it_belongs():
-    from radar.detect import make_detector
+    from radar.plugins import make_detector
 
     config = build_config({"detectors": ["deeplog"], "model": {"hidden_size": 768,
                                                                "num_attention_heads": 12}})

@@ -19,17 +19,18 @@ import torch
 from sklearn.metrics import roc_auc_score
 from toy import write_day
 
-import radar.detect as detect_module
-from radar.calibrate import fit_scoring
-from radar.checkpoint import load_checkpoint, save_checkpoint
+import radar.scoring.run as detect_module
+from radar.checkpoint import load_checkpoint, load_trained, save_checkpoint
 from radar.config import build_config
-from radar.data.dataset import SessionCorpus
-from radar.data.selection import prepare_days, training_sets, window_length
-from radar.detect import EXPLAIN_KEYS, EXPLAIN_KINDS, load_trained, score_corpus
+from radar.data.dataset import SessionCorpus, window_length
+from radar.data.selection import prepare_days, training_sets
 from radar.detector import SessionBatch
 from radar.pipeline import train_from_config
 from radar.plugins import make_plugin_manager
+from radar.results import EXPLAIN_KEYS, EXPLAIN_KINDS
 from radar.rundir import best_checkpoint
+from radar.scoring.run import score_corpus
+from radar.training.fit import fit_scoring
 
 DETECTORS = sorted(make_plugin_manager().detectors())
 
@@ -186,7 +187,7 @@ def test_scores_are_deterministic_and_batch_independent(trained):
 def test_the_run_scorer_scores_like_score_corpus(trained):
     """radar run / detect score through RunScorer, which finds the model's device itself
     (a fitted detector's model has buffers, no parameters)."""
-    from radar.runner import RunScorer
+    from radar.scoring.run import RunScorer
 
     loaded = trained["loaded"]
     scorer = RunScorer({trained["name"]: loaded}, None, loaded.checkpoint)

@@ -9,7 +9,7 @@ import pytest
 
 from radar.report.analyze import analyze
 from radar.report.digest import ScoreReservoir, digest_results
-from radar.report.results import load_results
+from radar.results import load_results
 
 
 def write_results(path, n: int, seed: int = 0) -> list[dict]:

@@ -209,7 +209,7 @@ def checkpoint_seed(tmp_path_factory) -> bytes:
     from radar.checkpoint import save_checkpoint
     from radar.config import load_config
     from radar.data.vocab import EventVocab
-    from radar.detect import make_detector
+    from radar.plugins import make_detector
 
     config = load_config(None, ["data.max_seq_length=16", "model.hidden_size=8",
                                 "model.num_hidden_layers=1", "model.num_attention_heads=2",
@@ -284,7 +284,7 @@ HOSTILE = "\r=1+1"                   # a bare CR, then a formula
 
 def scored_run(folder: Path, records: list[dict]) -> Path:
     """A finished run folder as report/review/analyze read it: config, results, a day."""
-    from radar.detect import write_results
+    from radar.results import write_results
     from tests.toy import write_day
 
     write_day(folder / "data" / DAY, [[1, 2, 3, 4] for _ in records])

@@ -8,7 +8,7 @@ from toy import ToyDetector
 
 from radar.config import load_config
 from radar.device import resolve_precision
-from radar.train import Trainer
+from radar.training.trainer import Trainer
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]

@@ -11,14 +11,13 @@ import torch
 
 from radar.config import load_config
 from radar.data.selection import holdout_masks, normal_mask
-from radar.detect import write_results
-from radar.ensemble import Combination, cross_fitted_scores
 from radar.errors import ConfigError, RadarError
 from radar.report.build import build_report, write_report
-from radar.report.results import load_results
+from radar.results import load_results, write_results
 from radar.rundir import RunDir
-from radar.runner import RunScorer
 from radar.scoring.calibration import knee_cut
+from radar.scoring.combine import Combination, cross_fitted_scores
+from radar.scoring.run import RunScorer
 
 
 class _Day:
@@ -231,7 +230,7 @@ def test_every_builtin_detector_gives_per_session_losses_for_trimmed_training(na
 def test_trimmed_training_leaves_out_the_worst_fitted_sessions(monkeypatch):
     from types import SimpleNamespace
 
-    from radar.train import TRIM_START, Trainer
+    from radar.training.trainer import TRIM_START, Trainer
 
     seen = {}
 

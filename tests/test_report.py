@@ -16,7 +16,7 @@ from sklearn.metrics import f1_score
 from radar.cli import cli
 from radar.config import DetectionConfig
 from radar.errors import ConfigError, DataError, RadarError
-from radar.report.results import load_results
+from radar.results import load_results
 from radar.scoring.calibration import Calibration, best_f1_threshold, check_method, set_threshold
 from tests.test_jobs import trained  # noqa: F401  (module fixture: one tiny demo run)
 

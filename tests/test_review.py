@@ -11,9 +11,9 @@ from click.testing import CliRunner
 
 from radar.cli import cli
 from radar.data.labels import read_labels
-from radar.detect import write_results
 from radar.errors import RadarError
 from radar.report.review import pick_sessions, review_run
+from radar.results import write_results
 from radar.rundir import REVIEW as REVIEW_FILE
 from tests.toy import write_day
 

@@ -21,7 +21,7 @@ from radar.data.dataset import SessionCorpus
 from radar.data.vocab import EventVocab
 from radar.distributed import DistInfo
 from radar.metrics_log import MetricsLog, read_metrics
-from radar.train import Trainer, build_optimizer, build_scheduler
+from radar.training.trainer import Trainer, build_optimizer, build_scheduler
 
 
 @pytest.fixture

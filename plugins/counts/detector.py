@@ -3,7 +3,7 @@ occurs in it.
 
 Fitted, not trained (``trainable = False``): the shared Trainer runs no steps for it
 and saves the empty model; calibration's :meth:`fit_scoring` hands it a sample of
-training windows (radar/calibrate.py), from which it solves for its state. As with
+training windows (radar/training/fit.py), from which it solves for its state. As with
 every detector, nothing tells anomalies apart without labels, so it is fitted on all
 of them, anomalies included: a principal subspace that keeps 95% of the variance
 is shaped by the common behaviour, not by a minority.

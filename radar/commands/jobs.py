@@ -128,7 +128,7 @@ def detect_command(checkpoint, ensemble_path, input_path, output, threshold, fmt
     from radar.device import resolve_device
     from radar.errors import ConfigError
     from radar.report.summary import summary_table
-    from radar.runner import RunScorer
+    from radar.scoring.run import RunScorer
 
     if (checkpoint is None) == (ensemble_path is None):
         raise ConfigError("pass exactly one of --checkpoint CKPT (one detector) or "

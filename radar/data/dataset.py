@@ -20,6 +20,11 @@ from radar.data.vocab import EventVocab
 from radar.detector import SessionBatch
 
 
+def window_length(max_seq_length: int) -> int:
+    """Events per model window: ``data.max_seq_length`` less the CLS and SEP positions."""
+    return max(1, max_seq_length - 2)
+
+
 def window_starts(length: int, window: int) -> list[int]:
     """Start offsets covering a session of ``length`` with windows of ``window`` events."""
     if length <= window:

@@ -10,7 +10,7 @@ are scored by exactly the code ``radar detect`` runs on a day file.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import chain
 from typing import Any
 
@@ -63,10 +63,25 @@ class MemoryDay:
 
     @classmethod
     def from_sessions(cls, sessions: Sequence[Any]) -> MemoryDay:
-        """From objects with the server's session fields (``event_sequence``,
-        ``service_name``, ``has_error``, ``has_warn``, ``session_id``, ``session_key``)."""
-        return cls([s.event_sequence for s in sessions], [s.service_name for s in sessions],
-                   has_error=[s.has_error for s in sessions],
-                   has_warn=[s.has_warn for s in sessions],
-                   session_ids=[s.session_id for s in sessions],
-                   session_keys=[s.session_key for s in sessions])
+        """From mappings or objects with a session's fields: ``event_sequence`` (required),
+        ``service_name`` (default ``"unknown"``), ``has_error``, ``has_warn`` (False),
+        ``session_id`` and ``session_key`` (None: results carry the id 0 and echo None)."""
+        rows = [_fields(s, i) for i, s in enumerate(sessions)]
+        return cls([row[0] for row in rows], [row[1] for row in rows],
+                   has_error=[row[2] for row in rows], has_warn=[row[3] for row in rows],
+                   session_ids=[row[4] for row in rows],
+                   session_keys=[row[5] for row in rows])
+
+
+def _fields(session: Any, index: int) -> tuple:
+    """(event_sequence, service_name, has_error, has_warn, session_id, session_key)."""
+    if isinstance(session, Mapping):
+        get = session.get
+    else:
+        def get(key: str, default: Any = None) -> Any:
+            return getattr(session, key, default)
+    sequence = get("event_sequence")
+    if sequence is None:
+        raise ValueError(f"session {index} has no event_sequence (a list of event ids)")
+    return (sequence, get("service_name") or "unknown", bool(get("has_error", False)),
+            bool(get("has_warn", False)), get("session_id"), get("session_key"))

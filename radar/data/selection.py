@@ -67,11 +67,6 @@ class DayData:
         return any(labels is not None for labels in self.labels)
 
 
-def window_length(max_seq_length: int) -> int:
-    """Events per model window: ``data.max_seq_length`` less the CLS and SEP positions."""
-    return max(1, max_seq_length - 2)
-
-
 def load_label_table(path: str | None) -> LabelTable | None:
     return read_labels(path) if path else None
 

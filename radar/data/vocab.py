@@ -26,11 +26,6 @@ class EventVocab:
         self._table = np.full(int(ids[-1]) + 1 if ids.size else 1, UNK, dtype=np.int64)
         self._table[ids] = np.arange(FIRST_EVENT, FIRST_EVENT + ids.size)
 
-    @classmethod
-    def from_counts(cls, counts: np.ndarray, min_count: int = 1) -> EventVocab:
-        """Build from a bincount over raw event ids, keeping ids seen ``min_count`` times."""
-        return cls(np.flatnonzero(np.asarray(counts) >= min_count))
-
     def __len__(self) -> int:
         """Total size including the specials (the model's embedding rows)."""
         return FIRST_EVENT + int(self.event_ids.size)

@@ -14,6 +14,7 @@ from rich.console import Group
 from rich.table import Table
 
 from radar.console import data_text
+from radar.data.logs import excerpt, original_logs
 from radar.report.digest import (
     ANOMALIES,
     ERRORS,
@@ -23,8 +24,7 @@ from radar.report.digest import (
     SESSIONS,
     ResultsDigest,
 )
-from radar.report.logs import excerpt, original_logs
-from radar.report.results import Results
+from radar.results import Results
 from radar.scoring.severity import LEVELS
 
 PERCENTILES = (50, 90, 95, 99, 99.9)

@@ -49,7 +49,7 @@ from radar.report.digest import (
     digest_results,
 )
 from radar.report.evaluate import evaluation, figures
-from radar.report.results import LabelJoin
+from radar.results import LabelJoin
 from radar.rundir import RunDir, read_json
 from radar.scoring.severity import LEVELS
 

@@ -8,7 +8,7 @@ chunk by chunk, Chan et al.), min and max, a uniform reservoir sample of scores 
 percentiles (exact while the file holds no more than ``RESERVOIR`` finite scores), a heap
 of the highest-scoring records and a hash of the (file, session_id) sequence. For
 `radar report` and `radar evaluate` it also keeps the detection quality against labels
-and against ``has_error`` (:class:`~radar.report.tally.EvaluationTally`: exact counts at
+and against ``has_error`` (:class:`~radar.scoring.tally.EvaluationTally`: exact counts at
 the threshold, or at a given one, histograms for the curves) and an
 :class:`AlignedSample` of (label, has_error, score) rows for the plots. Memory grows
 with the number of services and days, never with the sessions.
@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from radar.errors import DataError
-from radar.report.results import LabelJoin, Results, iter_results
-from radar.report.tally import EvaluationTally
+from radar.results import LabelJoin, Results, iter_results
 from radar.scoring.severity import LEVELS
+from radar.scoring.tally import AlignedSample, EvaluationTally
 
 RESERVOIR = 1_000_000        # finite scores kept for percentiles (8 MB)
 CHUNK = 65_536               # records folded into the aggregates at once
@@ -91,42 +91,6 @@ class ScoreReservoir:
             slot = (self.rng.random(rest.size) * t).astype(np.int64)
             keep = slot < self.size
             self.values[slot[keep]] = rest[keep]
-
-
-def _position_hash(positions: np.ndarray) -> np.ndarray:
-    """splitmix64 of each position: a fixed pseudo-random order of the positions."""
-    z = np.asarray(positions, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-class AlignedSample:
-    """At most ``size`` rows of ``width`` numbers, chosen by their position alone (the
-    ``size`` positions that hash lowest): a uniform sample, all rows while no more than
-    ``size`` came, and the same positions in two files of the same length, so samples of
-    results files holding the same sessions line up row for row."""
-
-    def __init__(self, size: int, width: int):
-        self.size = size
-        self.priority = np.zeros(0, dtype=np.uint64)
-        self.position = np.zeros(0, dtype=np.int64)
-        self.rows = np.zeros((0, width))
-
-    def add(self, positions: np.ndarray, rows: np.ndarray) -> None:
-        positions = np.asarray(positions, dtype=np.int64)
-        self.priority = np.concatenate([self.priority, _position_hash(positions)])
-        self.position = np.concatenate([self.position, positions])
-        self.rows = np.concatenate([self.rows, np.asarray(rows, dtype=np.float64)])
-        if self.priority.size > self.size:
-            keep = np.argpartition(self.priority, self.size - 1)[:self.size]
-            self.priority, self.position = self.priority[keep], self.position[keep]
-            self.rows = self.rows[keep]
-
-    @property
-    def values(self) -> np.ndarray:
-        """The kept rows in position order."""
-        return self.rows[np.argsort(self.position, kind="stable")]
 
 
 class ResultsDigest:
@@ -220,7 +184,7 @@ class ResultsDigest:
     @classmethod
     def from_results(cls, results: Results) -> ResultsDigest:
         """The digest of columns already in memory (what :func:`analyze` makes of a
-        :func:`~radar.report.results.load_results`)."""
+        :func:`~radar.results.load_results`)."""
         digest = cls(results.path)
         digest.files = {name: i for i, name in enumerate(results.files)}
         digest.services = {name: i for i, name in enumerate(results.services)}

@@ -4,7 +4,7 @@ The file is streamed once into a :class:`~radar.report.digest.ResultsDigest` (th
 `radar report` and `radar analyze` read), so memory does not grow with the sessions:
 precision, recall, F1 and the confusion counts at the threshold are exact; ROC-AUC,
 PR-AUC and the best-F1 cut come from bounded score histograms, and ``figures`` in the
-output says whether those were exact (see :mod:`radar.report.tally`).
+output says whether those were exact (see :mod:`radar.scoring.tally`).
 
 Labels come from a label file or, without one, from ``has_error`` as a *weak*
 label (an ERROR line is neither necessary nor sufficient for an anomaly); the
@@ -23,14 +23,8 @@ from radar.console import data_text
 from radar.data.labels import read_labels
 from radar.errors import RadarError
 from radar.report.digest import ResultsDigest, digest_results
-from radar.report.results import LabelJoin
-from radar.report.tally import (
-    EXACT,
-    FROM_HISTOGRAM,
-    METHOD,
-    EvaluationTally,
-    histogram_note,
-)
+from radar.results import LabelJoin
+from radar.scoring.tally import EXACT, FROM_HISTOGRAM, METHOD, EvaluationTally, histogram_note
 
 WEAK_SOURCE = "has_error (weak label: no label file given)"
 FILE_THRESHOLD = "the results file (set when it was written)"

@@ -11,7 +11,7 @@ import html
 
 import yaml
 
-from radar.report.tally import histogram_note
+from radar.scoring.tally import histogram_note
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;

@@ -25,11 +25,11 @@ import numpy as np
 
 from radar.console import printable
 from radar.data.labels import LABEL_HEADER
+from radar.data.logs import excerpt, original_logs
 from radar.errors import RadarError
 from radar.fsutil import atomic_write, refuse_overwrite
 from radar.report.analyze import explain_positions
-from radar.report.logs import excerpt, original_logs
-from radar.report.results import iter_results
+from radar.results import iter_results
 from radar.rundir import REVIEW, RunDir, run_own_files
 
 CONTEXT_COLUMNS = ("session_key", "service_name", "anomaly_score", "severity", "is_anomaly",

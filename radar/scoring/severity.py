@@ -33,6 +33,7 @@ class SeverityResult:
 class SeverityScorer:
     """Base class for severity scorer plugins."""
 
+    scorer_kind: ClassVar[str] = "severity"      # how the plugin manager tells scorers apart
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
 

@@ -1,10 +1,10 @@
 """Sessions that arrive over HTTP → the records ``radar detect`` writes, in memory.
 
-A :class:`~radar.data.memory.MemoryDay` holds one request's sessions with the interface
-:class:`~radar.data.dataset.SessionCorpus` reads from a prepared day, so a micro-batch
-of requests is one corpus of several "days", scored by the run's
-:class:`~radar.runner.RunScorer`: the very code ``radar detect`` and ``radar run`` use,
-for one detector or an ensemble alike. Nothing is written to disk.
+A micro-batch of requests is scored in one pass by the run's
+:meth:`~radar.scoring.run.RunScorer.score_groups` (the in-memory scoring ``radar watch``
+and the public API use too: the very code ``radar detect`` and ``radar run`` use, for one
+detector or an ensemble alike), then linked to source code when the run has an index.
+Nothing is written to disk.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from radar.data.memory import MemoryDay
-from radar.runner import RunScorer
+from radar.scoring.run import RunScorer
+from radar.source.annotate import annotate_explanations, run_linker
 
 
 @dataclass
@@ -42,23 +42,9 @@ class ServingModel:
 
     def score(self, groups: list[list]) -> list[list[dict[str, Any]]]:
         """Score several requests' sessions in one pass; one list of records per request."""
-        days = [MemoryDay.from_sessions(sessions) for sessions in groups]
-        corpus = self.scorer.corpus(days)
-        outcome = self.scorer.score(corpus, device=self.device)
-        names: list[str | None] = [None] * len(days)
-        records = self.scorer.records(corpus, outcome, names,
-                                      [day.session_ids for day in days],
-                                      [day.session_keys for day in days])
+        out = self.scorer.score_groups(groups, device=self.device)
         if self.linker is not None:
-            from radar.source.annotate import annotate_explanations
-
-            records = annotate_explanations(records, self.linker)
-        out: list[list[dict[str, Any]]] = [[] for _ in days]
-        table = corpus.sessions
-        for i, record in enumerate(records):       # corpus order: day by day, row by row
-            day, row = int(table.day[i]), int(table.row[i])
-            record["session_id"] = days[day].given_ids[row]
-            out[day].append(record)
+            out = [annotate_explanations(records, self.linker) for records in out]
         return out
 
     def warm_up(self) -> None:
@@ -75,22 +61,6 @@ def load_serving_model(run_dir: str | Path, device: torch.device,
     from radar.serve.describe import describe_model
 
     model = ServingModel(RunScorer.from_run(run_dir, device, threshold), device)
-    model.linker = source_linker(model.scorer.config)
+    model.linker = run_linker(model.scorer.config)
     model.info = describe_model(model, Path(run_dir))
     return model
-
-
-def source_linker(config):
-    """The run's source linker when its config names a source index (templates from
-    ``source.templates`` or the training data's templates.tsv), else None. Requests
-    carry no day files, so events link through their templates only."""
-    if not config.source.index:
-        return None
-    from radar.source.annotate import TEMPLATES_NAME, load_linker
-
-    templates = config.source.templates
-    default = Path(config.data.preprocessed_dir) / TEMPLATES_NAME
-    if templates is None and default.is_file():
-        templates = default
-    return load_linker(config.source.index, templates, line_format=config.source.line_format,
-                       min_score=config.source.min_score)

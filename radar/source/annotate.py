@@ -42,7 +42,7 @@ def annotate_from_config(records: Iterable[dict], section, *,
 def day_file_logs(data_dir: str | Path, cache_dir: str | Path | None = None) -> LogsFor:
     """``logs_for`` reading a record's original_logs from its day file in ``data_dir``
     (one record read through the prepared cache's offsets when there is one)."""
-    from radar.report.logs import original_logs
+    from radar.data.logs import original_logs
 
     def logs_for(record: dict) -> list[str] | None:
         key = (record["file"], int(record["session_id"]))
@@ -57,6 +57,20 @@ def load_linker(index_path: str | Path, templates_path: str | Path | None = None
     templates = read_templates(templates_path) if templates_path else None
     return SourceLinker(SourceIndex.load(index_path), templates, min_score=min_score,
                         line_format=line_format)
+
+
+def run_linker(config) -> SourceLinker | None:
+    """A trained run's source linker when its config names a source index (templates from
+    ``source.templates`` or the training data's templates.tsv), else None. In-memory
+    sessions carry no day files, so their events link through their templates only."""
+    if not config.source.index:
+        return None
+    templates = config.source.templates
+    default = Path(config.data.preprocessed_dir) / TEMPLATES_NAME
+    if templates is None and default.is_file():
+        templates = default
+    return load_linker(config.source.index, templates, line_format=config.source.line_format,
+                       min_score=config.source.min_score)
 
 
 def annotate_explanations(records: Iterable[dict], linker: SourceLinker, *,

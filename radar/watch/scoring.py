@@ -1,11 +1,10 @@
 """The one place ``radar watch`` touches the scoring code: load a run, score closed sessions.
 
-This calls exactly what ``radar serve`` calls to score an in-memory batch
-(:func:`radar.serve.scoring.load_serving_model` and
-:meth:`~radar.serve.scoring.ServingModel.score`: the run's
-:class:`~radar.runner.RunScorer`, one detector or the ensemble, plus the source links
-``radar detect`` adds when the run has a source index), so a watched session gets the
-very record ``radar detect`` writes for it. A change of that API is a change here only.
+This calls the in-memory scoring ``radar serve`` calls too
+(:meth:`~radar.scoring.run.RunScorer.score_sessions`: the run's detector or ensemble,
+plus the source links ``radar detect`` adds when the run has a source index), so a
+watched session gets the very record ``radar detect`` writes for it. A change of that
+API is a change here only.
 """
 
 from __future__ import annotations
@@ -38,21 +37,35 @@ def run_data_dir(run_dir: str | Path) -> str | None:
     return ((RunDir.open(run_dir).config() or {}).get("data") or {}).get("preprocessed_dir")
 
 
-def load_scorer(run_dir: str | Path, device_name: str = "cpu") -> Any:
+@dataclass
+class WatchScorer:
+    """A run's scorer, loaded once, and its source linker (None without an index)."""
+
+    scorer: Any                      # radar.scoring.run.RunScorer
+    linker: Any = None
+
+
+def load_scorer(run_dir: str | Path, device_name: str = "cpu") -> WatchScorer:
     """The run's detector or ensemble, loaded once (RadarError naming the fix)."""
     from radar.device import resolve_device
-    from radar.serve.scoring import load_serving_model
+    from radar.scoring.run import RunScorer
+    from radar.source.annotate import run_linker
 
-    scorer = load_serving_model(run_dir, resolve_device(device_name))
+    run = RunScorer.from_run(run_dir, resolve_device(device_name))
+    scorer = WatchScorer(run, run_linker(run.config))
     # one tiny pass, so the first real micro-batch does not pay for lazy set-up
     score_sessions(scorer, [ClosedSession(0, "warm-up", [0], "unknown", False, False,
                                           0.0, 0.0, "warm_up")])
     return scorer
 
 
-def score_sessions(scorer: Any, sessions: list[ClosedSession]) -> list[dict[str, Any]]:
+def score_sessions(scorer: WatchScorer, sessions: list[ClosedSession]) -> list[dict[str, Any]]:
     """One record per session, in order: what ``radar detect`` writes for it."""
     if not sessions:
         return []
-    (records,) = scorer.score([sessions])
+    records = scorer.scorer.score_sessions(sessions)
+    if scorer.linker is not None:
+        from radar.source.annotate import annotate_explanations
+
+        records = annotate_explanations(records, scorer.linker)
     return records

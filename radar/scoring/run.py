@@ -1,9 +1,9 @@
-"""Scoring with a trained run: its detectors, loaded once, and how they decide together.
+"""Scoring sessions with a trained run: its detectors, loaded once, and how they decide together.
 
 One :class:`RunScorer` serves ``radar run``, ``radar detect`` and ``radar serve``
 alike. A run with one detector is an ensemble of one: its score is the detector's
 own and its threshold the detector's calibrated one; a run with several combines
-them through its fitted :class:`~radar.ensemble.Combination`. Either way, scoring a
+them through its fitted :class:`~radar.scoring.combine.Combination`. Either way, scoring a
 corpus gives an :class:`Outcome`, and :meth:`RunScorer.records` turns it into the
 records ``anomaly_results.json`` holds, one per session.
 
@@ -11,14 +11,18 @@ Day files are scored a chunk at a time (:meth:`RunScorer.score_in_chunks`): smal
 together, a day of more than ``CHUNK_SESSIONS`` sessions in slices of that many; a
 corpus, its per-session arrays and its records never cover more than ``CHUNK_SESSIONS``
 sessions, and what the end-of-run summary needs is summed up as the chunks go
-(:class:`OutcomeTally`), so the memory of `radar run` and `radar detect` is bounded by
+(:class:`radar.scoring.tally.OutcomeTally`), so the memory of `radar run` and `radar detect` is bounded by
 the chunk, not by the corpus or its largest day. A micro-batch of
 `radar serve` or `radar watch` is one corpus scored the same way.
+
+One detector scores a corpus with :func:`score_corpus`: windows in length-sorted batches
+(little padding), folded into one score per session (the maximum over its windows; the
+explanation comes from that window).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,24 +30,28 @@ from typing import Any
 import numpy as np
 import torch
 
+from radar.checkpoint import LoadedDetector, load_trained
 from radar.config import RadarConfig
-from radar.data.dataset import SessionCorpus, row_slices
-from radar.data.selection import DayData, session_labels, window_length
-from radar.detect import (
-    LoadedDetector,
-    SessionResults,
-    iter_result_records,
-    load_trained,
-    score_corpus,
-)
-from radar.device import model_device
-from radar.ensemble import Combination
+from radar.data.dataset import SessionCorpus, row_slices, window_length
+from radar.data.memory import MemoryDay
+from radar.data.sampling import BucketBatchSampler
+from radar.data.selection import DayData
+from radar.device import autocast_context, model_device, release_freed_memory, resolve_precision
 from radar.errors import RadarError
-from radar.report.summary import AgreementTally, SummaryTally
+from radar.results import EXPLAIN_KEYS, EXPLAIN_KINDS, SessionResults, iter_result_records
 from radar.rundir import RunDir, read_json
 from radar.scoring.calibration import Calibration
+from radar.scoring.combine import Combination
 from radar.scoring.drift import DriftEvent, DriftFilteredDay, find_drift
 from radar.scoring.severity import LEVELS, SeverityResult
+
+# A scoring batch holds at most detection.batch_size windows and at most this many
+# events per window on average (x the batch size): the longest windows go in smaller
+# batches, so the densest batch, which sets the peak memory of scoring, costs what
+# batch_size windows of 128 events cost however many long sessions the days hold
+# (docs/benchmarks.md, Scale rehearsal). Windows of up to 128 events are not affected.
+SCORING_TOKENS_PER_WINDOW = 128
+
 
 # Sessions in a scoring chunk at most: whole small days gathered up to it, a bigger day
 # sliced (~300 bytes of arrays each).
@@ -220,6 +228,42 @@ class RunScorer:
             raw, corpus.services, table.service, table.flags)
         return Outcome(combined, self.calibration, members, normalized, severity)
 
+    def score_sessions(self, sessions: Sequence[Any], *, device: torch.device | None = None
+                       ) -> list[dict[str, Any]]:
+        """Score sessions held in memory; one record per session, in order: the record
+        ``radar detect`` writes for it (``file`` null: the session came from none;
+        ``session_id`` and ``session_key`` echoed as given, null when not).
+
+        A session is a mapping or an object with ``event_sequence`` (raw event ids) and,
+        optionally, ``service_name``, ``has_error``, ``has_warn``, ``session_id`` and
+        ``session_key``. Nothing is written to disk::
+
+            scorer = RunScorer.from_run("runs/demo", torch.device("cpu"))
+            scorer.score_sessions([{"event_sequence": [3, 7, 7, 2], "service_name": "api"}])
+        """
+        (records,) = self.score_groups([sessions], device=device)
+        return records
+
+    def score_groups(self, groups: Sequence[Sequence[Any]], *,
+                     device: torch.device | None = None) -> list[list[dict[str, Any]]]:
+        """:meth:`score_sessions` for several lists at once (one pass; a micro-batch of
+        several requests): one list of records per group."""
+        days = [MemoryDay.from_sessions(sessions) for sessions in groups]
+        if not any(day.n_sessions for day in days):
+            return [[] for _ in days]
+        corpus = self.corpus(days)
+        outcome = self.score(corpus, device=device)
+        records = self.records(corpus, outcome, [None] * len(days),
+                               [day.session_ids for day in days],
+                               [day.session_keys for day in days])
+        out: list[list[dict[str, Any]]] = [[] for _ in days]
+        table = corpus.sessions
+        for i, record in enumerate(records):       # corpus order: day by day, row by row
+            day, row = int(table.day[i]), int(table.row[i])
+            record["session_id"] = days[day].given_ids[row]
+            out[day].append(record)
+        return out
+
     def score_in_chunks(self, data: DayData, *, batch_size: int | None = None,
                         device: torch.device | None = None,
                         chunk_sessions: int | None = None
@@ -302,49 +346,58 @@ class RunScorer:
                                    session_ids, session_keys)
 
 
-class OutcomeTally:
-    """What the end-of-run summary needs from the run's outcome, summed day by day: counts
-    and quality per service for the run's answer and, with several detectors, for each
-    member, their agreement and the severity levels."""
+def score_corpus(loaded: LoadedDetector, corpus: SessionCorpus, *, batch_size: int,
+                 device: torch.device, progress: Callable[[int], None] | None = None
+                 ) -> SessionResults:
+    """Score every window of ``corpus`` and fold windows into sessions (max).
 
-    def __init__(self, scorer: RunScorer):
-        self.calibration = scorer.calibration
-        self.scorer = scorer
-        self.run = SummaryTally(self.calibration.threshold)
-        self.members: dict[str, SummaryTally] = {}
-        self.agreement: AgreementTally | None = None
-        self.severity = np.zeros(len(LEVELS), dtype=np.int64)
-        if scorer.is_ensemble:
-            thresholds = [scorer.member_threshold(name) for name in scorer.names]
-            self.members = {name: SummaryTally(t) for name, t in zip(scorer.names, thresholds)}
-            self.agreement = AgreementTally(scorer.names, thresholds)
+    Batches are length-sorted and capped in tokens (SCORING_TOKENS_PER_WINDOW).
+    Precision is the device's automatic choice (bf16/fp16 on CUDA, fp32 on CPU) for
+    every caller, so a threshold calibrated here matches the scores detection makes.
+    """
+    precision = resolve_precision("auto", device)
+    n = corpus.n_sessions
+    score = np.full(n, -np.inf)
+    extras: dict[str, np.ndarray] = {}
+    k = loaded.detector.explain_top_k
+    explain = np.full((n, k, len(EXPLAIN_KEYS)), np.nan)
+    sampler = BucketBatchSampler(corpus.window_length, batch_size, shuffle=False,
+                                 max_tokens=batch_size * SCORING_TOKENS_PER_WINDOW)
+    for items in sampler:
+        batch = corpus[items].to(device)
+        with torch.no_grad(), autocast_context(precision, device):
+            out = loaded.detector.score_sessions(loaded.model, batch)
+        window_scores = out.score.float().cpu().numpy().astype(np.float64)
+        sessions = corpus.window_session[items]
+        better = window_scores > score[sessions]
+        # Windows of one session can share a batch; take each session's best window.
+        order = np.lexsort((-window_scores, sessions))
+        first = np.ones(order.size, dtype=bool)
+        first[1:] = sessions[order][1:] != sessions[order][:-1]
+        best = order[first]
+        best = best[better[best]]
+        score[sessions[best]] = window_scores[best]
+        for name, values in out.extras.items():
+            column = extras.setdefault(name, np.full(n, np.nan))
+            column[sessions[best]] = values.float().cpu().numpy()[best]
+        if out.explanations is not None and k:
+            rows = _explanations_array(out.explanations, best, k)
+            rows[:, :, 0] += corpus.window_start[items[best]][:, None]   # window → session
+            rows[:, :, 0] = corpus.original_positions(sessions[best], rows[:, :, 0])
+            explain[sessions[best]] = rows
+        if progress:
+            progress(len(items))
+        release_freed_memory()
+    return SessionResults(score, extras, explain)
 
-    @property
-    def threshold(self) -> float:
-        return self.calibration.threshold
 
-    def add(self, days: DayData, corpus: SessionCorpus, outcome: Outcome) -> None:
-        """Fold one scored chunk in (its labels joined from ``days``)."""
-        labels = session_labels(days, corpus)
-        service = corpus.sessions.service
-        self.run.add(corpus.services, service, outcome.score, labels)
-        if self.agreement is None:
-            return
-        for member in outcome.members:
-            self.members[member.name].add(corpus.services, service, member.results.score,
-                                          labels)
-        self.agreement.add([member.results.score for member in outcome.members])
-        self.severity += np.bincount(outcome.severity.level.astype(np.int64),
-                                     minlength=len(LEVELS))[:len(LEVELS)]
-
-    def summary(self, label_source: str) -> dict:
-        """The run's summary, and each member's when several (summary.json's content)."""
-        summary = self.run.summary(label_source)
-        summary["drift"] = [event.to_dict() for event in self.scorer.drift]
-        if self.agreement is not None:
-            summary["per_detector"] = {name: tally.summary(label_source)
-                                       for name, tally in self.members.items()}
-            summary["agreement"] = self.agreement.result()
-            summary["severity"] = {level: int(self.severity[i])
-                                   for i, level in enumerate(LEVELS)}
-        return summary
+def _explanations_array(explanations: list[list[dict[str, Any]]], rows: np.ndarray, k: int
+                        ) -> np.ndarray:
+    out = np.full((rows.size, k, len(EXPLAIN_KEYS)), np.nan)
+    for i, row in enumerate(rows):
+        for j, item in enumerate(explanations[row][:k]):
+            kind = item.get("kind", "event")
+            values = [item.get(key) for key in EXPLAIN_KEYS[:-1]]
+            values.append(EXPLAIN_KINDS.index(kind) if kind in EXPLAIN_KINDS else None)
+            out[i, j] = [np.nan if value is None else float(value) for value in values]
+    return out

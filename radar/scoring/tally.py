@@ -1,4 +1,13 @@
-"""Detection quality in bounded memory: exact counts at the threshold, fine histograms beyond.
+"""Tallies summed a chunk of sessions at a time, in memory that does not grow with them.
+
+A run scores its days one chunk at a time and a results file is read the same way, so
+everything its summary (summary.json) and reports need is summed up as they go:
+:class:`OutcomeTally` (a run's outcome: :class:`SummaryTally` for anomalies per service and,
+with labels, quality; :class:`AgreementTally` for several detectors; severity counts),
+:class:`AlignedSample` (a uniform sample that lines up across files) and, below, detection
+quality (:class:`QualityTally`).
+
+**Detection quality in bounded memory: exact counts at the threshold, fine histograms beyond.**
 
 A run's days are scored, and a results file is read, a chunk of sessions at a time;
 :class:`QualityTally` folds each chunk of (score, label) into what the metrics need and
@@ -29,8 +38,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from radar.data.dataset import SessionCorpus
+from radar.data.selection import DayData, session_labels
 from radar.scoring.calibration import cut_between
+from radar.scoring.run import Outcome, RunScorer
+from radar.scoring.severity import LEVELS
 
+AGREEMENT_SAMPLE = 200_000     # sessions kept for the rank correlation between detectors
 OVERALL_BINS = 1 << 16       # the histogram of all sessions (2 MB at most)
 GROUP_BINS = 1 << 12         # each service's and day file's (128 KB at most)
 
@@ -239,3 +253,179 @@ class EvaluationTally:
         for key, table in self.groups.items():
             out[key] = {name: tally.metrics(with_best_f1=True) for name, tally in table.items()}
         return out
+
+
+def _position_hash(positions: np.ndarray) -> np.ndarray:
+    """splitmix64 of each position: a fixed pseudo-random order of the positions."""
+    z = np.asarray(positions, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+class AlignedSample:
+    """At most ``size`` rows of ``width`` numbers, chosen by their position alone (the
+    ``size`` positions that hash lowest): a uniform sample, all rows while no more than
+    ``size`` came, and the same positions in two files of the same length, so samples of
+    results files holding the same sessions line up row for row."""
+
+    def __init__(self, size: int, width: int):
+        self.size = size
+        self.priority = np.zeros(0, dtype=np.uint64)
+        self.position = np.zeros(0, dtype=np.int64)
+        self.rows = np.zeros((0, width))
+
+    def add(self, positions: np.ndarray, rows: np.ndarray) -> None:
+        positions = np.asarray(positions, dtype=np.int64)
+        self.priority = np.concatenate([self.priority, _position_hash(positions)])
+        self.position = np.concatenate([self.position, positions])
+        self.rows = np.concatenate([self.rows, np.asarray(rows, dtype=np.float64)])
+        if self.priority.size > self.size:
+            keep = np.argpartition(self.priority, self.size - 1)[:self.size]
+            self.priority, self.position = self.priority[keep], self.position[keep]
+            self.rows = self.rows[keep]
+
+    @property
+    def values(self) -> np.ndarray:
+        """The kept rows in position order."""
+        return self.rows[np.argsort(self.position, kind="stable")]
+
+
+class SummaryTally:
+    """Per-service and overall counts, plus quality where labels (1/0; -1 unknown) exist,
+    summed over chunks of sessions."""
+
+    def __init__(self, threshold: float):
+        self.threshold = float(threshold)
+        self.counts: dict[str, list[int]] = {}          # service -> [sessions, anomalies]
+        self.quality = EvaluationTally(threshold, ("per_service",))
+
+    def add(self, services: list[str], service: np.ndarray, scores: np.ndarray,
+            labels: np.ndarray | None = None) -> None:
+        """Sessions of service ``services[service[i]]``; ``labels`` None: no label file."""
+        flagged = scores > self.threshold
+        for index in np.unique(service):
+            rows = service == index
+            entry = self.counts.setdefault(services[int(index)], [0, 0])
+            entry[0] += int(rows.sum())
+            entry[1] += int(flagged[rows].sum())
+        if labels is not None:
+            self.quality.add(scores, labels, {"per_service": (service, services)})
+
+    def summary(self, label_source: str = "") -> dict:
+        sessions = sum(entry[0] for entry in self.counts.values())
+        summary: dict = {"threshold": self.threshold, "sessions": sessions,
+                         "anomalies": sum(entry[1] for entry in self.counts.values()),
+                         "per_service": {}}
+        labelled = self.quality.labelled
+        if labelled:
+            summary["metrics"] = self.quality.overall.metrics()
+            summary["label_source"] = label_source
+        per_service = self.quality.groups["per_service"]
+        for name in sorted(self.counts):
+            entry = {"sessions": self.counts[name][0], "anomalies": self.counts[name][1]}
+            if labelled and name in per_service:
+                entry["metrics"] = per_service[name].metrics()
+            summary["per_service"][name] = entry
+        return summary
+
+
+class AgreementTally:
+    """How several detectors' decisions agree, summed over chunks: decision counts exact,
+    the rank correlation on a uniform sample of ``AGREEMENT_SAMPLE`` sessions (all of
+    them below that)."""
+
+    def __init__(self, names: list[str], thresholds: list[float],
+                 sample: int = AGREEMENT_SAMPLE):
+        self.names, self.thresholds = list(names), np.asarray(thresholds, dtype=np.float64)
+        d = len(names)
+        self.n = 0
+        self.agree = np.zeros((d, d), dtype=np.int64)
+        self.both = np.zeros((d, d), dtype=np.int64)
+        self.either = np.zeros((d, d), dtype=np.int64)
+        self.flagged_by = np.zeros(d + 1, dtype=np.int64)
+        self.sample = AlignedSample(sample, d)
+
+    def add(self, scores: list[np.ndarray]) -> None:
+        matrix = np.stack([np.asarray(s, dtype=np.float64) for s in scores], axis=1)
+        flags = (matrix > self.thresholds[None, :]).astype(np.int64)
+        self.sample.add(np.arange(self.n, self.n + matrix.shape[0]), matrix)
+        self.n += matrix.shape[0]
+        self.both += flags.T @ flags
+        self.agree += (flags.T @ flags) + ((1 - flags).T @ (1 - flags))
+        self.either += flags.shape[0] - (1 - flags).T @ (1 - flags)
+        self.flagged_by += np.bincount(flags.sum(axis=1), minlength=len(self.names) + 1)
+
+    def result(self) -> dict:
+        """What :func:`radar.scoring.combine.agreement` gives, its counts over every session."""
+        sample = self.sample.values
+        correlation = (sampled_agreement(self.names, sample, self.thresholds)
+                       if sample.shape[0] > 2 else None)
+        pairs = {}
+        for a in range(len(self.names)):
+            for b in range(a + 1, len(self.names)):
+                key = f"{self.names[a]}~{self.names[b]}"
+                pairs[key] = {
+                    "agree": float(self.agree[a, b] / self.n) if self.n else None,
+                    "jaccard_flagged": (float(self.both[a, b] / self.either[a, b])
+                                        if self.either[a, b] else None),
+                    "spearman": correlation["pairs"][key]["spearman"] if correlation else None}
+        return {"pairs": pairs,
+                "flagged_by": {str(k): int(count) for k, count in enumerate(self.flagged_by)}}
+
+
+def sampled_agreement(names: list[str], sample: np.ndarray, thresholds: np.ndarray) -> dict:
+    """The one call into :func:`radar.scoring.combine.agreement` (the rank correlation of a
+    sample of sessions): a move of that API is a change here only."""
+    from radar.scoring.combine import agreement
+
+    columns = [sample[:, j] for j in range(len(names))]
+    return agreement(list(names), columns, [float(t) for t in thresholds])
+
+
+class OutcomeTally:
+    """What the end-of-run summary needs from the run's outcome, summed day by day: counts
+    and quality per service for the run's answer and, with several detectors, for each
+    member, their agreement and the severity levels."""
+
+    def __init__(self, scorer: RunScorer):
+        self.calibration = scorer.calibration
+        self.scorer = scorer
+        self.run = SummaryTally(self.calibration.threshold)
+        self.members: dict[str, SummaryTally] = {}
+        self.agreement: AgreementTally | None = None
+        self.severity = np.zeros(len(LEVELS), dtype=np.int64)
+        if scorer.is_ensemble:
+            thresholds = [scorer.member_threshold(name) for name in scorer.names]
+            self.members = {name: SummaryTally(t) for name, t in zip(scorer.names, thresholds)}
+            self.agreement = AgreementTally(scorer.names, thresholds)
+
+    @property
+    def threshold(self) -> float:
+        return self.calibration.threshold
+
+    def add(self, days: DayData, corpus: SessionCorpus, outcome: Outcome) -> None:
+        """Fold one scored chunk in (its labels joined from ``days``)."""
+        labels = session_labels(days, corpus)
+        service = corpus.sessions.service
+        self.run.add(corpus.services, service, outcome.score, labels)
+        if self.agreement is None:
+            return
+        for member in outcome.members:
+            self.members[member.name].add(corpus.services, service, member.results.score,
+                                          labels)
+        self.agreement.add([member.results.score for member in outcome.members])
+        self.severity += np.bincount(outcome.severity.level.astype(np.int64),
+                                     minlength=len(LEVELS))[:len(LEVELS)]
+
+    def summary(self, label_source: str) -> dict:
+        """The run's summary, and each member's when several (summary.json's content)."""
+        summary = self.run.summary(label_source)
+        summary["drift"] = [event.to_dict() for event in self.scorer.drift]
+        if self.agreement is not None:
+            summary["per_detector"] = {name: tally.summary(label_source)
+                                       for name, tally in self.members.items()}
+            summary["agreement"] = self.agreement.result()
+            summary["severity"] = {level: int(self.severity[i])
+                                   for i, level in enumerate(LEVELS)}
+        return summary

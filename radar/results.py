@@ -1,27 +1,158 @@
-"""Reading ``anomaly_results.json`` back: columns for metrics, full records for the top few.
+"""The results file, ``anomaly_results.json``: its record format, writing it, reading it back.
 
-A results file can hold millions of sessions, so it is streamed: each record is
-decoded, its few numeric fields go into growing arrays and only the ``keep_top``
-highest-scoring records are kept whole (a heap). RADAR writes one record per
-line (JSON array or JSON Lines), which is read line by line; any other layout of
-a JSON array (pretty-printed by another tool) falls back to ijson.
+One record per session (file, session_id, service, score, decision, threshold, flags,
+length, the detector's extras and its most surprising positions). RADAR writes one
+record per line, as a JSON array or JSON Lines, streamed and atomic, so no more than the
+day in hand is ever held. Reading streams too: each record is decoded, its few numeric
+fields go into growing arrays and only the ``keep_top`` highest-scoring records are kept
+whole (a heap); a JSON array in any other layout (pretty-printed by another tool) falls
+back to ijson. :class:`LabelJoin` joins a label table onto records a chunk at a time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
-from collections.abc import Iterator
+import json
+import math
+import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
 
+from radar.data.cache import ERROR_BIT, WARN_BIT
 from radar.errors import DataError
+from radar.fsutil import atomic_write
 from radar.rundir import RESULTS
 from radar.scoring.severity import LEVELS
+
+if TYPE_CHECKING:
+    from radar.data.dataset import SessionCorpus
+
+# Explanations are kept as a float array (n_sessions, k, 5) rather than dicts so a
+# day of millions of sessions stays small; NaN stands for "none" (e.g. no raw id
+# survives for an unseen event).
+EXPLAIN_KEYS = ("position", "event_id", "rank", "probability", "kind")
+EXPLAIN_KINDS = ("event", "unseen", "end")
+
+@dataclass
+class SessionResults:
+    """Per-session outputs of scoring a corpus (rows match ``corpus.sessions``)."""
+
+    score: np.ndarray                       # (n,) float64
+    extras: dict[str, np.ndarray]           # name -> (n,)
+    explain: np.ndarray                     # (n, k, 5) float64, NaN where absent
+
+
+def _explanation_dicts(rows: np.ndarray) -> list[dict[str, Any]]:
+    items = []
+    for position, event_id, rank, probability, kind in rows:
+        if np.isnan(position):
+            continue
+        items.append({"position": int(position),
+                      "event_id": None if np.isnan(event_id) else int(event_id),
+                      "kind": "event" if np.isnan(kind) else EXPLAIN_KINDS[int(kind)],
+                      "rank": None if np.isnan(rank) else int(rank),
+                      "probability": None if np.isnan(probability) else float(probability)})
+    return items
+
+
+def iter_result_records(corpus: SessionCorpus, results: SessionResults, threshold: float,
+                        file_names: list[str], session_ids: list[np.ndarray],
+                        session_keys: list[list[str] | None]) -> Iterator[dict[str, Any]]:
+    """One JSON-ready record per session, in corpus order."""
+    table = corpus.sessions
+    threshold = float(threshold)
+    for i in range(corpus.n_sessions):
+        day, row = int(table.day[i]), int(table.row[i])
+        record: dict[str, Any] = {
+            "file": file_names[day],
+            "session_id": int(session_ids[day][row]),
+        }
+        keys = session_keys[day]
+        if keys is not None:
+            record["session_key"] = keys[row]
+        flags = int(table.flags[i])
+        record.update({
+            "service_name": corpus.services[int(table.service[i])],
+            "anomaly_score": float(results.score[i]),
+            "is_anomaly": bool(results.score[i] > threshold),
+            "threshold": threshold,
+            "has_error": bool(flags & ERROR_BIT),
+            "has_warn": bool(flags & WARN_BIT),
+            "length": int(table.length[i]),
+        })
+        for name, values in results.extras.items():
+            record[name] = None if np.isnan(values[i]) else float(values[i])
+        record["top_positions"] = _explanation_dicts(results.explain[i])
+        yield record
+
+
+def _finite_json(value: Any) -> Any:
+    """``value`` with non-finite floats made JSON (which has no NaN or Infinity, and what
+    RADAR writes it must read back): infinities become the largest finite float of their
+    sign, so a score keeps its order and its decision; NaN becomes null."""
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return None if math.isnan(value) else math.copysign(sys.float_info.max, value)
+    if isinstance(value, dict):
+        return {key: _finite_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite_json(item) for item in value]
+    return value
+
+
+def record_json(record: dict[str, Any]) -> str:
+    """One result record as standard JSON (see :func:`_finite_json`)."""
+    try:
+        return json.dumps(record, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite_json(record), ensure_ascii=False, allow_nan=False)
+
+
+class ResultsWriter:
+    """An open results file taking records as they come (see :func:`open_results`)."""
+
+    def __init__(self, handle: IO[str], fmt: str):
+        self.handle, self.fmt, self.count = handle, fmt, 0
+
+    def write(self, records: Iterable[dict[str, Any]]) -> int:
+        """Append ``records``; returns the number written so far."""
+        for record in records:
+            if self.fmt == "json":
+                self.handle.write(",\n" if self.count else "\n")
+            self.handle.write(record_json(record))
+            if self.fmt == "jsonl":
+                self.handle.write("\n")
+            self.count += 1
+        return self.count
+
+
+@contextlib.contextmanager
+def open_results(path: str | Path, fmt: str = "json") -> Iterator[ResultsWriter]:
+    """A results file (JSON array, or JSON Lines) written record by record while days are
+    scored, so no more than the day in hand is ever held; it takes ``path``'s place
+    atomically when the block ends without an error."""
+    with atomic_write(path, "w") as handle:
+        if fmt == "json":
+            handle.write("[")
+        yield ResultsWriter(handle, fmt)
+        if fmt == "json":
+            handle.write("\n]\n")
+
+
+def write_results(path: str | Path, records: Iterable[dict[str, Any]], fmt: str = "json"
+                  ) -> int:
+    """Stream records to ``path`` as a JSON array (or JSON Lines), atomically."""
+    with open_results(path, fmt) as writer:
+        return writer.write(records)
+
 
 REQUIRED = ("file", "session_id", "service_name", "anomaly_score", "is_anomaly")
 
