@@ -157,7 +157,7 @@ def test_a_trained_detector_catches_corruptions_it_was_not_trained_on():
     from radar_plugins.deeplog.config import DeepLogConfig
     from radar_plugins.deeplog.detector import DeepLog
 
-    from tests.plugin_checks import BLOCKS, build_small, train_and_score_planted
+    from radar.testing import BLOCKS, build_small, train_and_score_planted
 
     detector, model = build_small(DeepLog, DeepLogConfig(embedding_size=16, hidden_size=32,
                                                          num_layers=1))

@@ -26,6 +26,8 @@ class Unigram(Detector):
     name = "unigram"
     description = "event frequency: NLL of the session's rarest event"
     config_class = UnigramConfig
+    # The score is a function of how often each event occurs, not of their order.
+    order_aware = False
 
     @property
     def score_name(self) -> str:
