@@ -22,9 +22,6 @@ _EXPORTS: dict[str, str] = {
     "eval_mode": "radar.detector",
     "unwrap": "radar.detector",
     # the explanation format score_sessions follows (radar.testing checks it)
-    "EXPLAIN_KEYS": "radar.detect",
-    "EXPLAIN_KINDS": "radar.detect",
-    # the explanation format score_sessions follows (radar.testing checks it)
     "EXPLAIN_KEYS": "radar.results",
     "EXPLAIN_KINDS": "radar.results",
     "hookimpl": "radar.hookspecs",
