@@ -388,6 +388,11 @@ def test_api_errors_are_json_with_a_message(run):
         assert nobody.status_code == 404
         assert client.post("/triage/api/verdicts", json={
             "verdict": "maybe", "sessions": []}).status_code == 422
+        stranger = client.post("/triage/api/verdicts", json={
+            "verdict": "anomaly", "sessions": [{"file": DAY, "session_id": 1},
+                                               {"file": DAY, "session_id": 4242}]})
+        assert stranger.status_code == 404 and "4242" in stranger.json()["detail"]
+        assert not verdicts_path(run).exists()            # nothing half-saved
         assert client.get("/triage/static/../triage.py").status_code == 404
         verdicts_path(run).write_text("BlockId,Label\n")
         damaged = client.get("/triage/api/verdicts")

@@ -91,7 +91,8 @@ def serve_command(run_dir, host, port, device, max_batch_sessions, batch_wait_ms
                   max_sessions_per_request, max_body_bytes, max_events, max_queued_sessions,
                   header_timeout_s, body_timeout_s, max_connections, threshold, token_env,
                   log_level, access_log):
-    """Serve a trained run over HTTP: POST /v1/score, GET /v1/health, /v1/models, /metrics.
+    """Serve a trained run over HTTP: POST /v1/score, GET /v1/health, /v1/models, /metrics,
+    and the triage page at /triage (docs/triage.md).
 
     Models load once (on the GPU when there is one); concurrent requests are
     micro-batched onto them. Results equal `radar detect` on the same sessions.
@@ -126,7 +127,8 @@ def serve_command(run_dir, host, port, device, max_batch_sessions, batch_wait_ms
         app, header_timeout_s=header_timeout_s, max_connections=max_connections,
         log_level=log_level, host=host, port=port, access_log=access_log,
         timeout_graceful_shutdown=10))
-    err_console.print(f"radar serve: {run_dir} on http://{host}:{port} (docs /docs), token "
+    err_console.print(f"radar serve: {run_dir} on http://{host}:{port} (docs /docs, triage "
+                      f"page /triage), token "
                       f"{'required (' + token_env + ')' if token else 'not required'}")
     server.run()
     if app.state.radar.error:

@@ -433,6 +433,14 @@ def add_triage_routes(app: FastAPI, run_dir: str | Path, *, auth: list) -> Triag
             group_key = group.key
         if not targets:
             raise HTTPException(422, "name the sessions or the group the verdict is for")
+        if body.sessions:
+            named = [(item.file, item.session_id) for item in body.sessions]
+            known = await asyncio.to_thread(store.flags_of, named)
+            missing = [key for key in named if key not in known]
+            if missing:
+                raise HTTPException(404, f"session {missing[0][1]} of {missing[0][0]} is not "
+                                         f"in the run's results ({len(missing)} session(s) "
+                                         "unknown); nothing was saved")
         try:
             verdicts = await asyncio.to_thread(
                 triage_verdicts.record_verdicts, state.run_dir, targets, body.verdict,

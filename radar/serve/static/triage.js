@@ -349,7 +349,7 @@ async function main() {
   $("next").addEventListener("click", () => { state.offset += PAGE; route(); });
   $("gprev").addEventListener("click", () => { state.goffset = Math.max(0, state.goffset - PAGE); route(); });
   $("gnext").addEventListener("click", () => { state.goffset += PAGE; route(); });
-  window.addEventListener("hashchange", () => { state.offset = 0; route(); });
+  window.addEventListener("hashchange", () => { state.offset = 0; message(""); route(); });
   try {
     await loadStatus();
     await loadEffect();
