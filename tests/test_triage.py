@@ -99,6 +99,8 @@ def make_run(root: Path) -> Path:
     data = root / "data"
     write_day_file(data / DAY, [i for i in range(N) if day_of(i) == DAY])
     write_day_file(data / DAY2, [i for i in range(N) if day_of(i) == DAY2])
+    (data / "templates.tsv").write_text("event_id\tservice\ttemplate\n"
+                                        "9\tgateway\tRetry <*> of the upstream call\n")
     run = root / "run"
     run.mkdir(parents=True)
     (run / "config.yaml").write_text(yaml.safe_dump(
@@ -213,6 +215,7 @@ def test_groups_by_event_and_by_path(run):
     by_key = {g["key"]: g for g in groups["groups"]}
     assert by_key["stmt:svc.py:10"]["size"] == 10 and by_key["event:9"]["size"] == 10
     assert "svc.py:10" in by_key["stmt:svc.py:10"]["label"]
+    assert by_key["event:9"]["label"] == "Retry <*> of the upstream call"
     members = store.group_sessions(Filters(group="event:9"))
     assert len(members) == 10 and all(sid % 2 for _, sid in members)
     by_path = store.groups(Filters(group_by="path"), limit=10)
@@ -355,6 +358,7 @@ def test_api_lists_filters_details_and_group_verdicts(run):
         assert detail["lines"][2] == XSS and detail["lines_total"] == 6
         assert [m["threshold"] for m in detail["members"]] == [6.5, 5900.0]
         assert detail["top"][0]["position"] == 2
+        assert detail["top"][0]["template"] == "Retry <*> of the upstream call"
         linked = client.get("/triage/api/session/4").json()
         assert linked["top"][0]["source"]["code"][1]["focus"] is True
         groups = client.get("/triage/api/groups").json()

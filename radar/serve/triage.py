@@ -253,7 +253,8 @@ class TriageState:
                              "cache_dir": data.get("cache_dir"),
                              "label_file": data.get("label_file"),
                              "thresholds": thresholds, "source_index": source,
-                             "detectors": config.get("detectors") or []}
+                             "detectors": config.get("detectors") or [],
+                             "templates": triage_store.run_templates(self.run_dir) or {}}
         return self._context
 
 
@@ -398,6 +399,9 @@ def add_triage_routes(app: FastAPI, run_dir: str | Path, *, auth: list) -> Triag
         record["lines"] = None if lines is None else [
             line[:LINE_CHARS] for line in lines[:MAX_LINES]]
         record["data_dir"] = context["data_dir"]
+        for item in record["top"]:             # the event's text where no source says it
+            if not item.get("source") and item.get("event_id") is not None:
+                item["template"] = context["templates"].get(str(item["event_id"]))
         for member in record.get("members") or []:
             member["threshold"] = context["thresholds"].get(member["name"])
         item = _verdict_map(state.run_dir).get((record["file"], record["session_id"]))

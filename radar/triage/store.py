@@ -164,7 +164,7 @@ def is_current(run_dir: str | Path) -> bool:
     return all(metadata.get(key) == value for key, value in _results_stamp(results).items())
 
 
-def _templates(run_dir: Path) -> dict[str, str] | None:
+def run_templates(run_dir: Path) -> dict[str, str] | None:
     """The run's ``templates.tsv`` (event id -> text), when its data folder has one."""
     from radar.rundir import RunDir
     from radar.source.annotate import TEMPLATES_NAME
@@ -179,7 +179,10 @@ def _templates(run_dir: Path) -> dict[str, str] | None:
     if path is None or not path.is_file():
         return None
     try:
-        return {str(key): value for key, value in read_templates(path).items()}
+        # `radar synth` writes event_id<TAB>service<TAB>template; the reader keeps
+        # everything after the id: the text is the last column.
+        return {str(key): value.rsplit("\t", 1)[-1]
+                for key, value in read_templates(path).items()}
     except RadarError:
         return None
 
@@ -207,7 +210,7 @@ def write_store(run_dir: str | Path, *, progress=None) -> Path:
                          "days yet; finish `radar run` first")
     stamp = _results_stamp(results)           # before reading: a rewrite makes it stale
     path = store_path(run_dir)
-    templates = _templates(run_dir)
+    templates = run_templates(run_dir)
     schema = SCHEMA.with_metadata(stamp)
     with atomic_write(path, "wb") as handle:
         writer = pq.ParquetWriter(handle, schema, compression="zstd")

@@ -269,7 +269,8 @@ async function showDetail(row) {
         item.event_id !== null && item.event_id !== undefined ? ` · event ${item.event_id}` : ""),
       src ? el("div", {}, el("span", { class: "where" }, `${src.file}:${src.line}`),
         src.function ? ` in ${src.class ? src.class + "." : ""}${src.function}` : "",
-        src.template ? el("div", { class: "muted" }, src.template) : null) : null,
+        src.template ? el("div", { class: "muted" }, src.template) : null)
+        : (item.template ? el("div", { class: "muted" }, item.template) : null),
       src && src.code ? codeBlock(src.code)
         : (src ? el("pre", { class: "code" }, src.statement) : null)));
   }
