@@ -10,9 +10,10 @@ freshly opened store).
 
 ``verdicts``: how many verdicts it takes to reach F1 0.9. Generated days with a known
 anomaly set; run 1 trains on the first days and reports on day N-1; a simulated
-on-call person gives verdicts on run 1's triage page group by group from the top (each
-group gets the verdict most of its members deserve, per the ground truth: one click),
-through the page's API; then run 2 (one more day, so day N-1 is its held-out day) runs
+on-call person gives verdicts on run 1's triage page through its API: the flagged
+sessions' groups from the top (each group gets the verdict most of its members deserve,
+per the ground truth: one click), then the sessions run 1 did not flag, highest scores
+first, one click each (where its misses are); then run 2 (one more day, so day N-1 is its held-out day) runs
 with `--labels verdicts.csv --set detection.threshold_method=best_f1`, and its results
 on day N are scored against the ground truth with `radar evaluate`. The baseline is
 run 2 without verdicts, the ceiling run 2 with every label of days 1..N-1.
@@ -256,11 +257,14 @@ def verdicts(args) -> dict:
         seconds["run1"] = run_cmd([*base, "--data", str(work / "data1"), "--set",
                                    f"output_dir={run1}"], log)
 
-    # The simulated person, through the page's API: groups from the top, one click each.
+    # The simulated person, through the page's API. Phase 1: the flagged sessions' groups
+    # from the top, one click each (the verdict most members deserve). Phase 2: the
+    # sessions the run did not flag, highest scores first, one click each (where its
+    # misses are). Each action is the set of sessions it labelled.
     app = create_app(ServeSettings(run_dir=run1), loader=_NoModel)
     verdict_file = run1 / "verdicts.csv"
     verdict_file.unlink(missing_ok=True)
-    steps = []
+    steps, actions = [], []
     with TestClient(app) as client:
         for _ in range(200):
             answer = client.get("/triage/api/groups?limit=500&by=event")
@@ -269,7 +273,7 @@ def verdicts(args) -> dict:
             time.sleep(0.1)
         groups = answer.json()["groups"]
         flagged = answer.json()["sessions"]
-        for number, group in enumerate(groups, start=1):
+        for group in groups:
             members = client.get("/triage/api/sessions", params={
                 "group": group["key"], "by": "event", "limit": 500}).json()["sessions"]
             anomalous = sum(known.get((s["file"], s["session_id"]), 0) for s in members)
@@ -278,22 +282,35 @@ def verdicts(args) -> dict:
                 "verdict": verdict, "who": "benchmark",
                 "group": {"key": group["key"], "by": "event"}})
             assert saved.status_code == 200, saved.text
-            steps.append({"clicks": number, "sessions": saved.json()["effect"]["total"],
-                          "verdict": verdict, "group_size": group["size"],
-                          "group_anomalies": anomalous})
+            actions.append({(s["file"], s["session_id"]) for s in members})
+            steps.append({"click": len(actions), "what": "flagged group",
+                          "verdict": verdict, "sessions": group["size"],
+                          "anomalies": anomalous})
+        unflagged = client.get("/triage/api/sessions", params={
+            "flagged": "no", "limit": max(args.unflagged, 1)}).json()["sessions"]
+        for session in unflagged[:args.unflagged]:
+            key = (session["file"], session["session_id"])
+            verdict = "anomaly" if known.get(key) else "normal"
+            saved = client.post("/triage/api/verdicts", json={
+                "verdict": verdict, "who": "benchmark",
+                "sessions": [{"file": key[0], "session_id": key[1]}]})
+            assert saved.status_code == 200, saved.text
+            actions.append({key})
+            steps.append({"click": len(actions), "what": "unflagged session",
+                          "verdict": verdict, "sessions": 1, "anomalies": known.get(key, 0)})
     rows = list(csv.DictReader(verdict_file.open(newline="")))
     snapshot_dir = work / "verdicts"
     snapshot_dir.mkdir(exist_ok=True)
 
     def snapshot(clicks: int) -> Path:
-        """The verdict file as it stood after ``clicks`` group verdicts."""
-        keys = {group["key"] for group in groups[:clicks]}
+        """The verdict file as it stood after ``clicks`` actions."""
+        keys = set().union(*actions[:clicks]) if clicks else set()
         path = snapshot_dir / f"verdicts-{clicks}.csv"
         with path.open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(rows[0].keys() if rows else ["file", "session_id", "label"])
             for row in rows:
-                if row["group"] in keys:
+                if (row["file"], int(row["session_id"])) in keys:
                     writer.writerow(row.values())
         return path
 
@@ -306,7 +323,8 @@ def verdicts(args) -> dict:
             if name != report_day:
                 writer.writerow([name, sid, label])
 
-    clicks_tried = sorted({c for c in args.clicks if c <= len(groups)} | {len(groups)})
+    clicks_tried = sorted({c for c in args.clicks if c <= len(groups)} | {len(groups)} | {
+        len(groups) + n for n in args.unflagged_steps if n <= args.unflagged})
     outcomes = []
     report_truth = snapshot_dir / "truth-report-day.csv"
     with report_truth.open("w", newline="") as handle:
@@ -316,7 +334,7 @@ def verdicts(args) -> dict:
             if name == report_day:
                 writer.writerow([name, sid, label])
     plan = [("no verdicts", None, 0)] + [
-        (f"{c} group verdicts", snapshot(c), c) for c in clicks_tried] + [
+        (f"{c} clicks", snapshot(c), c) for c in clicks_tried] + [
         ("every label of days 1..N-1", ceiling, None)]
     for name, labels, clicks in plan:
         out_dir = work / ("run2-" + name.replace(" ", "-").replace(".", ""))
@@ -334,6 +352,7 @@ def verdicts(args) -> dict:
     run1_eval = evaluate(radar, run1 / "anomaly_results.json", all_data / "labels.csv", log)
     return {"days": days, "labelled_day": labelled_day, "report_day": report_day,
             "run1_flagged": flagged, "run1_groups": len(groups), "run1_on_its_day": run1_eval,
+            "detectors": args.detector, "size": args.size,
             "steps": steps, "outcomes": outcomes,
             "clicks_to_f1_0.9": min((o["clicks"] for o in reached), default=None),
             "seconds": {k: round(v) for k, v in seconds.items()}}
@@ -470,7 +489,12 @@ def main() -> None:
     p.add_argument("--sessions", type=int, default=1000)
     p.add_argument("--anomaly-rate", type=float, default=0.05)
     p.add_argument("--seed", type=int, default=11)
-    p.add_argument("--clicks", type=int, nargs="*", default=[1, 2, 4, 8, 16])
+    p.add_argument("--clicks", type=int, nargs="*", default=[1, 2, 4, 8, 16],
+                   help="runs after this many group verdicts (and after all groups)")
+    p.add_argument("--unflagged", type=int, default=40,
+                   help="then this many unflagged sessions, highest scores first, one by one")
+    p.add_argument("--unflagged-steps", type=int, nargs="*", default=[10, 20, 40],
+                   help="runs after this many of those")
     p.add_argument("--detector", action="append", help="repeatable (default: deeplog, pca)")
     p.add_argument("--size", choices=sorted(SIZES), default="small")
     p = sub.add_parser("screenshots")

@@ -161,7 +161,7 @@ def test_store_has_a_row_per_record_and_the_filter_columns(run):
     assert [m["name"] for m in row["members"]] == ["deeplog", "pca"]
     assert row["group_event"] == "stmt:svc.py:10" and row["top_event_id"] == 5
     assert json.loads(row["top"])[0]["source"]["line"] == 10
-    assert rows[3]["top"] is None                     # unflagged: no explanation kept
+    assert json.loads(rows[3]["top"])[0]["event_id"] == 9    # unflagged ones keep theirs
     assert rows[41]["day"] == "2026-01-16"
 
 
@@ -202,6 +202,10 @@ def test_pages_rank_by_severity_then_score_and_filter(run):
     high = store.page(Filters(severities=("HIGH", "CRITICAL")), limit=100)
     assert {s["severity"] for s in high["sessions"]} == {"HIGH", "CRITICAL"}
     assert store.page(Filters(min_agreement=2), limit=100)["total"] == 10
+    missed = store.page(Filters(flagged="no"), limit=3)      # where the misses would be
+    assert missed["total"] == 40
+    assert [s["session_id"] for s in missed["sessions"]] == [59, 57, 56]
+    assert store.page(Filters(flagged="any"), limit=1)["total"] == N
     facets = store.facets()
     assert facets["flagged"] == 20 and facets["n_detectors"] == 2
     assert [item["value"] for item in facets["severity"]] == ["CRITICAL", "HIGH", "MEDIUM",
@@ -376,6 +380,12 @@ def test_api_lists_filters_details_and_group_verdicts(run):
         members = client.get("/triage/api/sessions", params={"group": "event:9"}).json()
         assert sum(1 for s in members["sessions"] if s["verdict"]) == 5
         assert client.get("/triage/api/verdicts").json()["false_alarms"] == 5
+        unflagged = client.get("/triage/api/sessions", params={"flagged": "no"}).json()
+        assert unflagged["total"] == 40 and unflagged["sessions"][0]["session_id"] == 59
+        top = unflagged["sessions"][0]
+        client.post("/triage/api/verdicts", json={
+            "verdict": "anomaly", "sessions": [{"file": top["file"], "session_id": 59}]})
+        assert client.get("/triage/api/verdicts").json()["missed"] == 1
 
 
 def test_api_errors_are_json_with_a_message(run):

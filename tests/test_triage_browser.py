@@ -149,6 +149,11 @@ def test_filters_narrow_the_list(page, server):
     for select in ("f-service", "f-agreement", "f-severity"):
         Select(page.find_element(By.ID, select)).select_by_index(0)
     wait(page, lambda d: len(rows(d)) == 20)
+    Select(page.find_element(By.ID, "f-flagged")).select_by_value("no")     # the misses
+    wait(page, lambda d: len(rows(d)) == 40 and "did not flag" in d.find_element(
+        By.ID, "list-title").text)
+    Select(page.find_element(By.ID, "f-flagged")).select_by_value("yes")
+    wait(page, lambda d: len(rows(d)) == 20)
 
 
 def test_detail_shows_raw_lines_as_text_and_the_code(page, server):

@@ -271,14 +271,16 @@ def _raw_lines(context: dict, file_name: str, session_id: int) -> list[str] | No
 
 
 def _filters(service: list[str] | None, day: list[str] | None, severity: list[str] | None,
-             agreement: int, group: str | None, by: str) -> triage_store.Filters:
+             agreement: int, group: str | None, by: str, flagged: str = "yes"
+             ) -> triage_store.Filters:
     return triage_store.Filters(services=tuple(service or ()), days=tuple(day or ()),
                                 severities=tuple(severity or ()), min_agreement=agreement,
-                                group=group, group_by=by)
+                                group=group, group_by=by, flagged=flagged)
 
 
 Severity = Literal["NORMAL", "LOW", "MEDIUM", "HIGH", "CRITICAL"]
 GroupBy = Literal["event", "path"]
+Flagged = Literal["yes", "no", "any"]
 VerdictName = Literal["anomaly", "normal", "unsure", "clear"]
 
 
@@ -304,6 +306,7 @@ class GroupRef(BaseModel):
     day: list[str] = Field(default_factory=list)
     severity: list[Severity] = Field(default_factory=list)
     agreement: int = Field(default=0, ge=0, le=100)
+    flagged: Flagged = "yes"
 
 
 class VerdictRequest(BaseModel):
@@ -366,19 +369,20 @@ def add_triage_routes(app: FastAPI, run_dir: str | Path, *, auth: list) -> Triag
     @app.get(PREFIX + "/api/sessions", dependencies=auth, summary="Triage: flagged sessions")
     async def sessions(service: Values = None, day: Values = None, severity: Levels = None,
                        agreement: Agreement = 0, group: GroupKey = None,
-                       by: GroupBy = "event", offset: Offset = 0, limit: Limit = 50) -> dict:
+                       by: GroupBy = "event", flagged: Flagged = "yes", offset: Offset = 0,
+                       limit: Limit = 50) -> dict:
         store = state.get()
-        filters = _filters(service, day, severity, agreement, group, by)
+        filters = _filters(service, day, severity, agreement, group, by, flagged)
         answer = await asyncio.to_thread(store.page, filters, offset=offset, limit=limit)
         _with_verdicts(answer["sessions"], _verdict_map(state.run_dir))
         return answer
 
     @app.get(PREFIX + "/api/groups", dependencies=auth, summary="Triage: look-alike groups")
     async def groups(service: Values = None, day: Values = None, severity: Levels = None,
-                     agreement: Agreement = 0, by: GroupBy = "event", offset: Offset = 0,
-                     limit: Limit = 50) -> dict:
+                     agreement: Agreement = 0, by: GroupBy = "event", flagged: Flagged = "yes",
+                     offset: Offset = 0, limit: Limit = 50) -> dict:
         store = state.get()
-        filters = _filters(service, day, severity, agreement, None, by)
+        filters = _filters(service, day, severity, agreement, None, by, flagged)
         answer = await asyncio.to_thread(store.groups, filters, offset=offset, limit=limit)
         verdicts = _verdict_map(state.run_dir)
         for item in answer["groups"]:        # how far each group is judged
@@ -425,11 +429,11 @@ def add_triage_routes(app: FastAPI, run_dir: str | Path, *, auth: list) -> Triag
         if body.group is not None:
             group = body.group
             filters = _filters(group.service, group.day, group.severity, group.agreement,
-                               group.key, group.by)
+                               group.key, group.by, group.flagged)
             members = await asyncio.to_thread(store.group_sessions, filters)
             if not members:
-                raise HTTPException(404, f"no flagged session in group {group.key!r} (with "
-                                         "these filters)")
+                raise HTTPException(404, f"no session in group {group.key!r} with these "
+                                         "filters")
             if len(members) > MAX_GROUP_VERDICT:
                 raise HTTPException(413, f"group of {len(members)} sessions; narrow it with "
                                          "filters first")

@@ -26,8 +26,8 @@ top_probability    float64, the model's probability of that event
 group_event        group key: the most surprising event (radar.triage.groups)
 group_path         group key: the explained events' path
 group_label        the first key in words
-top                string, JSON of top_positions (with source and code): flagged rows
-                   only, to keep 30M rows small; null for the rest
+top                string, JSON of top_positions (with source, and code for flagged
+                   rows); read for one session's detail only
 =================  ===========================================================
 
 Queries use :mod:`pyarrow.dataset` filters (row-group statistics skip what they can)
@@ -141,7 +141,7 @@ def store_row(index: int, record: dict[str, Any], templates: dict[str, str] | No
         "top_event_id": event_id if isinstance(event_id, int) else None,
         "top_kind": first.get("kind"), "top_probability": _number(first.get("probability")),
         "group_event": group_event, "group_path": group_path, "group_label": group_label,
-        "top": json.dumps(positions, allow_nan=True) if flagged else None,
+        "top": json.dumps(positions, allow_nan=True),
     }
 
 
@@ -241,12 +241,14 @@ class Filters:
     min_agreement: int = 0
     group: str | None = None          # a group key of ``group_by``
     group_by: str = "event"
-    flagged_only: bool = True
+    flagged: str = "yes"              # yes | no (the run's misses are among these) | any
 
     def expression(self) -> ds.Expression | None:
         parts = []
-        if self.flagged_only:
+        if self.flagged == "yes":
             parts.append(ds.field("flagged"))
+        elif self.flagged == "no":
+            parts.append(~ds.field("flagged"))
         if self.services:
             parts.append(ds.field("service").isin(list(self.services)))
         if self.days:

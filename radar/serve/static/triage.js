@@ -75,6 +75,7 @@ function filterParams() {
   }
   const agreement = $("f-agreement").value;
   if (agreement && agreement !== "0") params.set("agreement", agreement);
+  if ($("f-flagged").value !== "yes") params.set("flagged", $("f-flagged").value);
   return params;
 }
 
@@ -85,6 +86,7 @@ function filterBody() {
     body[name] = value ? [value] : [];
   }
   body.agreement = Number($("f-agreement").value || 0);
+  body.flagged = $("f-flagged").value;
   return body;
 }
 
@@ -106,7 +108,7 @@ async function loadStatus() {
   for (let n = 1; n <= status.facets.n_detectors; n++) {
     $("f-agreement").append(el("option", { value: n }, `${n} of ${status.facets.n_detectors}`));
   }
-  for (const id of ["f-service", "f-day", "f-severity", "f-agreement", "f-by"]) {
+  for (const id of ["f-flagged", "f-service", "f-day", "f-severity", "f-agreement", "f-by"]) {
     $(id).addEventListener("change", () => { state.offset = 0; state.goffset = 0; route(); });
   }
 }
@@ -175,7 +177,7 @@ async function showList(group, by) {
   }
   const last = Math.min(answer.offset + answer.sessions.length, answer.total);
   $("page-info").textContent = answer.total
-    ? `${answer.offset + 1}–${last} of ${answer.total}` : "no flagged session matches the filters";
+    ? `${answer.offset + 1}–${last} of ${answer.total}` : "no session matches the filters";
   $("prev").disabled = answer.offset === 0;
   $("next").disabled = last >= answer.total;
   const actions = $("group-actions");
@@ -188,7 +190,9 @@ async function showList(group, by) {
         verdictButtons({ group: Object.assign({ key: group, by }, filterBody()) }, null,
           () => showList(group, by), answer.total)));
   } else {
-    $("list-title").textContent = "Flagged sessions, most severe first";
+    $("list-title").textContent = $("f-flagged").value === "no"
+      ? "Sessions the run did not flag, highest scores first: any anomaly here was missed"
+      : "Flagged sessions, most severe first";
   }
 }
 
@@ -217,7 +221,7 @@ async function showGroups() {
   const last = Math.min(answer.offset + answer.groups.length, answer.total);
   $("gpage-info").textContent = answer.total
     ? `groups ${answer.offset + 1}–${last} of ${answer.total} (${answer.sessions} sessions)`
-    : "no flagged session matches the filters";
+    : "no session matches the filters";
   $("gprev").disabled = answer.offset === 0;
   $("gnext").disabled = last >= answer.total;
 }
