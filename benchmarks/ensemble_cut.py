@@ -33,7 +33,6 @@ import numpy as np
 import torch
 from sklearn.metrics import precision_recall_curve, roc_auc_score
 
-from radar.checkpoint import LoadedDetector, load_trained
 from radar.config import EnsembleConfig, load_config
 from radar.data.dataset import SessionCorpus, window_length
 from radar.data.selection import split_and_prepare, training_sets
@@ -41,7 +40,7 @@ from radar.plugins import make_detector
 from radar.rundir import best_checkpoint
 from radar.scoring.calibration import knee_cut, tail_cut
 from radar.scoring.combine import cross_fitted_scores, make_combiner
-from radar.scoring.run import score_corpus
+from radar.scoring.run import LoadedDetector, load_trained, score_corpus
 from radar.training.fit import fit_scoring
 
 PYTHRESH = ("zscore", "karch", "mixmod", "clf", "gesd", "regr", "moll")

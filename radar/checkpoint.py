@@ -10,22 +10,15 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from radar.config import RadarConfig, build_config
-from radar.data.dataset import window_length
-from radar.data.vocab import EventVocab
-from radar.detector import Detector
 from radar.errors import RadarError
 from radar.fsutil import atomic_write
-from radar.plugins import make_detector
 from radar.rundir import BEST_CHECKPOINT, LAST_CHECKPOINT
-from radar.scoring.calibration import Calibration
 
 FORMAT_VERSION = 1
 STEP_PATTERN = re.compile(r"checkpoint_step_(\d+)\.pt$")
@@ -200,43 +193,3 @@ def _warn_on_stderr(message: str) -> None:
     from radar.console import err_console
 
     err_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
-
-
-# What a checkpoint says about the training behind it (kept when the model is loaded).
-TRAINING_KEYS = ("step", "epoch", "train_files", "services", "train_sessions", "train_windows")
-
-
-@dataclass
-class LoadedDetector:
-    detector: Detector
-    model: torch.nn.Module
-    vocab: EventVocab
-    config: RadarConfig
-    calibration: Calibration | None
-    checkpoint: Path
-    training: dict[str, Any] = field(default_factory=dict)   # TRAINING_KEYS of the checkpoint
-
-
-def load_trained(path: str | Path, device: torch.device) -> LoadedDetector:
-    """Rebuild detector, vocabulary and model from a checkpoint file."""
-    return loaded_from_payload(load_checkpoint(path, map_location="cpu"), path, device)
-
-
-def loaded_from_payload(payload: dict[str, Any], path: str | Path, device: torch.device
-                        ) -> LoadedDetector:
-    """Rebuild detector, vocabulary and model from an already loaded checkpoint dict."""
-    missing = [key for key in ("config", "detector", "vocab", "model") if key not in payload]
-    if missing:
-        raise RadarError(f"{path} lacks {', '.join(missing)}: not a checkpoint of a trained "
-                         "RADAR detector (radar train writes best_model.pt)")
-    config = build_config(payload["config"])
-    detector = make_detector(payload["detector"], config)
-    vocab = EventVocab.from_state_dict(payload["vocab"])
-    model = detector.build_model(vocab, window_length(config.data.max_seq_length))
-    load_model_state(model, payload["model"], path,
-                     f"the {payload['detector']} model its config builds")
-    model.to(device).eval()
-    calibration = payload.get("calibration")
-    return LoadedDetector(detector, model, vocab, config,
-                          Calibration.from_dict(calibration) if calibration else None, Path(path),
-                          {key: payload.get(key) for key in TRAINING_KEYS})

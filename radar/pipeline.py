@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from radar.checkpoint import LoadedDetector, load_trained
 from radar.config import RadarConfig, save_config
 from radar.console import data_text
 from radar.data.dataset import window_length
@@ -38,7 +37,7 @@ from radar.results import open_results
 from radar.rundir import RunDir, calibration_for, write_json
 from radar.scoring.calibration import check_method
 from radar.scoring.combine import Combination
-from radar.scoring.run import RunScorer, score_corpus
+from radar.scoring.run import LoadedDetector, RunScorer, load_trained, score_corpus
 from radar.scoring.tally import OutcomeTally
 from radar.training.fit import TrainedDetector, train_all
 

@@ -29,7 +29,6 @@ from radar.data.cache import ERROR_BIT, WARN_BIT
 from radar.errors import DataError
 from radar.fsutil import atomic_write
 from radar.rundir import RESULTS
-from radar.scoring.severity import LEVELS
 
 if TYPE_CHECKING:
     from radar.data.dataset import SessionCorpus
@@ -154,6 +153,8 @@ def write_results(path: str | Path, records: Iterable[dict[str, Any]], fmt: str 
         return writer.write(records)
 
 
+# The severity levels a record may carry, lowest first (set by radar.scoring.severity).
+LEVELS = ("NORMAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 REQUIRED = ("file", "session_id", "service_name", "anomaly_score", "is_anomaly")
 
 

@@ -20,7 +20,7 @@ from sklearn.metrics import roc_auc_score
 from toy import write_day
 
 import radar.scoring.run as detect_module
-from radar.checkpoint import load_checkpoint, load_trained, save_checkpoint
+from radar.checkpoint import load_checkpoint, save_checkpoint
 from radar.config import build_config
 from radar.data.dataset import SessionCorpus, window_length
 from radar.data.selection import prepare_days, training_sets
@@ -29,7 +29,7 @@ from radar.pipeline import train_from_config
 from radar.plugins import make_plugin_manager
 from radar.results import EXPLAIN_KEYS, EXPLAIN_KINDS
 from radar.rundir import best_checkpoint
-from radar.scoring.run import score_corpus
+from radar.scoring.run import load_trained, score_corpus
 from radar.training.fit import fit_scoring
 
 DETECTORS = sorted(make_plugin_manager().detectors())

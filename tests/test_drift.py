@@ -8,14 +8,13 @@ import pytest
 import torch
 from toy import pattern_sessions, write_day
 
-from radar.checkpoint import LoadedDetector
 from radar.config import DataConfig, DetectionConfig
 from radar.data.dataset import SessionCorpus
 from radar.data.selection import prepare_days
 from radar.data.vocab import UNK, EventVocab
 from radar.errors import ConfigError
 from radar.scoring.drift import MIN_SESSIONS, DriftFilteredDay, find_drift
-from radar.scoring.run import score_corpus
+from radar.scoring.run import LoadedDetector, score_corpus
 
 NEW, RARE = 77, 88
 

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 import radar.report.digest as digest_module
 import radar.report.evaluate as evaluate_module
-import radar.scoring.tally as tally_module
 import radar.results as results_module
+import radar.scoring.tally as tally_module
 from radar.cli import cli
 from radar.data.labels import write_labels
 from radar.report.metrics import binary_metrics

@@ -9,6 +9,7 @@ vectorised gather, so batches are built at memory speed with no per-item Python.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,7 +18,47 @@ import torch
 
 from radar.data.cache import ERROR_BIT, WARN_BIT, PreparedDay
 from radar.data.vocab import EventVocab
-from radar.detector import SessionBatch
+
+
+@dataclass
+class SessionBatch:
+    """A batch of sessions padded to its longest member (not to ``max_seq_length``).
+
+    ``input_ids`` hold vocabulary indices (see :class:`radar.data.vocab.EventVocab`:
+    0 is padding, unseen events are UNK) of the event sequence itself, without
+    CLS/SEP; a detector that wants specials adds them.
+    """
+
+    input_ids: torch.Tensor        # (B, L) int64, padded with 0
+    lengths: torch.Tensor          # (B,) int64, >= 1
+    index: torch.Tensor            # (B,) int64, row in the dataset the batch came from
+    service: torch.Tensor          # (B,) int64, service index (see dataset.services)
+    has_error: torch.Tensor        # (B,) bool
+    has_warn: torch.Tensor         # (B,) bool
+
+    @property
+    def attention_mask(self) -> torch.Tensor:
+        """(B, L) bool, True on real positions."""
+        positions = torch.arange(self.input_ids.shape[1], device=self.input_ids.device)
+        return positions[None, :] < self.lengths[:, None]
+
+    def __len__(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    @classmethod
+    def from_lists(cls, sessions: list[list[int]]) -> SessionBatch:
+        """A batch of vocabulary-index lists (service 0, no ERROR/WARN), for tests and demos."""
+        width = max(len(s) for s in sessions)
+        ids = torch.zeros(len(sessions), width, dtype=torch.long)
+        for row, session in enumerate(sessions):
+            ids[row, :len(session)] = torch.tensor(session)
+        zeros = torch.zeros(len(sessions), dtype=torch.long)
+        return cls(ids, torch.tensor([len(s) for s in sessions]), torch.arange(len(sessions)),
+                   zeros, zeros.bool(), zeros.bool())
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> SessionBatch:
+        return SessionBatch(**{f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
+                               for f in dataclasses.fields(self)})
 
 
 def window_length(max_seq_length: int) -> int:

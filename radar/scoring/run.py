@@ -23,21 +23,24 @@ explanation comes from that window).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from radar.checkpoint import LoadedDetector, load_trained
-from radar.config import RadarConfig
+from radar.checkpoint import load_checkpoint, load_model_state
+from radar.config import RadarConfig, build_config
 from radar.data.dataset import SessionCorpus, row_slices, window_length
 from radar.data.memory import MemoryDay
 from radar.data.sampling import BucketBatchSampler
 from radar.data.selection import DayData
+from radar.data.vocab import EventVocab
+from radar.detector import Detector
 from radar.device import autocast_context, model_device, release_freed_memory, resolve_precision
 from radar.errors import RadarError
+from radar.plugins import make_detector
 from radar.results import EXPLAIN_KEYS, EXPLAIN_KINDS, SessionResults, iter_result_records
 from radar.rundir import RunDir, read_json
 from radar.scoring.calibration import Calibration
@@ -51,6 +54,46 @@ from radar.scoring.severity import LEVELS, SeverityResult
 # batch_size windows of 128 events cost however many long sessions the days hold
 # (docs/benchmarks.md, Scale rehearsal). Windows of up to 128 events are not affected.
 SCORING_TOKENS_PER_WINDOW = 128
+
+
+# What a checkpoint says about the training behind it (kept when the model is loaded).
+TRAINING_KEYS = ("step", "epoch", "train_files", "services", "train_sessions", "train_windows")
+
+
+@dataclass
+class LoadedDetector:
+    detector: Detector
+    model: torch.nn.Module
+    vocab: EventVocab
+    config: RadarConfig
+    calibration: Calibration | None
+    checkpoint: Path
+    training: dict[str, Any] = field(default_factory=dict)   # TRAINING_KEYS of the checkpoint
+
+
+def load_trained(path: str | Path, device: torch.device) -> LoadedDetector:
+    """Rebuild detector, vocabulary and model from a checkpoint file."""
+    return loaded_from_payload(load_checkpoint(path, map_location="cpu"), path, device)
+
+
+def loaded_from_payload(payload: dict[str, Any], path: str | Path, device: torch.device
+                        ) -> LoadedDetector:
+    """Rebuild detector, vocabulary and model from an already loaded checkpoint dict."""
+    missing = [key for key in ("config", "detector", "vocab", "model") if key not in payload]
+    if missing:
+        raise RadarError(f"{path} lacks {', '.join(missing)}: not a checkpoint of a trained "
+                         "RADAR detector (radar train writes best_model.pt)")
+    config = build_config(payload["config"])
+    detector = make_detector(payload["detector"], config)
+    vocab = EventVocab.from_state_dict(payload["vocab"])
+    model = detector.build_model(vocab, window_length(config.data.max_seq_length))
+    load_model_state(model, payload["model"], path,
+                     f"the {payload['detector']} model its config builds")
+    model.to(device).eval()
+    calibration = payload.get("calibration")
+    return LoadedDetector(detector, model, vocab, config,
+                          Calibration.from_dict(calibration) if calibration else None, Path(path),
+                          {key: payload.get(key) for key in TRAINING_KEYS})
 
 
 # Sessions in a scoring chunk at most: whole small days gathered up to it, a bigger day

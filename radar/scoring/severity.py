@@ -16,8 +16,7 @@ from typing import ClassVar
 import numpy as np
 
 from radar.config import SeverityConfig
-
-LEVELS = ("NORMAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
+from radar.results import LEVELS  # the levels a result record may carry
 
 
 @dataclass

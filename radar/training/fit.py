@@ -21,13 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from radar.checkpoint import (
-    LoadedDetector,
-    load_checkpoint,
-    loaded_from_payload,
-    resolve_resume,
-    save_checkpoint,
-)
+from radar.checkpoint import load_checkpoint, resolve_resume, save_checkpoint
 from radar.config import RadarConfig, build_config
 from radar.data.dataset import SessionCorpus
 from radar.data.selection import TrainingSets, training_files
@@ -39,7 +33,7 @@ from radar.plan import describe_plan
 from radar.plugins import make_detector
 from radar.rundir import RunDir, best_checkpoint
 from radar.scoring.calibration import CALIBRATION_VERSION, Calibration, set_threshold
-from radar.scoring.run import score_corpus
+from radar.scoring.run import LoadedDetector, loaded_from_payload, score_corpus
 from radar.training.trainer import Trainer, TrainResult
 
 Log = Callable[[str], None]
