@@ -19,7 +19,7 @@ from radar.config import build_section
 from radar.data.vocab import UNK
 from radar.detector import SessionBatch
 from radar.errors import ConfigError, RadarError
-from tests.plugin_checks import (
+from radar.testing import (
     assert_batch_independent,
     assert_registered_lazily,
     build_small,

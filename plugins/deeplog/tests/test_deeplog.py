@@ -17,7 +17,7 @@ from radar.detector import SessionBatch
 from radar.detector.baseline import MAX_NLL
 from radar.detector.nextkey import session_layout
 from radar.errors import ConfigError
-from tests.plugin_checks import (
+from radar.testing import (
     assert_batch_independent,
     assert_registered_lazily,
     build_small,

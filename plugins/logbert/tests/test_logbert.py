@@ -17,7 +17,7 @@ from radar.config import build_section
 from radar.data.vocab import CLS, FIRST_EVENT, MASK, PAD, SEP, UNK, EventVocab
 from radar.detector import SessionBatch, SessionScores
 from radar.errors import ConfigError
-from tests.plugin_checks import assert_registered_lazily
+from radar.testing import assert_registered_lazily
 
 TINY = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
         "intermediate_size": 64, "max_position_embeddings": 64}
