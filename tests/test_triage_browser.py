@@ -91,7 +91,7 @@ def browser():
     driver.quit()
 
 
-def wait(driver, condition, timeout=15):
+def wait(driver, condition, timeout=40):
     return WebDriverWait(driver, timeout, ignored_exceptions=(
         StaleElementReferenceException,)).until(condition)
 
