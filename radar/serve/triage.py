@@ -259,7 +259,7 @@ class TriageState:
 
 
 def _raw_lines(context: dict, file_name: str, session_id: int) -> list[str] | None:
-    from radar.triage.moved import original_logs
+    from radar.data.logs import original_logs
 
     try:
         found = original_logs(context["data_dir"], {file_name: {session_id}},

@@ -54,14 +54,13 @@ import pyarrow.parquet as pq
 
 from radar.errors import RadarError
 from radar.fsutil import atomic_write
+from radar.results import LEVELS, iter_results
 from radar.rundir import RESULTS
 from radar.triage.groups import group_keys
-from radar.triage.moved import iter_results
 
 STORE_NAME = "triage.parquet"
 STORE_VERSION = "1"
 ROW_GROUP = 65_536
-LEVELS = ("NORMAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 _DAY = re.compile(r"(\d{4}-\d{2}-\d{2})")
 _META_SIZE, _META_MTIME, _META_VERSION = (b"radar.results_size", b"radar.results_mtime_ns",
                                           b"radar.store_version")
@@ -179,10 +178,7 @@ def run_templates(run_dir: Path) -> dict[str, str] | None:
     if path is None or not path.is_file():
         return None
     try:
-        # `radar synth` writes event_id<TAB>service<TAB>template; the reader keeps
-        # everything after the id: the text is the last column.
-        return {str(key): value.rsplit("\t", 1)[-1]
-                for key, value in read_templates(path).items()}
+        return {str(key): value for key, value in read_templates(path).items()}
     except RadarError:
         return None
 
