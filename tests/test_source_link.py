@@ -18,7 +18,7 @@ from radar.errors import RadarError
 from radar.source.annotate import annotate_explanations, load_linker
 from radar.source.extract import ExtractOptions
 from radar.source.index import build_index, read_index
-from radar.source.link import SourceIndex, SourceLinker
+from radar.source.link import SourceIndex, SourceLinker, source_of
 from radar.source.match import align_score, log_pieces, tokenize
 
 STORE = """\
@@ -329,3 +329,46 @@ def test_index_skips_a_file_over_the_size_limit_and_says_so(source_tree, tmp_pat
     _, entries = read_index(index)
     parsed = next(e for e in entries if e["file"] == "store/Generated.java")
     assert len(parsed["statements"]) == 400 and not parsed.get("skipped")
+
+
+def test_template_files_with_a_header_read_the_template_column(tmp_path):
+    from radar.source.link import read_templates
+
+    synth = tmp_path / "synth.tsv"
+    synth.write_text("event_id\tservice\tlevel\ttemplate\n"
+                     "3\tauth\tINFO\tPassword verified for <*>\n"
+                     "9\tshared\tERROR\tTimeout\tafter <*>ms\n")
+    assert read_templates(synth) == {"3": "Password verified for <*>",
+                                     "9": "Timeout\tafter <*>ms"}
+    plain = tmp_path / "ingest.tsv"
+    plain.write_text("event_id\ttemplate\n7\tBlock <*> received\n8\tx\n")
+    assert read_templates(plain) == {"7": "Block <*> received", "8": "x"}
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("event_id\tservice\n1\tauth\n")
+    with pytest.raises(RadarError, match="names no `template` column"):
+        read_templates(bad)
+    short = tmp_path / "short.tsv"
+    short.write_text("event_id\tservice\tlevel\ttemplate\n1\tauth\n")
+    with pytest.raises(RadarError, match="line 2"):
+        read_templates(short)
+
+
+def test_the_demo_source_tree_links_every_template(tmp_path):
+    from radar.data.synth import generate
+    from radar.demo import write_template_source
+    from radar.source.link import read_templates
+
+    data = generate(tmp_path / "data", days=1, sessions=20, anomaly_rate=0.1, seed=5)
+    write_template_source(data.templates_path, tmp_path / "src")
+    index = tmp_path / "index.jsonl"
+    build_index([tmp_path / "src"], index, ExtractOptions())
+    linker = SourceLinker(SourceIndex.load(index))
+    templates = read_templates(data.templates_path)
+    linked = {event_id: source_of(linker.link_template(text))
+              for event_id, text in templates.items()}
+    missing = [event_id for event_id, found in linked.items() if found is None]
+    assert not missing, f"templates with no statement: {missing}"
+    timeout = next(event_id for event_id, text in templates.items()
+                   if text.startswith("Timeout after"))
+    assert linked[timeout]["function"] == f"event_{timeout}"
+    assert linked[timeout]["level"] == "error"

@@ -159,7 +159,7 @@ def test_anomaly_only_templates_never_appear_in_normal_sessions(synth):
 def test_templates_tsv_lists_every_event(synth):
     summary, records, _ = synth
     lines = summary.templates_path.read_text(encoding="utf-8").splitlines()
-    assert lines[0] == "event_id\tservice\ttemplate"
+    assert lines[0] == "event_id\tservice\tlevel\ttemplate"
     ids = {int(line.split("\t")[0]) for line in lines[1:]}
     assert ids == {t.id for t in TEMPLATES.values() if t.key != RELEASE_KEY}
     assert {e for r in _all(records) for e in r["event_sequence"]} <= ids

@@ -59,8 +59,10 @@ class SourceIndex:
 
 
 def read_templates(path: str | Path) -> dict[str, str]:
-    """``event_id -> template`` from ``radar ingest``'s ``templates.tsv``
-    (``event_id<TAB>template``) or LogHub's ``*_templates.csv`` (``EventId,EventTemplate``)."""
+    """``event_id -> template`` from a ``templates.tsv`` (``event_id<TAB>template`` as
+    ``radar ingest`` writes it; with a header naming a ``template`` column, that column, as
+    in ``radar synth``'s ``event_id<TAB>service<TAB>template``) or LogHub's
+    ``*_templates.csv`` (``EventId,EventTemplate``)."""
     path = Path(path)
     try:
         with path.open(encoding="utf-8", newline="") as handle:
@@ -71,11 +73,24 @@ def read_templates(path: str | Path) -> dict[str, str]:
                                      "and EventTemplate (LogHub's *_templates.csv)")
                 return {row["EventId"]: row["EventTemplate"] for row in rows}
             out = {}
+            column = None       # the template's column when a header names it
             for number, line in enumerate(handle, 1):
                 line = line.rstrip("\n")
-                if not line or (number == 1 and line.startswith("event_id\t")):
+                if number == 1 and line.startswith("event_id\t"):
+                    names = line.split("\t")
+                    if "template" not in names:
+                        raise RadarError(f"{path}, line 1: the header names no `template` "
+                                         "column (expected event_id<TAB>...template)")
+                    column = names.index("template")
                     continue
-                event_id, tab, template = line.partition("\t")
+                if not line:
+                    continue
+                if column is None:
+                    event_id, tab, template = line.partition("\t")
+                else:
+                    fields = line.split("\t", column)
+                    tab = "\t" if len(fields) > column else ""
+                    event_id, template = fields[0], fields[-1]
                 if not tab:
                     raise RadarError(f"{path}, line {number}: expected event_id<TAB>template "
                                      "(as `radar ingest` writes templates.tsv)")

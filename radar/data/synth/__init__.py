@@ -19,7 +19,7 @@ service's event, error cascade) and written to ``labels.csv``; many carry no err
 
 Output of :func:`generate`: ``preprocessed_logs_YYYY-MM-DD.json`` per day (a JSON array,
 byte-identical to ``json.dump(sessions, f, ensure_ascii=False)``), ``labels.csv``
-(``file,session_id,label,anomaly_kind``) and ``templates.tsv`` (``event_id, service,
+(``file,session_id,label,anomaly_kind``) and ``templates.tsv`` (``event_id, service, level,
 template``).
 
 Modules, in the order data flows through them:

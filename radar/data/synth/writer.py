@@ -125,8 +125,8 @@ def generate(out_dir: str | Path, *, days: int = 3, sessions: int = 2000,
 
 def _write_templates(path: Path, release: bool = False) -> None:
     # Anomaly-only templates are listed as "shared": a log parser cannot know them apart.
-    rows = ["event_id\tservice\ttemplate"] + [
-        f"{t.id}\t{'shared' if t.service == 'anomaly' else t.service}\t{t.pattern}"
+    rows = ["event_id\tservice\tlevel\ttemplate"] + [
+        f"{t.id}\t{'shared' if t.service == 'anomaly' else t.service}\t{t.level}\t{t.pattern}"
         for t in sorted(TEMPLATES.values(), key=lambda t: t.id)
         if release or t.key != RELEASE_KEY]
     atomic_write_text(path, "\n".join(rows) + "\n")
