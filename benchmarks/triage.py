@@ -24,7 +24,9 @@ run 2 without verdicts, the ceiling run 2 with every label of days 1..N-1.
     python benchmarks/triage.py verdicts --work /tmp/triage-verdicts
     python benchmarks/triage.py verdicts --work /tmp/triage-verdicts-deeplog \
         --detector deeplog --size demo
-    python benchmarks/triage.py screenshots --run /tmp/triage-verdicts/run1 --out docs/img
+    python benchmarks/triage.py verdicts --work /tmp/triage-verdicts-logbert \
+        --detector logbert --config configs/demo.yaml
+    python benchmarks/triage.py screenshots --run /tmp/demo1/runs/demo --out docs/img
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from radar.demo import write_template_source
 
 SERVICES = ("gateway", "auth", "billing", "research", "manager", "notification",
             "search", "storage")
@@ -176,25 +180,6 @@ def run_cmd(command: list[str], log: Path) -> float:
     return time.perf_counter() - start
 
 
-def fake_source(templates: Path, out: Path) -> None:
-    """A source tree that logs every template (one Python file per service), so the
-    run links events to code as a real one would."""
-    by_service: dict[str, list[str]] = {}
-    with templates.open(newline="") as handle:
-        for row in csv.DictReader(handle, delimiter="\t"):
-            by_service.setdefault(row["service"], []).append(row["template"])
-    out.mkdir(parents=True, exist_ok=True)
-    for service, items in by_service.items():
-        lines = ["import logging", "", "log = logging.getLogger(__name__)", "", ""]
-        for i, template in enumerate(items):
-            n = template.count("<*>")
-            text = template.replace("%", "%%").replace("<*>", "%s")
-            params = ", ".join(f"a{j}" for j in range(n))
-            lines += [f"def step_{i}({params}):",
-                      f"    log.info({text!r}{''.join(f', a{j}' for j in range(n))})", "", ""]
-        (out / f"{service}.py").write_text("\n".join(lines))
-
-
 def link_days(source: Path, target: Path, names: list[str]) -> None:
     target.mkdir(parents=True, exist_ok=True)
     for name in [*names, "templates.tsv"]:
@@ -242,15 +227,20 @@ def verdicts(args) -> dict:
     known = truth(all_data / "labels.csv")
     link_days(all_data, work / "data1", days[:-1])
     link_days(all_data, work / "data2", days)
-    fake_source(all_data / "templates.tsv", work / "src")
+    write_template_source(all_data / "templates.tsv", work / "src")
     index = work / "source-index.jsonl"
     if not index.is_file():
         run_cmd([*radar, "source", "index", str(work / "src"), "--out", str(index)], log)
-    config = work / "tiny.yaml"
-    config.write_text(TINY_CONFIG.format(**SIZES[args.size]))
+    if args.config:
+        # A shipped config (e.g. configs/demo.yaml's LogBERT), trained on every session as
+        # a real day file is: the verdicts, not the demo's labels.csv, take anomalies out.
+        config, extra = Path(args.config).resolve(), ["--set", "data.train_filter=all"]
+    else:
+        config, extra = work / "tiny.yaml", []
+        config.write_text(TINY_CONFIG.format(**SIZES[args.size]))
     detectors = [word for name in args.detector for word in ("--detector", name)]
     base = [*radar, "run", "--config", str(config), *detectors, "--source-index", str(index),
-            "--set", f"data.cache_dir={work / 'cache'}"]
+            "--set", f"data.cache_dir={work / 'cache'}", *extra]
     run1 = work / "run1"
     seconds = {}
     if not (run1 / "anomaly_results.json").is_file():
@@ -352,7 +342,7 @@ def verdicts(args) -> dict:
     run1_eval = evaluate(radar, run1 / "anomaly_results.json", all_data / "labels.csv", log)
     return {"days": days, "labelled_day": labelled_day, "report_day": report_day,
             "run1_flagged": flagged, "run1_groups": len(groups), "run1_on_its_day": run1_eval,
-            "detectors": args.detector, "size": args.size,
+            "detectors": args.detector, "size": args.config or args.size,
             "steps": steps, "outcomes": outcomes,
             "clicks_to_f1_0.9": min((o["clicks"] for o in reached), default=None),
             "seconds": {k: round(v) for k, v in seconds.items()}}
@@ -497,6 +487,8 @@ def main() -> None:
                    help="runs after this many of those")
     p.add_argument("--detector", action="append", help="repeatable (default: deeplog, pca)")
     p.add_argument("--size", choices=sorted(SIZES), default="small")
+    p.add_argument("--config", help="a run config instead of the built-in --size one "
+                   "(e.g. configs/demo.yaml with --detector logbert)")
     p = sub.add_parser("screenshots")
     p.add_argument("--run", required=True)
     p.add_argument("--out", default="docs/img")

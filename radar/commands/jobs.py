@@ -158,7 +158,7 @@ def run_command(config_path, overrides, detectors, data, labels, device, source_
     """
     from radar import pipeline
     from radar.config import shipped_config
-    from radar.demo import ensure_demo_data
+    from radar.demo import ensure_demo_data, ensure_demo_source
     from radar.report.build import write_report
     from radar.report.summary import summary_table
 
@@ -167,6 +167,9 @@ def run_command(config_path, overrides, detectors, data, labels, device, source_
                              detectors, data, labels, device, source_index)
     if demo and not config.data.label_file:
         config.data.label_file = str(ensure_demo_data(config, console.log))
+    if demo and not config.source.index:
+        index = ensure_demo_source(config, console.log)
+        config.source.index = str(index) if index else None
     print_config(config)
     run = train_job(config, resume)
     if not run.dist_info.is_main:
