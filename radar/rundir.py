@@ -184,7 +184,29 @@ class RunDir:
             config = read_yaml(self.config_path)
         except RadarError as exc:
             raise RadarError(f"{exc} (the run's config; `radar run` writes it)") from None
-        return check_run_config(self.config_path, config)
+        config = check_run_config(self.config_path, config)
+        base = self.launch_folder(config)
+        if base is not None:
+            for section, key in RUN_CONFIG_PATHS:
+                value = (config.get(section) or {}).get(key)
+                if value and not Path(value).is_absolute():
+                    config[section][key] = str(base / value)
+        return config
+
+    def launch_folder(self, config: dict) -> Path | None:
+        """The folder the run was started from, where its config's relative paths
+        (``runs/demo/data``) point: this folder less its relative ``output_dir``. So
+        ``radar serve --run /abs/runs/demo`` finds the day files from any working
+        folder. None when ``output_dir`` is absolute or the folder was moved or renamed
+        (relative paths then stay relative to the working folder, as before)."""
+        output = config.get("output_dir")
+        if not isinstance(output, str) or not output or Path(output).is_absolute():
+            return None
+        tail = Path(output).parts
+        here = self.path.resolve().parts
+        if ".." in tail or len(tail) >= len(here) or here[-len(tail):] != tail:
+            return None
+        return Path(*here[:-len(tail)])
 
     @property
     def results(self) -> Path:
