@@ -24,7 +24,8 @@ class DeepLogConfig(NextKeyConfig):
     embedding_size: int = 64
     hidden_size: int = 64
     num_layers: int = 2
-    # Dropout on the embeddings and between LSTM layers (the paper has none).
+    # Dropout on the embeddings, between LSTM layers and before the output layer
+    # (the paper has none).
     dropout: float = 0.0
     top_g: int = 9
 

@@ -48,9 +48,10 @@ class LogBERTConfig(SectionChecks):
     # of the CLS (DIST) state to the centre, so the weight does not depend on width.
     vhm_weight: float = 0.1
     # Which per-session number is the anomaly score (the others go to extras).
-    # max_nll, the NLL of the most surprising target, detected best on both HDFS
-    # splits measured (see README.md); mean_nll dilutes one bad event in a long
-    # session, miss_ratio hinges on top_g, distance is weakest.
+    # max_excess_nll: the largest NLL above that event's typical NLL in normal
+    # sessions, so an event that is always hard to predict does not flag every
+    # session holding it (README.md, "Why max_excess_nll"); mean_nll dilutes one bad
+    # event in a long session, miss_ratio hinges on top_g, distance is weakest.
     score: str = "max_excess_nll"
     # A position is a "miss" when its true event is not among the top_g predictions.
     top_g: int = 3
