@@ -121,7 +121,7 @@ class DataConfig(SectionChecks):
     # whole (at least 3 training days), so thresholds are set on days never trained on
     calibration_split: str = "days"
     # Events rarer than this share of the training sessions stay out of the vocabulary
-    # and score as unseen (0: every event seen once is known). See docs/benchmarks.md.
+    # and score as unseen (0: every event seen once is known). See docs/lab/benchmarks.md.
     min_event_share: float = 0.0
     # Share of the sessions of the training days presumed anomalous: that share with the
     # rarest transitions makes no event known and sets no threshold (radar/data/
@@ -187,14 +187,14 @@ class EnsembleConfig:
 
     # A registered combiner: mean | max | weighted_mean | rank_average | vote (see `radar
     # plugins`). mean ranks better than max at 1%, 5% and 10% anomalies without labels
-    # (hindsight F1 and ROC-AUC, docs/benchmarks.md, "Label-free quality, round 5").
+    # (hindsight F1 and ROC-AUC, docs/lab/benchmarks.md, "Label-free quality, round 5").
     method: str = "mean"
     normalize: str = "ecdf"         # ecdf (-log10 share of normal sessions) | robust_z
     weights: dict = field(default_factory=dict)   # weighted_mean: detector -> weight
     # How the ensemble's threshold is set: knee (without a label file: the knee of the
     # held-out day's combined scores, which presumes no anomaly rate; with labels,
     # detection.threshold_method) | detection (always detection.threshold_method).
-    # See radar/scoring/calibration.py and docs/benchmarks.md.
+    # See radar/scoring/calibration.py and docs/lab/benchmarks.md.
     threshold: str = "knee"
 
     def __post_init__(self) -> None:

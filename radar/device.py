@@ -76,6 +76,6 @@ def release_freed_memory() -> None:
     """Hand heap pages freed since the last call back to the system (glibc; a no-op
     elsewhere). Scoring allocates and frees batch tensors of ever-changing sizes, which
     glibc keeps by default, so without this the RSS climbs with the batches scored, not
-    with what is alive (measured in docs/benchmarks.md, "Scale rehearsal")."""
+    with what is alive (measured in docs/lab/benchmarks.md, "Scale rehearsal")."""
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)

@@ -11,7 +11,7 @@ with the *rarest transitions* is screened:
 - events logged only by screened training sessions stay out of the vocabulary, so
   they score as unseen. The screened sessions still train: leaving them out was
   measured to cost more (rare normal paths and sessions with background lines went
-  with them and then scored high) than it gained (docs/benchmarks.md, "Label-free
+  with them and then scored high) than it gained (docs/lab/benchmarks.md, "Label-free
   quality");
 - screened held-out sessions do not set the threshold.
 
@@ -73,7 +73,7 @@ def _masked_events(day: PreparedDay, mask: np.ndarray
 
 # Sessions of one day handled at once: a day of the user's largest size (1.6 GB, ~270k
 # sessions) otherwise needs several arrays of all its events at once (523 MB of peak RSS
-# for a day of 147k sessions, measured; docs/benchmarks.md, Scale rehearsal).
+# for a day of 147k sessions, measured; docs/lab/benchmarks.md, Scale rehearsal).
 SLICE_SESSIONS = 65_536
 
 

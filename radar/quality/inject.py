@@ -45,7 +45,7 @@ CAVEAT = (
     "recall on your real failures: real incidents may change timing, parameters or log "
     "text that event ids do not show, log no unusual event at all, or resemble these "
     "corruptions only loosely. Measured against ground truth (generated days, four-"
-    "detector ensemble, 3 seeds a rate, docs/benchmarks.md), the overall figure was "
+    "detector ensemble, 3 seeds a rate, docs/results.md), the overall figure was "
     "0.10-0.15 below the true recall at a 1% anomaly rate, -0.06 to +0.02 off at 5% and "
     "0.02-0.10 above at 10%: a rough guide of about +-0.15, not a recall. A corruption that makes a session look like another "
     "normal session (a truncation at a natural end, a repeat of a step that often "

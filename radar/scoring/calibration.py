@@ -33,7 +33,7 @@ Methods (``detection.threshold_method``):
   quantile (Satopää et al. 2011, "Kneedle"). It presumes no anomaly rate: the share
   above it is the run's estimate of the held-out day's (``flagged_share``). It needs
   a smooth bulk (several detectors' combined scores); on one detector's raw scores
-  it was erratic (docs/benchmarks.md), so single detectors keep ``percentile``.
+  it was erratic (docs/lab/benchmarks.md), so single detectors keep ``percentile``.
 - ``best_f1``: the cut with the best F1 on *labelled* held-out sessions (needs a
   label file); anomalies there are never trained on.
 - ``fixed``: ``detection.threshold_value`` as given.

@@ -52,7 +52,7 @@ from radar.scoring.severity import LEVELS, SeverityResult
 # events per window on average (x the batch size): the longest windows go in smaller
 # batches, so the densest batch, which sets the peak memory of scoring, costs what
 # batch_size windows of 128 events cost however many long sessions the days hold
-# (docs/benchmarks.md, Scale rehearsal). Windows of up to 128 events are not affected.
+# (docs/lab/benchmarks.md, Scale rehearsal). Windows of up to 128 events are not affected.
 SCORING_TOKENS_PER_WINDOW = 128
 
 
