@@ -44,10 +44,10 @@ import time
 from pathlib import Path
 
 from radar.demo import write_template_source
+from radar.results import LEVELS
 
 SERVICES = ("gateway", "auth", "billing", "research", "manager", "notification",
             "search", "storage")
-LEVELS = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 DAY = "preprocessed_logs_2026-03-02.json"
 
 
@@ -77,7 +77,7 @@ def fake_record(i: int, flagged: bool, rng: random.Random) -> dict:
             "detectors": {"deeplog": {"score": score * 3, "normalized": score, "flagged": a},
                           "pca": {"score": score * 90, "normalized": score / 2, "flagged": b}},
             "explained_by": "deeplog",
-            "severity": LEVELS[min(int(score - 1.2), 3)] if flagged else "NORMAL",
+            "severity": LEVELS[1 + min(int(score - 1.2), 3)] if flagged else "NORMAL",
             "severity_reasons": ["score above the threshold"] if flagged else []}
 
 

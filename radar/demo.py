@@ -59,19 +59,19 @@ def write_template_source(templates: str | Path, out: str | Path) -> list[Path]:
 
 def ensure_demo_source(config, log: Callable[[str], None]) -> Path | None:
     """The demo's source index (built once beside the demo data), or None where the
-    ``source`` extra (tree-sitter) is not installed."""
-    try:
-        import tree_sitter  # noqa: F401
-    except ImportError:
-        log("no source links in the demo: pip install 'radar-logs[source]' to see them")
-        return None
+    ``source`` extra (tree-sitter and its Python grammar) is not installed."""
+    from radar.source.annotate import TEMPLATES_NAME
     from radar.source.extract import ExtractOptions
     from radar.source.index import build_index
+    from radar.source.languages import INSTALL_HINT, can_parse
 
+    if not can_parse(".py"):
+        log(f"no source links in the demo: {INSTALL_HINT}")
+        return None
     data_dir = Path(config.data.preprocessed_dir)
     index = data_dir / DEMO_INDEX
     if not index.is_file():
-        write_template_source(data_dir / "templates.tsv", data_dir / DEMO_SOURCE)
+        write_template_source(data_dir / TEMPLATES_NAME, data_dir / DEMO_SOURCE)
         build_index([data_dir / DEMO_SOURCE], index, ExtractOptions())
         log(f"indexed the demo's generated source in {data_dir / DEMO_SOURCE}")
     return index

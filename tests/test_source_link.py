@@ -372,3 +372,20 @@ def test_the_demo_source_tree_links_every_template(tmp_path):
                    if text.startswith("Timeout after"))
     assert linked[timeout]["function"] == f"event_{timeout}"
     assert linked[timeout]["level"] == "error"
+
+
+def test_the_demo_runs_without_source_links_when_the_grammar_is_missing(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from radar.demo import ensure_demo_source
+    from radar.source import languages
+
+    def missing(suffix):
+        raise RadarError(f"cannot parse {suffix} files: tree_sitter_python is not installed")
+
+    monkeypatch.setattr(languages, "_parser", missing)
+    said = []
+    config = SimpleNamespace(data=SimpleNamespace(preprocessed_dir=str(tmp_path)))
+    assert ensure_demo_source(config, said.append) is None
+    assert said == [f"no source links in the demo: {languages.INSTALL_HINT}"]
+    assert not list(tmp_path.iterdir())

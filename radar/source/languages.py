@@ -56,6 +56,16 @@ def _parser(suffix: str):
     return Parser(Language(grammar))
 
 
+def can_parse(suffix: str) -> bool:
+    """Whether files with ``suffix`` can be parsed here (tree-sitter and the grammar are
+    installed)."""
+    try:
+        _parser(suffix)
+    except RadarError:
+        return False
+    return True
+
+
 def extract_file(path: Path, source: bytes, options: ExtractOptions
                  ) -> tuple[list, list, list]:
     """(statements, definitions, call sites passing text) of one source file."""
